@@ -1,0 +1,278 @@
+"""Value types shared by every layer. Frozen, built without I/O, serialisable to JSON.
+
+Kubernetes objects themselves travel as plain dicts in the API's JSON shape (what
+`kubectl get -o json` prints): analyzers and diffing are pure functions over those dicts, and
+tests build them by hand or fetch them from a real API server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+KubeObject = dict[str, Any]
+"""A Kubernetes object as the API serves it in JSON (apiVersion, kind, metadata, spec, status)."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectRef:
+    """Names one Kubernetes object. `namespace` is None for cluster-scoped kinds (Node, Namespace)."""
+
+    kind: str
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        if self.namespace:
+            return f"{self.kind}/{self.namespace}/{self.name}"
+        return f"{self.kind}/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
+
+    @classmethod
+    def of(cls, obj: KubeObject, *, kind: str | None = None) -> ObjectRef:
+        meta = obj.get("metadata") or {}
+        return cls(kind or obj.get("kind", ""), meta.get("namespace"), meta.get("name", ""))
+
+
+class Category(StrEnum):
+    """The closed vocabulary of causes, used in JSON answers, alerts and silences."""
+
+    CRASH_LOOP = "crash_loop"
+    OOM_KILLED = "oom_killed"
+    IMAGE_PULL = "image_pull"
+    CONFIG_ERROR = "config_error"
+    UNSCHEDULABLE = "unschedulable"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    PROBE_FAILURE = "probe_failure"
+    ROLLOUT_STUCK = "rollout_stuck"
+    SCALED_TO_ZERO = "scaled_to_zero"
+    NO_ENDPOINTS = "no_endpoints"
+    NODE_NOT_READY = "node_not_ready"
+    EVICTED = "evicted"
+    JOB_FAILED = "job_failed"
+    VOLUME_ERROR = "volume_error"
+    INIT_FAILURE = "init_failure"
+    HPA_LIMITED = "hpa_limited"
+    HEALTHY = "healthy"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One changed field: a dotted path with list indices (`spec.template.spec.containers[0].image`)."""
+
+    path: str
+    before: Any
+    after: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "before": self.before, "after": self.after}
+
+
+class ChangeKind(StrEnum):
+    """What a change is, recognised so it can be named plainly."""
+
+    IMAGE = "image"
+    SCALE = "scale"
+    ROLLBACK = "rollback"
+    RESTART = "restart"
+    CONFIG = "config"
+    SECRET = "secret"
+    SPEC = "spec"
+    METADATA = "metadata"
+    NODE_CONDITION = "node_condition"
+    CREATED = "created"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A recorded change of one object: what, when, who (field manager) and before → after."""
+
+    ref: ObjectRef
+    at: datetime
+    kind: ChangeKind
+    summary: str
+    fields: tuple[FieldChange, ...] = ()
+    actor: str | None = None
+    revision: int | None = None
+    id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "ref": self.ref.to_json(),
+            "kind": str(self.kind),
+            "actor": self.actor,
+            "revision": self.revision,
+            "summary": self.summary,
+            "fields": [f.to_json() for f in self.fields],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What an analyzer saw wrong with one object. `subject` is the object, `parent` its owner."""
+
+    subject: ObjectRef
+    category: Category
+    reason: str
+    message: str
+    severity: Severity = Severity.WARNING
+    evidence: tuple[str, ...] = ()
+    parent: ObjectRef | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CulpritChange:
+    """The change a cause is blamed on, narrowed to the one field that matters."""
+
+    ref: ObjectRef
+    at: datetime | None
+    actor: str | None
+    revision: int | None
+    path: str
+    before: Any
+    after: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref.to_json(),
+            "at": self.at.isoformat() if self.at else None,
+            "actor": self.actor,
+            "revision": self.revision,
+            "path": self.path,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    text: str
+    command: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"command": self.command, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """One ranked explanation in a diagnosis."""
+
+    category: Category
+    confidence: float
+    title: str
+    evidence: tuple[str, ...] = ()
+    change: CulpritChange | None = None
+    suggestion: Suggestion | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "category": str(self.category),
+            "confidence": round(self.confidence, 2),
+            "title": self.title,
+            "evidence": list(self.evidence),
+            "change": self.change.to_json() if self.change else None,
+            "suggestion": self.suggestion.to_json() if self.suggestion else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """`why`'s answer. A failing analyzer adds to `errors`; the others still report."""
+
+    target: ObjectRef
+    healthy: bool
+    summary: str
+    causes: tuple[Cause, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target.to_json(),
+            "healthy": self.healthy,
+            "summary": self.summary,
+            "causes": [c.to_json() for c in self.causes],
+            "errors": list(self.errors),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who is asking: the Slack user and the Kubernetes identity the bot acts as for them.
+
+    `k8s_user` None means "the bot's own credentials" (terminal use without --as, read-only paths).
+    """
+
+    slack_user: str | None
+    usergroups: frozenset[str] = frozenset()
+    k8s_user: str | None = None
+    k8s_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A parsed `/k8s` command: `verb target -n namespace --flag value`."""
+
+    verb: str
+    target: str | None = None
+    namespace: str | None = None
+    flags: tuple[tuple[str, str | bool], ...] = ()
+    raw: str = ""
+
+    def flag(self, name: str, default: Any = None) -> Any:
+        for key, value in self.flags:
+            if key == name:
+                return value
+        return default
+
+    def as_text(self) -> str:
+        """The canonical text of this command; parsing it again gives an equal Command."""
+        parts = [self.verb]
+        if self.target:
+            parts.append(self.target)
+        if self.namespace:
+            parts += ["-n", self.namespace]
+        for key, value in self.flags:
+            if value is True:
+                parts.append(f"--{key}")
+            elif value is not False:
+                parts += [f"--{key}", str(value)]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a verb returns: structured data for --json, and the pieces a renderer turns into text.
+
+    `data` is the verb's JSON contract. `title` and `lines` are a plain rendering (mrkdwn-safe text is
+    produced by the renderer, not here). `private` answers go only to the person who asked.
+    """
+
+    verb: str
+    data: dict[str, Any]
+    title: str
+    lines: tuple[str, ...] = ()
+    private: bool = False
+    ok: bool = True
+    attachments: tuple[tuple[str, str], ...] = field(default=())
+    """(filename, content) pairs too long for a message; Slack gets them as files."""
