@@ -1,0 +1,202 @@
+"""The `/k8s` command language: verb specs, a registry, and the parser.
+
+One parser serves Slack, buttons (whose value is canonical command text) and `k8sbot ask`, so a
+typed command, a click and a terminal call share one path. Parsing is pure: text in, `Command` or
+`UsageError` out, with "did you mean" suggestions for near-miss verbs and flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.errors import UsageError
+from bot.model import Answer, Command
+
+if TYPE_CHECKING:
+    from bot.context import VerbContext
+
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+"""A Kubernetes object name (DNS subdomain). Targets may also be `kind/name` or `ns/name`."""
+DURATION_RE = re.compile(r"^(\d{1,6})([smhd])$")
+MAX_INT = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSpec:
+    name: str
+    kind: str  # "bool" | "int" | "str" | "duration"
+    help: str
+    short: str | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerbSpec:
+    name: str
+    summary: str
+    usage: str
+    examples: tuple[str, ...] = ()
+    flags: tuple[FlagSpec, ...] = ()
+    target: str = "optional"  # "none" | "optional" | "required"
+    mutating: bool = False
+    slow: bool = False  # posts a placeholder ("Looking into checkout…") before answering
+
+    def flag_named(self, name: str) -> FlagSpec | None:
+        for spec in self.flags:
+            if name in (spec.name, spec.short):
+                return spec
+        return None
+
+
+VerbFunc = Callable[["VerbContext", Command], Answer]
+
+
+@dataclass
+class Registry:
+    specs: dict[str, VerbSpec] = field(default_factory=dict)
+    funcs: dict[str, VerbFunc] = field(default_factory=dict)
+
+    def verb(self, spec: VerbSpec) -> Callable[[VerbFunc], VerbFunc]:
+        def register(func: VerbFunc) -> VerbFunc:
+            if spec.name in self.specs:
+                raise ValueError(f"verb {spec.name!r} registered twice")
+            self.specs[spec.name] = spec
+            self.funcs[spec.name] = func
+            return func
+
+        return register
+
+
+REGISTRY = Registry()
+verb = REGISTRY.verb
+
+NAMESPACE_FLAG = FlagSpec("namespace", "str", "namespace (default: the channel's)", short="n")
+PLANNED_VERBS = ("help", "why", "status", "logs", "describe", "changes", "rollback", "scale", "restart", "can-i")
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
+    """Parse `verb [target] [-n ns] [--flag value]...` into a Command, or raise UsageError."""
+    raw = " ".join(text.split())
+    try:
+        words = shlex.split(raw)
+    except ValueError as e:
+        raise UsageError(f"I couldn't read that command ({e}).") from e
+    if not words:
+        return Command(verb="help", raw=raw)
+    name = words[0].lower()
+    spec = registry.specs.get(name)
+    if spec is None:
+        known = sorted(registry.specs)
+        raise UsageError(f"`{words[0][:40]}` is not a command I know.{_suggest(name, known)}")
+    target: str | None = None
+    namespace: str | None = None
+    flags: dict[str, str | bool] = {}
+    rest = words[1:]
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        if word.startswith("-") and word != "-":
+            key, _, inline = word.lstrip("-").partition("=")
+            if key in ("n", "namespace"):
+                value = inline or (rest[i + 1] if i + 1 < len(rest) else "")
+                if not value or value.startswith("-"):
+                    raise UsageError("`-n` needs a namespace name.", usage=spec.usage)
+                namespace = _check_name(value, what="namespace", usage=spec.usage)
+                i += 1 if inline else 2
+                continue
+            flag = spec.flag_named(key)
+            if flag is None:
+                names = [f.name for f in spec.flags]
+                raise UsageError(f"`{spec.name}` has no option `--{key[:40]}`.{_suggest(key, names)}", usage=spec.usage)
+            if flag.kind == "bool":
+                flags[flag.name] = True
+                i += 1
+                continue
+            value = inline or (rest[i + 1] if i + 1 < len(rest) else "")
+            if not value:
+                raise UsageError(f"`--{flag.name}` needs a value.", usage=spec.usage)
+            flags[flag.name] = _check_value(flag, value, usage=spec.usage)
+            i += 1 if inline else 2
+            continue
+        if target is not None:
+            raise UsageError(f"I expected one target but got `{target}` and `{word[:60]}`.", usage=spec.usage)
+        target = word
+        i += 1
+    if target is not None:
+        if spec.target == "none":
+            raise UsageError(f"`{spec.name}` takes no target.", usage=spec.usage)
+        target, namespace = _split_target(target, namespace, usage=spec.usage)
+    elif spec.target == "required":
+        raise UsageError(f"`{spec.name}` needs a target.", usage=spec.usage)
+    return Command(verb=spec.name, target=target, namespace=namespace, flags=tuple(sorted(flags.items())), raw=raw)
+
+
+def _check_name(value: str, *, what: str, usage: str | None) -> str:
+    if not NAME_RE.match(value) or ".." in value:
+        raise UsageError(f"`{value[:60]}` is not a valid {what} name.", usage=usage)
+    return value
+
+
+def _split_target(target: str, namespace: str | None, *, usage: str) -> tuple[str, str | None]:
+    """Accept `name`, `kind/name` and `ns/name` (a known kind wins over a namespace)."""
+    from bot.kube.kinds import kind_named
+
+    parts = target.split("/")
+    if len(parts) > 3 or any(not p for p in parts):
+        raise UsageError(f"`{target[:60]}` is not a target I understand.", usage=usage)
+    if len(parts) == 3:  # kind/ns/name? only ns/kind/name style is ambiguous; accept kind/ns/name
+        kind, ns, name = parts
+        if kind_named(kind) is None:
+            raise UsageError(f"`{kind[:40]}` is not a kind I know.", usage=usage)
+        _check_name(ns, what="namespace", usage=usage)
+        if namespace and namespace != ns:
+            raise UsageError(f"`{target}` names namespace `{ns}` but `-n` says `{namespace}`.", usage=usage)
+        return f"{kind}/{_check_name(name, what='object', usage=usage)}", ns
+    if len(parts) == 2:
+        first, name = parts
+        _check_name(name, what="object", usage=usage)
+        if kind_named(first) is not None:
+            return f"{first}/{name}", namespace
+        _check_name(first, what="namespace", usage=usage)
+        if namespace and namespace != first:
+            raise UsageError(f"`{target}` names namespace `{first}` but `-n` says `{namespace}`.", usage=usage)
+        return name, first
+    return _check_name(target, what="object", usage=usage), namespace
+
+
+def _check_value(flag: FlagSpec, value: str, *, usage: str) -> str | bool:
+    if flag.kind == "int":
+        if not re.fullmatch(r"-?\d{1,7}", value):
+            raise UsageError(f"`--{flag.name}` needs a whole number, not `{value[:20]}`.", usage=usage)
+        number = int(value)
+        low = flag.minimum if flag.minimum is not None else 0
+        high = flag.maximum if flag.maximum is not None else MAX_INT
+        if not low <= number <= high:
+            raise UsageError(f"`--{flag.name}` must be between {low} and {high}.", usage=usage)
+        return str(number)
+    if flag.kind == "duration":
+        if not DURATION_RE.match(value):
+            raise UsageError(f"`--{flag.name}` needs a duration like 30m, 2h or 7d, not `{value[:20]}`.", usage=usage)
+        return value
+    if len(value) > 200:
+        raise UsageError(f"`--{flag.name}` is too long.", usage=usage)
+    return value
+
+
+def duration_seconds(value: str) -> int:
+    match = DURATION_RE.match(value)
+    if not match:
+        raise UsageError(f"`{value}` is not a duration like 30m, 2h or 7d.")
+    number, unit = int(match.group(1)), match.group(2)
+    return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
