@@ -261,6 +261,16 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class Button:
+    """A button under an answer or alert. Its value is the canonical command text a person could type,
+    so a click re-enters the same parse → authorize → run → audit path as a typed command."""
+
+    text: str
+    command: str
+    style: str | None = None  # "primary" | "danger" | None
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """What a verb returns: structured data for --json, and the pieces a renderer turns into text.
 
@@ -276,3 +286,6 @@ class Answer:
     ok: bool = True
     attachments: tuple[tuple[str, str], ...] = field(default=())
     """(filename, content) pairs too long for a message; Slack gets them as files."""
+    buttons: tuple[Button, ...] = ()
+    """Follow-up actions (Why, Logs, Rollback...). A confirmation request is `data["confirm"]` instead:
+    `{"command": <canonical text to run once confirmed>, "text": <exactly what will change>}`."""
