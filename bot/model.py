@@ -86,7 +86,7 @@ class ChangeKind(StrEnum):
     ROLLBACK = "rollback"
     RESTART = "restart"
     CONFIG = "config"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - a change kind, not a password
     SPEC = "spec"
     METADATA = "metadata"
     NODE_CONDITION = "node_condition"

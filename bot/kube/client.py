@@ -205,3 +205,18 @@ def translate_status(status: int, data: bytes, *, method: str, path: str) -> K8s
         return InvalidRequest(detail)
     log.warning("kubernetes %s %s answered %s: %s", method, path, status, detail)
     return ClusterUnavailable(f"the Kubernetes API answered {status}: {detail}")
+
+
+class UnconfiguredKubeClient(KubeClient):
+    """Stands in when no cluster configuration could be loaded, so verbs that need no cluster
+    (help) still work and every other verb answers with the configuration problem."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(k8s_client.Configuration())
+        self.reason = reason
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+        raise ClusterUnavailable(self.reason)
+
+    def as_subject(self, user: str, groups: tuple[str, ...] = ()) -> KubeClient:
+        return self

@@ -1,0 +1,48 @@
+"""The `/k8s` slash command: ack within Slack's 3 seconds, then work, then replace the placeholder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.commands import parse
+from bot.context import Services
+from bot.dispatch import execute, spec_of
+from bot.errors import UsageError
+from bot.slack.blocks import Message
+from handlers.replies import ack_payload, error_message, render, respond_with, upload_files
+
+
+def register_command(app: App, services: Services, *, command_name: str) -> None:
+    @app.command(command_name)
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        text = str(command.get("text") or "")
+        user = command.get("user_id")
+        channel = command.get("channel_id")
+        try:
+            parsed = parse(text)
+        except UsageError as e:
+            ack(**ack_payload(error_message(e)))
+            return
+        if parsed.verb == "help":  # answered inside the ack: no cluster involved
+            try:
+                answer = execute(services, command=parsed, slack_user=user, channel=channel)
+                ack(**ack_payload(render(answer, cluster_name=services.cluster_name)))
+            except Exception as e:
+                ack(**ack_payload(error_message(e)))
+            return
+        ack()
+        slow, _ = spec_of(parsed)
+        if slow:
+            what = parsed.target or parsed.namespace or "it"
+            respond_with(respond, Message(text=f"Looking into {what}…", blocks=[], private=False), replace=False)
+        try:
+            answer = execute(services, command=parsed, slack_user=user, channel=channel)
+            message = render(answer, cluster_name=services.cluster_name)
+        except Exception as e:
+            respond_with(respond, error_message(e), replace=slow)
+            return
+        respond_with(respond, message, replace=slow)
+        upload_files(client, message, channel=channel, user=user)

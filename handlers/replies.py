@@ -1,0 +1,67 @@
+"""Turning answers and errors into Slack replies (ack payloads, response_url posts, files)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from slack_bolt import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import Ambiguous, K8sBotError, NotFound, UsageError
+from bot.model import Answer
+from bot.slack.blocks import Message, render_answer, render_error
+
+log = logging.getLogger(__name__)
+
+
+def error_message(error: Exception) -> Message:
+    """A private, friendly message for any error; unknown ones get a reference id for the logs."""
+    if isinstance(error, UsageError):
+        return render_error(str(error), usage=error.usage)
+    if isinstance(error, NotFound | Ambiguous) and error.candidates:
+        label = "Did you mean" if isinstance(error, NotFound) else "Which one"
+        return render_error(f"{error} {label}: " + ", ".join(error.candidates[:10]) + "?")
+    if isinstance(error, K8sBotError):
+        return render_error(str(error))
+    reference = uuid.uuid4().hex[:8]
+    log.exception("unexpected error (reference %s)", reference, exc_info=error)
+    return render_error(f"Something went wrong on my side (reference {reference}). The logs have the details.")
+
+
+def ack_payload(message: Message) -> dict[str, Any]:
+    return {
+        "text": message.text,
+        "blocks": message.blocks,
+        "response_type": "ephemeral" if message.private else "in_channel",
+    }
+
+
+def respond_with(respond: Respond, message: Message, *, replace: bool) -> None:
+    """Post via response_url; `replace` swaps out the placeholder posted for the same command."""
+    response = respond(
+        text=message.text,
+        blocks=message.blocks,
+        response_type="ephemeral" if message.private else "in_channel",
+        replace_original=replace,
+    )
+    status = getattr(response, "status_code", 200)
+    if status != 200:
+        log.error("response_url post failed with HTTP %s: %s", status, getattr(response, "body", ""))
+
+
+def upload_files(client: WebClient, message: Message, *, channel: str | None, user: str | None) -> None:
+    """Long output goes to the channel as files (files upload v2)."""
+    if not message.files or not channel:
+        return
+    for filename, content in message.files:
+        try:
+            client.files_upload_v2(channel=channel, filename=filename, title=filename, content=content)
+        except SlackApiError as e:
+            log.error("uploading %s to %s for %s failed: %s", filename, channel, user, e.response.get("error"))
+
+
+def render(answer: Answer, *, cluster_name: str) -> Message:
+    return render_answer(answer, cluster_name=cluster_name)

@@ -1,0 +1,3 @@
+from k8sbot.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""`k8sbot`: run the bot, or ask it a question from a terminal through the very same code path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from bot.errors import ConfigError, K8sBotError
+from bot.settings import load_settings
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="k8sbot", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    run = sub.add_parser("run", help="start the bot (Socket Mode unless --http)")
+    run.add_argument("--http", action="store_true", help="HTTP mode: serve POST /slack/events")
+    run.add_argument("--port", type=int, default=None, help="HTTP port (default 3000, K8SBOT_HTTP_PORT)")
+    run.add_argument("--host", default=None, help="HTTP bind address (default 127.0.0.1, K8SBOT_HTTP_HOST)")
+
+    ask = sub.add_parser("ask", help='run one command as Slack would, e.g. k8sbot ask "why checkout -n shop"')
+    ask.add_argument("text", help="the command text, without /k8s")
+    ask.add_argument("--as", dest="as_user", default=None, help="act as this Slack user id (their permissions)")
+    ask.add_argument("--channel", default=None, help="pretend the command came from this channel id")
+    ask.add_argument("--json", action="store_true", help="print the verb's JSON result")
+    ask.add_argument("--yes", action="store_true", help="confirm an action without asking")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(http_port=getattr(args, "port", None), http_host=getattr(args, "host", None))
+    except ConfigError as e:
+        print(f"k8sbot: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    from k8sbot.wiring import configure_logging
+
+    quiet = args.cmd == "ask" and "K8SBOT_LOG_LEVEL" not in os.environ
+    configure_logging("WARNING" if quiet else settings.log_level)
+    try:
+        if args.cmd == "run":
+            return _run(settings, http=args.http)
+        if args.cmd == "ask":
+            return _ask(settings, args)
+    except ConfigError as e:
+        print(f"k8sbot: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except K8sBotError as e:
+        print(f"k8sbot: {e}", file=sys.stderr)
+        return 1
+    return EXIT_USAGE
+
+
+def _run(settings: object, *, http: bool) -> int:
+    from bot.settings import Settings
+    from k8sbot.running import serve
+    from k8sbot.wiring import build_services, check_permissions_file
+
+    assert isinstance(settings, Settings)
+    settings.require_slack(http=http)
+    check_permissions_file(settings)
+    services = build_services(settings)
+    serve(settings, services, http=http)
+    return 0
+
+
+def _ask(settings: object, args: argparse.Namespace) -> int:
+    from bot.dispatch import execute
+    from bot.settings import Settings
+    from bot.slack.blocks import render_text
+    from k8sbot.wiring import build_services
+
+    assert isinstance(settings, Settings)
+    services = build_services(settings)
+    answer = execute(services, text=args.text, slack_user=args.as_user, channel=args.channel, confirmed=args.yes)
+    if answer.data.get("confirm") and not args.yes:
+        print(render_text(answer))
+        if not sys.stdin.isatty():
+            print("Not confirmed: run again with --yes to confirm without a terminal.", file=sys.stderr)
+            return 1
+        reply = input("Go ahead? [y/N] ").strip().lower()
+        if reply not in ("y", "yes"):
+            print("Cancelled. Nothing was changed.")
+            return 1
+        answer = execute(services, text=args.text, slack_user=args.as_user, channel=args.channel, confirmed=True)
+    if args.json:
+        print(json.dumps(answer.data, indent=2, default=str))
+    else:
+        print(render_text(answer))
+    return 0 if answer.ok else 1
