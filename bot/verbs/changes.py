@@ -1,0 +1,132 @@
+"""`changes [target] [-n ns] [--since 2h]`: the recorded change timeline, newest first.
+
+Reads only the change history (no API call): what changed, when, who, before → after. Secret
+fields show fingerprints, never values (they are stored that way).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from bot.changes import change_store
+from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, duration_seconds, verb
+from bot.context import VerbContext
+from bot.errors import NotFound, UsageError
+from bot.kube.kinds import KINDS, kind_named
+from bot.model import Answer, Change, Command, ObjectRef
+from bot.store.changes import ChangeStore
+
+DEFAULT_SINCE = "24h"
+MAX_SINCE = timedelta(days=90)
+SHOWN = 50
+FIELDS_SHOWN = 6
+VALUE_CHARS = 80
+
+SPEC = VerbSpec(
+    name="changes",
+    summary="what changed recently (newest first), who changed it, before → after",
+    usage="changes [target] [-n namespace] [--since 2h]",
+    examples=("changes -n shop", "changes checkout -n shop --since 2h", "changes deploy/checkout --since 7d"),
+    flags=(
+        NAMESPACE_FLAG,
+        FlagSpec("since", "duration", f"how far back (default {DEFAULT_SINCE})"),
+    ),
+    target="optional",
+)
+
+
+@verb(SPEC)
+def changes_verb(ctx: VerbContext, command: Command) -> Answer:
+    store = change_store(ctx.services)
+    since_text = str(command.flag("since", DEFAULT_SINCE))
+    window = timedelta(seconds=duration_seconds(since_text))
+    if window.total_seconds() <= 0:
+        raise UsageError("`--since` must be longer than zero.", usage=SPEC.usage)
+    if window > MAX_SINCE:
+        raise UsageError("`--since` can go back at most 90d.", usage=SPEC.usage)
+    since = ctx.now - window
+    namespace = _namespace(ctx, command)
+    if command.target:
+        ref, name = _resolve_target(store, command.target, namespace)
+        found = store.query(since=since, ref=ref, namespace=namespace or "", name=name, limit=SHOWN + 1)
+        where = str(ref) if ref else f"{name} in {namespace}"
+    else:
+        found = store.query(since=since, namespace=namespace, limit=SHOWN + 1)
+        where = f"namespace {namespace}" if namespace else "all namespaces"
+    shown = found[:SHOWN]
+    title = f"Changes of {where} in the last {since_text}: {len(shown)}{'+' if len(found) > SHOWN else ''}"
+    return Answer(
+        verb="changes",
+        data={"changes": [change_json(c) for c in shown]},
+        title=title,
+        lines=tuple(_timeline(shown, more=len(found) > SHOWN)),
+    )
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    """The `--json` shape of one change (Change.to_json, which also carries the change's "kind")."""
+    return change.to_json()
+
+
+def _namespace(ctx: VerbContext, command: Command) -> str | None:
+    """`-n`, the channel's or the configured default; None (all namespaces) when there is none."""
+    try:
+        return ctx.namespace_for(command)
+    except UsageError:
+        return None
+
+
+def _resolve_target(store: ChangeStore, target: str, namespace: str | None) -> tuple[ObjectRef | None, str | None]:
+    """`kind/name` → that object; `name` → every kind with that name. NotFound when history knows neither."""
+    kind_word, _, name = target.rpartition("/")
+    kind = kind_named(kind_word) if kind_word else None
+    if kind_word and kind is None:
+        raise UsageError(f"`{kind_word}` is not a kind I know.", usage=SPEC.usage)
+    cluster_scoped = kind is not None and not KINDS[kind.kind].namespaced
+    if namespace is None and not cluster_scoped:
+        raise UsageError("Which namespace? Add `-n <namespace>`.", usage=SPEC.usage)
+    scope = None if cluster_scoped else namespace
+    known = store.known_names(namespace=scope)
+    if kind is not None:
+        ref = ObjectRef(kind.kind, scope, name)
+        if ref not in known:
+            raise NotFound(f"I have no history of {ref}.", candidates=_candidates(known, name))
+        return ref, None
+    if not any(r.name == name for r in known):
+        where = f"namespace {namespace}"
+        raise NotFound(f"I have no history of `{name}` in {where}.", candidates=_candidates(known, name))
+    return None, name
+
+
+def _candidates(known: list[ObjectRef], name: str) -> tuple[str, ...]:
+    import difflib
+
+    names = sorted({f"{r.kind.lower()}/{r.name}" for r in known})
+    return tuple(difflib.get_close_matches(name, [n.split("/", 1)[1] for n in names], n=3, cutoff=0.6))
+
+
+def _timeline(changes: list[Change], *, more: bool) -> list[str]:
+    if not changes:
+        return ["Nothing changed in that time."]
+    lines: list[str] = []
+    for change in changes:
+        who = f" by {change.actor}" if change.actor else ""
+        revision = f" (revision {change.revision})" if change.revision else ""
+        stamp = change.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines.append(f"{stamp}  {change.ref}{revision}{who}: {change.summary}")
+        for field in change.fields[:FIELDS_SHOWN]:
+            lines.append(f"    {field.path}: {_value(field.before)} → {_value(field.after)}")
+        if len(change.fields) > FIELDS_SHOWN:
+            lines.append(f"    … {len(change.fields) - FIELDS_SHOWN} more fields (see --json)")
+    if more:
+        lines.append(f"Showing the newest {SHOWN}. Narrow with a target or a shorter --since.")
+    return lines
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
