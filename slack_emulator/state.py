@@ -252,7 +252,7 @@ class Workspace:
     def mint_trigger(self) -> str:
         """A trigger_id in Slack's ``digits.digits.hex`` format, valid for 3 s and one use."""
         with self.lock:
-            tid = f"{next(self._ids)}{secrets.randbelow(10**6)}.{self.team_id[1:]}{secrets.randbelow(10**6)}.{secrets.token_hex(16)}"
+            tid = f"{next(self._ids)}{secrets.randbelow(10**6)}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
             self.triggers[tid] = (self.clock.now(), False)
             return tid
 
