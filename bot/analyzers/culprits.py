@@ -1,0 +1,128 @@
+"""Which change a cause is blamed on: the field that matters for the category, before → after.
+
+Three sources, best first: the recorded change history (when the change tracker runs), the
+Deployment's ReplicaSet revision history (template diff, works for changes made before the bot
+started), and the deployment controller's scaling events (for `spec.replicas`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.kube.revisions import RevisionChange, ScaleChange, spec_writer
+from bot.kube.snapshot import WORKLOAD_KINDS, Snapshot, name_of
+from bot.model import Category, Change, CulpritChange, FieldChange, KubeObject, ObjectRef
+
+_ANY = re.compile(r".")
+RELEVANT: dict[Category, re.Pattern[str]] = {
+    Category.IMAGE_PULL: re.compile(r"\.image$|imagePullSecrets"),
+    Category.OOM_KILLED: re.compile(r"resources\.limits\.memory|resources\.requests\.memory|resources$"),
+    Category.CRASH_LOOP: re.compile(
+        r"\.env(\[|From|$)|\.command|\.args|\.image$|volumes|^data|^binaryData|^stringData|resources\.limits"
+    ),
+    Category.CONFIG_ERROR: re.compile(r"\.env(\[|From|$)|valueFrom|volumes|^data|^binaryData|^stringData"),
+    Category.PROBE_FAILURE: re.compile(r"(readiness|liveness|startup)Probe"),
+    Category.UNSCHEDULABLE: re.compile(
+        r"resources\.requests|resources\.limits|nodeSelector|affinity|tolerations|^spec\.replicas$"
+    ),
+    Category.QUOTA_EXCEEDED: re.compile(r"resources\.|^spec\.replicas$"),
+    Category.SCALED_TO_ZERO: re.compile(r"^spec\.replicas$|^spec\.suspend$"),
+    Category.NO_ENDPOINTS: re.compile(r"^spec\.selector|template\.metadata\.labels|ports|targetPort"),
+    Category.INIT_FAILURE: re.compile(r"initContainers"),
+    Category.VOLUME_ERROR: re.compile(r"volumes|volumeMounts"),
+    Category.JOB_FAILED: _ANY,
+    Category.ROLLOUT_STUCK: _ANY,
+    Category.EVICTED: re.compile(r"resources\."),
+    Category.HPA_LIMITED: re.compile(r"maxReplicas|minReplicas|metrics"),
+}
+# Within the matching fields, the first of these wins (the image beats the env var for image_pull).
+PREFERRED: dict[Category, re.Pattern[str]] = {
+    Category.IMAGE_PULL: re.compile(r"\.image$"),
+    Category.OOM_KILLED: re.compile(r"limits\.memory"),
+    Category.CRASH_LOOP: re.compile(r"\.env|^data|\.command|\.args"),
+    Category.CONFIG_ERROR: re.compile(r"secretKeyRef|configMapKeyRef|envFrom|secret|configMap"),
+    Category.UNSCHEDULABLE: re.compile(r"requests"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the diagnosis knows about changes, for one target."""
+
+    workload: ObjectRef | None = None
+    revision: RevisionChange | None = None
+    scale: ScaleChange | None = None
+    history: Sequence[Change] = ()
+    current_replicas: int | None = None
+    selector: CulpritChange | None = None
+    """A Service selector that no longer matches its workload's labels (see `selector_change`)."""
+
+
+def pick_field(category: Category, fields: Sequence[FieldChange]) -> FieldChange | None:
+    pattern = RELEVANT.get(category)
+    if pattern is None:
+        return None
+    matching = [f for f in fields if pattern.search(f.path)]
+    preferred = PREFERRED.get(category)
+    if preferred is not None:
+        best = [f for f in matching if preferred.search(f.path)]
+        if best:
+            return best[0]
+    return matching[0] if matching else None
+
+
+def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
+    """The change to blame for `category`, or None when no recorded change fits."""
+    for change in sorted(evidence.history, key=lambda c: c.at, reverse=True):
+        field = pick_field(category, change.fields)
+        if field is not None:
+            return CulpritChange(
+                change.ref, change.at, change.actor, change.revision, field.path, field.before, field.after
+            )
+    if category == Category.NO_ENDPOINTS and evidence.selector is not None:
+        return evidence.selector
+    if evidence.revision is not None:
+        field = pick_field(category, evidence.revision.fields)
+        if field is not None:
+            rc = evidence.revision
+            return CulpritChange(
+                rc.deployment, rc.at, rc.actor, rc.failing.number, field.path, field.before, field.after
+            )
+    scale = evidence.scale
+    if (
+        scale is not None
+        and evidence.workload is not None
+        and scale.after == evidence.current_replicas
+        and _replicas_matter(category)
+    ):
+        return CulpritChange(evidence.workload, scale.at, scale.actor, None, "spec.replicas", scale.before, scale.after)
+    return None
+
+
+def _replicas_matter(category: Category) -> bool:
+    pattern = RELEVANT.get(category)
+    return bool(pattern and pattern.search("spec.replicas") and pattern is not _ANY)
+
+
+def selector_change(service: KubeObject, snapshot: Snapshot) -> CulpritChange | None:
+    """The selector key of a Service that no longer matches the workload it is named after.
+
+    Without a recorded change we can't know the old value for sure; the value the workload's pods
+    carry is the one that matched, so it stands as `before`. Who and when come from managedFields.
+    """
+    selector = (service.get("spec") or {}).get("selector") or {}
+    name = name_of(service)
+    for kind in WORKLOAD_KINDS:
+        workload = snapshot.named(kind, name)
+        if workload is None:
+            continue
+        labels = (((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+        for key, value in sorted(selector.items()):
+            if key in labels and labels[key] != value:
+                actor, at = spec_writer(service, "selector")
+                return CulpritChange(
+                    ObjectRef.of(service, kind="Service"), at, actor, None, f"spec.selector.{key}", labels[key], value
+                )
+    return None

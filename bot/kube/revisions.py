@@ -1,0 +1,228 @@
+"""A Deployment's revision history, read from its ReplicaSets, and the template diff between two.
+
+Each rollout leaves a ReplicaSet carrying the pod template of that revision and the annotation
+`deployment.kubernetes.io/revision`. Diffing the failing revision's template against the last good
+one names the culprit change (field, before → after) even for changes made before the bot started
+watching. When and by whom come from the ReplicaSet's creation time and the Deployment's
+managedFields (the field manager that last wrote `spec.template`).
+
+Scaling does not create a revision; the deployment controller's ScalingReplicaSet events
+("Scaled down replica set x from 3 to 0") tell us before → after for `spec.replicas`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.kube.snapshot import Snapshot, name_of
+from bot.model import FieldChange, KubeObject, ObjectRef
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+_VOLATILE_LABELS = ("pod-template-hash",)
+_SCALED = re.compile(r"Scaled (?:up|down) replica set (\S+) (?:to (\d+) )?from (\d+) to (\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    number: int
+    replicaset: KubeObject
+    created_at: datetime | None
+    ready: int
+    desired: int
+
+    @property
+    def template(self) -> dict[str, Any]:
+        return dict((self.replicaset.get("spec") or {}).get("template") or {})
+
+    @property
+    def images(self) -> list[str]:
+        return [str(c.get("image")) for c in (self.template.get("spec") or {}).get("containers") or []]
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionChange:
+    """What changed between the last good revision and the failing (current) one."""
+
+    deployment: ObjectRef
+    good: Revision
+    failing: Revision
+    fields: tuple[FieldChange, ...]
+    at: datetime | None
+    actor: str | None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def revision_of(replicaset: KubeObject) -> int | None:
+    value = ((replicaset.get("metadata") or {}).get("annotations") or {}).get(REVISION_ANNOTATION)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def revisions(deployment: KubeObject, snapshot: Snapshot) -> list[Revision]:
+    """The Deployment's revisions still on record, oldest first."""
+    found: list[Revision] = []
+    for rs in snapshot.owned_by(deployment, "ReplicaSet"):
+        number = revision_of(rs)
+        if number is None:
+            continue
+        status = rs.get("status") or {}
+        found.append(
+            Revision(
+                number,
+                rs,
+                parse_time((rs.get("metadata") or {}).get("creationTimestamp")),
+                int(status.get("readyReplicas") or 0),
+                int((rs.get("spec") or {}).get("replicas") or 0),
+            )
+        )
+    return sorted(found, key=lambda r: r.number)
+
+
+def last_good(history: list[Revision], failing: Revision) -> Revision | None:
+    """The newest older revision that still serves ready pods, else simply the previous one."""
+    older = [r for r in history if r.number < failing.number]
+    serving = [r for r in older if r.ready > 0]
+    if serving:
+        return serving[-1]
+    return older[-1] if older else None
+
+
+def revision_change(deployment: KubeObject, snapshot: Snapshot) -> RevisionChange | None:
+    """The template diff of the current revision against the last good one, or None without history."""
+    history = revisions(deployment, snapshot)
+    if len(history) < 2:
+        return None
+    failing = history[-1]
+    good = last_good(history, failing)
+    if good is None:
+        return None
+    fields = tuple(template_diff(good.template, failing.template))
+    actor, written_at = template_writer(deployment)
+    at = failing.created_at or written_at
+    return RevisionChange(ObjectRef.of(deployment, kind="Deployment"), good, failing, fields, at, actor)
+
+
+def template_writer(deployment: KubeObject) -> tuple[str | None, datetime | None]:
+    """The field manager that last wrote spec.template, and when (from managedFields)."""
+    return spec_writer(deployment, "template")
+
+
+def replicas_writer(deployment: KubeObject) -> tuple[str | None, datetime | None]:
+    return _writer(deployment, lambda spec: "f:replicas" in spec, include_scale=True)
+
+
+def spec_writer(obj: KubeObject, field: str) -> tuple[str | None, datetime | None]:
+    """The field manager that last wrote `spec.<field>` of any object, and when."""
+    return _writer(obj, lambda spec: f"f:{field}" in spec)
+
+
+def _writer(deployment: KubeObject, owns: Any, *, include_scale: bool = False) -> tuple[str | None, datetime | None]:
+    best: tuple[str | None, datetime | None] = (None, None)
+    for entry in (deployment.get("metadata") or {}).get("managedFields") or []:
+        spec = ((entry.get("fieldsV1") or {}).get("f:spec")) or {}
+        by_scale = include_scale and entry.get("subresource") == "scale"
+        if not (owns(spec) or by_scale) or entry.get("subresource") == "status":
+            continue
+        at = parse_time(entry.get("time"))
+        if best[1] is None or (at is not None and at > best[1]):
+            best = (str(entry.get("manager") or "") or None, at)
+    return best
+
+
+def template_diff(before: dict[str, Any], after: dict[str, Any]) -> Iterator[FieldChange]:
+    """Changed leaves between two pod templates, as `spec.template.…` paths with list indices."""
+    yield from _diff(_clean(before), _clean(after), "spec.template")
+
+
+def _clean(template: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(template.get("metadata") or {})
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in _VOLATILE_LABELS}
+    if labels:
+        meta["labels"] = labels
+    else:
+        meta.pop("labels", None)
+    cleaned = dict(template)
+    cleaned["metadata"] = meta
+    return cleaned
+
+
+def _diff(before: Any, after: Any, path: str) -> Iterator[FieldChange]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in list(before) + [k for k in after if k not in before]:
+            yield from _diff(before.get(key), after.get(key), _join(path, key))
+        return
+    if isinstance(before, list) and isinstance(after, list):
+        yield from _diff_list(before, after, path)
+        return
+    if before != after:
+        yield FieldChange(path, before, after)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{path}[{key!r}]"
+
+
+def _diff_list(before: list[Any], after: list[Any], path: str) -> Iterator[FieldChange]:
+    """Lists of named items (containers, env, volumes) match by name; others by position."""
+    if all(isinstance(x, dict) and "name" in x for x in before + after):
+        old = {x["name"]: (i, x) for i, x in enumerate(before)}
+        new_names = set()
+        for i, item in enumerate(after):
+            new_names.add(item["name"])
+            if item["name"] in old:
+                yield from _diff(old[item["name"]][1], item, f"{path}[{i}]")
+            else:
+                yield FieldChange(f"{path}[{i}]", None, item)
+        for name, (i, item) in old.items():
+            if name not in new_names:
+                yield FieldChange(f"{path}[{i}]", item, None)
+        return
+    for i in range(max(len(before), len(after))):
+        yield from _diff(before[i] if i < len(before) else None, after[i] if i < len(after) else None, f"{path}[{i}]")
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleChange:
+    before: int
+    after: int
+    at: datetime | None
+    actor: str | None
+
+
+def scale_change(deployment: KubeObject, snapshot: Snapshot) -> ScaleChange | None:
+    """The last "Scaled … from N to M" of this Deployment with no rollout (one ReplicaSet moved)."""
+    name = name_of(deployment)
+    latest: tuple[str, int, int] | None = None
+    for event in snapshot.of("Event"):
+        involved = event.get("involvedObject") or event.get("regarding") or {}
+        if involved.get("kind") != "Deployment" or involved.get("name") != name:
+            continue
+        match = _SCALED.search(str(event.get("message") or event.get("note") or ""))
+        if not match:
+            continue
+        seen = str(
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or (event.get("metadata") or {}).get("creationTimestamp")
+            or ""
+        )
+        if latest is None or seen >= latest[0]:
+            latest = (seen, int(match.group(3)), int(match.group(4)))
+    if latest is None:
+        return None
+    actor, written_at = replicas_writer(deployment)
+    return ScaleChange(latest[1], latest[2], parse_time(latest[0]) or written_at, actor)

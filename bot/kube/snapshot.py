@@ -1,0 +1,181 @@
+"""One namespace's objects, fetched once per request with a fixed number of list calls.
+
+`why`, `status` and `describe` need pods, their owners, services, events, quotas and the nodes the
+pods run on. Fetching them per pod would cost hundreds of requests on a busy namespace; instead we
+list each kind once (in parallel) and let analyzers and resolution work on the lists in memory.
+
+Secret and ConfigMap values are dropped as soon as they arrive: only their names and key names are
+kept (analyzers need "does key X exist", never its value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.errors import ClusterUnavailable, K8sBotError, NotFound, PermissionDenied
+from bot.kube.client import KubeClient
+from bot.kube.kinds import KINDS
+from bot.model import KubeObject, ObjectRef
+
+NAMESPACED_KINDS: tuple[str, ...] = (
+    "Pod",
+    "ReplicaSet",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "Service",
+    "EndpointSlice",
+    "Event",
+    "ResourceQuota",
+    "HorizontalPodAutoscaler",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolumeClaim",
+)
+"""What one `why` lists: one call each (plus `continue` pages), plus one for nodes."""
+CLUSTER_KINDS: tuple[str, ...] = ("Node",)
+VALUE_FREE_KINDS = frozenset({"Secret", "ConfigMap"})
+WORKLOAD_KINDS: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Objects of one namespace by kind (plus nodes), as plain API dicts with `kind` set."""
+
+    namespace: str
+    objects: dict[str, tuple[KubeObject, ...]] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    missing: frozenset[str] = frozenset()
+    """Kinds that could not be listed (forbidden): analyzers must not conclude "absent" for them."""
+
+    @classmethod
+    def build(cls, namespace: str, objects: Iterable[KubeObject], **kwargs: Any) -> Snapshot:
+        """From objects that carry their `kind` (tests build snapshots this way)."""
+        by_kind: dict[str, list[KubeObject]] = {}
+        for obj in objects:
+            item = strip_values(obj) if obj.get("kind") in VALUE_FREE_KINDS else obj
+            by_kind.setdefault(str(obj.get("kind")), []).append(item)
+        return cls(namespace, {k: tuple(v) for k, v in by_kind.items()}, **kwargs)
+
+    def of(self, kind: str) -> tuple[KubeObject, ...]:
+        return self.objects.get(kind, ())
+
+    def named(self, kind: str, name: str) -> KubeObject | None:
+        for obj in self.of(kind):
+            if name_of(obj) == name:
+                return obj
+        return None
+
+    def knows(self, kind: str) -> bool:
+        """True when `kind` was listed, so an absent name really is absent."""
+        return kind not in self.missing
+
+    def owned_by(self, owner: KubeObject, kind: str) -> list[KubeObject]:
+        uid = (owner.get("metadata") or {}).get("uid")
+        return [o for o in self.of(kind) if uid and any(r.get("uid") == uid for r in owner_refs(o))]
+
+    def events_for(self, refs: Iterable[ObjectRef]) -> list[KubeObject]:
+        wanted = {(r.kind, r.name) for r in refs}
+        return [e for e in self.of("Event") if _involved(e) in wanted]
+
+
+def name_of(obj: KubeObject) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def owner_refs(obj: KubeObject) -> list[dict[str, Any]]:
+    return list((obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def ref_of(obj: KubeObject) -> ObjectRef:
+    return ObjectRef.of(obj)
+
+
+def _involved(event: KubeObject) -> tuple[str, str]:
+    involved = event.get("involvedObject") or event.get("regarding") or {}
+    return str(involved.get("kind", "")), str(involved.get("name", ""))
+
+
+def strip_values(obj: KubeObject) -> KubeObject:
+    """A Secret or ConfigMap with its values dropped: metadata, type and key names (values None)."""
+    meta = obj.get("metadata") or {}
+    keys = list((obj.get("data") or {}).keys()) + list((obj.get("binaryData") or {}).keys())
+    keys += list((obj.get("stringData") or {}).keys())
+    kept_meta = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "creationTimestamp") if k in meta}
+    return {"kind": obj.get("kind"), "metadata": kept_meta, "type": obj.get("type"), "data": dict.fromkeys(keys)}
+
+
+def fetch_snapshot(kube: KubeClient, namespace: str, *, kinds: Sequence[str] = NAMESPACED_KINDS) -> Snapshot:
+    """List `kinds` in `namespace` and the nodes, in parallel, one list call per kind.
+
+    Pods are the one kind we cannot do without: when they are forbidden the person may not read
+    this namespace, and we say so. Other forbidden kinds are recorded and skipped.
+    """
+    wanted = [k for k in kinds if k in KINDS] + list(CLUSTER_KINDS)
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="snapshot") as pool:
+        futures = {k: pool.submit(_list_kind, kube, k, namespace) for k in wanted}
+        results = {k: _outcome(f) for k, f in futures.items()}
+    pods = results.get("Pod")
+    if isinstance(pods, ClusterUnavailable):
+        raise pods
+    for outcome in results.values():
+        if isinstance(outcome, ClusterUnavailable):
+            raise outcome
+    if isinstance(pods, PermissionDenied):
+        raise PermissionDenied(
+            f"You may not read namespace `{namespace}`: the cluster refused to list its pods for you."
+        ) from pods
+    objects: dict[str, tuple[KubeObject, ...]] = {}
+    errors: list[str] = []
+    missing: set[str] = set()
+    for kind, outcome in results.items():
+        if isinstance(outcome, K8sBotError):
+            missing.add(kind)
+            if not isinstance(outcome, NotFound):  # a kind the server doesn't serve: nothing to say
+                errors.append(f"could not list {KINDS[kind].plural}: {outcome}")
+            continue
+        objects[kind] = tuple(outcome)
+    return Snapshot(namespace, objects, tuple(errors), frozenset(missing))
+
+
+def _outcome(future: Any) -> list[KubeObject] | K8sBotError:
+    try:
+        result: list[KubeObject] = future.result()
+    except K8sBotError as e:
+        return e
+    return result
+
+
+def _list_kind(kube: KubeClient, kind: str, namespace: str) -> list[KubeObject]:
+    spec = KINDS[kind]
+    items = kube.list(spec.path(namespace if spec.namespaced else None))
+    for item in items:
+        item["kind"] = kind  # list items come without it
+    if kind in VALUE_FREE_KINDS:
+        return [strip_values(i) for i in items]
+    return items
+
+
+def read_pod_log(
+    kube: KubeClient,
+    namespace: str,
+    pod: str,
+    *,
+    container: str | None = None,
+    previous: bool = False,
+    tail_lines: int | None = 200,
+    since_seconds: int | None = None,
+    limit_bytes: int = 256 * 1024,
+) -> str:
+    """One container's log (bounded by lines and bytes), as text. Not redacted: callers redact."""
+    query: dict[str, Any] = {"container": container, "tailLines": tail_lines, "limitBytes": limit_bytes}
+    if previous:
+        query["previous"] = "true"
+    if since_seconds:
+        query["sinceSeconds"] = since_seconds
+    return kube.text(KINDS["Pod"].path(namespace, pod, "log"), **{k: v for k, v in query.items() if v is not None})
