@@ -1,0 +1,109 @@
+"""`status [-n ns]`: one screen of a namespace's health: workloads not ready (with their likely
+cause) and recent warnings. One snapshot, then pure analysis per unhealthy workload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.analyzers.events import summarize
+from bot.commands import NAMESPACE_FLAG, VerbSpec, verb
+from bot.context import VerbContext
+from bot.diagnosis import explain
+from bot.kube.resolving import Resolution
+from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, owner_refs
+from bot.model import Answer, Command, KubeObject, ObjectRef
+
+SHOWN_PROBLEMS = 15
+SHOWN_WARNINGS = 5
+STATUS_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job")
+
+
+@verb(
+    VerbSpec(
+        name="status",
+        summary="a namespace's health on one screen: workloads not ready, recent failures",
+        usage="status [-n namespace]",
+        examples=("status -n shop", "status"),
+        flags=(NAMESPACE_FLAG,),
+        target="none",
+        slow=True,
+    )
+)
+def status_verb(ctx: VerbContext, command: Command) -> Answer:
+    namespace = ctx.namespace_for(command)
+    snapshot = fetch_snapshot(ctx.kube, namespace)
+    data = namespace_status(snapshot)
+    return Answer(verb="status", data=data, title=_title(data), lines=tuple(status_lines(data)))
+
+
+def namespace_status(snapshot: Snapshot) -> dict[str, Any]:
+    """Pure: the status contract for one snapshot."""
+    rows = [_row(obj, snapshot) for kind in STATUS_KINDS for obj in snapshot.of(kind) if not _owned_job(obj)]
+    problems = [r for r in rows if not r["healthy"]]
+    warnings = [s.line() for s in summarize(snapshot.of("Event"))[:SHOWN_WARNINGS]]
+    return {
+        "namespace": snapshot.namespace,
+        "workloads": len(rows),
+        "healthy": len(rows) - len(problems),
+        "problems": problems,
+        "recent_warnings": warnings,
+        "errors": list(snapshot.errors),
+    }
+
+
+def _owned_job(obj: KubeObject) -> bool:
+    return obj.get("kind") == "Job" and any(r.get("kind") == "CronJob" for r in owner_refs(obj))
+
+
+def _counts(obj: KubeObject) -> tuple[int, int]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    kind = obj.get("kind")
+    if kind == "DaemonSet":
+        return int(status.get("numberReady") or 0), int(status.get("desiredNumberScheduled") or 0)
+    if kind in ("Job", "CronJob"):
+        return 0, 0
+    return int(status.get("readyReplicas") or 0), int(spec.get("replicas", 1))
+
+
+def _row(obj: KubeObject, snapshot: Snapshot) -> dict[str, Any]:
+    ref = ObjectRef(str(obj.get("kind")), snapshot.namespace, name_of(obj))
+    ready, desired = _counts(obj)
+    row: dict[str, Any] = {
+        "kind": ref.kind,
+        "name": ref.name,
+        "ready": ready,
+        "desired": desired,
+        "healthy": True,
+        "category": None,
+        "title": None,
+    }
+    if ref.kind in ("Deployment", "StatefulSet", "DaemonSet") and ready >= desired > 0:
+        return row  # the common case on a big namespace: no analysis needed
+    diagnosis = explain(snapshot, Resolution(ref, obj, (obj,), ()))
+    if not diagnosis.healthy and diagnosis.causes:
+        top = diagnosis.causes[0]
+        row.update(healthy=False, category=str(top.category), title=top.title)
+    return row
+
+
+def _title(data: dict[str, Any]) -> str:
+    bad = len(data["problems"])
+    if not bad:
+        return f"{data['namespace']}: all {data['workloads']} workloads healthy"
+    return f"{data['namespace']}: {bad} of {data['workloads']} workloads need attention"
+
+
+def status_lines(data: dict[str, Any]) -> list[str]:
+    lines = []
+    for row in data["problems"][:SHOWN_PROBLEMS]:
+        counts = f" {row['ready']}/{row['desired']} ready" if row["desired"] else ""
+        lines.append(f"✗ {row['kind']} {row['name']}{counts}: {row['title']} [{row['category']}]")
+    if len(data["problems"]) > SHOWN_PROBLEMS:
+        lines.append(f"… and {len(data['problems']) - SHOWN_PROBLEMS} more")
+    if data["recent_warnings"]:
+        lines.append("Recent warnings:")
+        lines += [f"  {w}" for w in data["recent_warnings"]]
+    lines += [f"Note: {e}" for e in data["errors"]]
+    if data["problems"]:
+        lines.append("Ask `/k8s why <name>` for the cause, evidence and next step.")
+    return lines

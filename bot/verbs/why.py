@@ -1,0 +1,86 @@
+"""`why <target> [-n ns]`: is it broken, the most likely cause, the evidence, the culprit change, the next step."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.commands import NAMESPACE_FLAG, VerbSpec, verb
+from bot.context import VerbContext
+from bot.diagnosis import ChangeHistory, diagnose
+from bot.model import Answer, Cause, Command, Diagnosis
+
+log = logging.getLogger(__name__)
+SHOWN_CAUSES = 3
+
+
+@verb(
+    VerbSpec(
+        name="why",
+        summary="why a service or workload is unhealthy: cause, evidence, culprit change, next step",
+        usage="why <target> [-n namespace]",
+        examples=("why checkout -n shop", "why deploy/checkout", "why shop/checkout"),
+        flags=(NAMESPACE_FLAG,),
+        target="required",
+        slow=True,
+    )
+)
+def why_verb(ctx: VerbContext, command: Command) -> Answer:
+    namespace = ctx.namespace_for(command)
+    diagnosis = diagnose(ctx.kube, namespace, str(command.target), history=_history(ctx), now=ctx.now)
+    return Answer(
+        verb="why",
+        data=diagnosis.to_json(),
+        title=diagnosis.summary,
+        lines=tuple(render_lines(diagnosis)),
+        ok=diagnosis.healthy or bool(diagnosis.causes),
+    )
+
+
+def _history(ctx: VerbContext) -> ChangeHistory | None:
+    """The change tracker's history when it is set up; `why` still works from revisions without it."""
+    try:
+        from bot.changes import change_history
+
+        return change_history(ctx.services)
+    except Exception:  # an unusable store must not cost the diagnosis
+        log.exception("change history unavailable")
+        return None
+
+
+def render_lines(diagnosis: Diagnosis) -> list[str]:
+    """Plain text, most likely cause first (the Slack renderer escapes and lays it out)."""
+    if diagnosis.healthy:
+        lines = [f"✓ {diagnosis.causes[0].title}" if diagnosis.causes else "✓ healthy"]
+        lines += [f"  • {e}" for e in diagnosis.causes[0].evidence[:3]] if diagnosis.causes else []
+    else:
+        lines = []
+        for number, cause in enumerate(diagnosis.causes[:SHOWN_CAUSES], start=1):
+            lines += _cause_lines(number, cause)
+        if len(diagnosis.causes) > SHOWN_CAUSES:
+            lines.append(f"(+{len(diagnosis.causes) - SHOWN_CAUSES} less likely causes in the JSON answer)")
+    lines += [f"Note: {error}" for error in diagnosis.errors]
+    return lines
+
+
+def _cause_lines(number: int, cause: Cause) -> list[str]:
+    lines = [f"{number}. {cause.title}  [{cause.category}, {cause.confidence:.0%}]"]
+    lines += [f"   • {e}" for e in cause.evidence]
+    change = cause.change
+    if change is not None:
+        detail = ", ".join(
+            part
+            for part in (
+                f"revision {change.revision}" if change.revision else "",
+                f"{change.at:%Y-%m-%d %H:%M} UTC" if change.at else "",
+                f"by {change.actor}" if change.actor else "",
+            )
+            if part
+        )
+        lines.append(
+            f"   Changed: {change.path}: {change.before!r} → {change.after!r}" + (f" ({detail})" if detail else "")
+        )
+    if cause.suggestion is not None:
+        lines.append(f"   Next: {cause.suggestion.text}")
+        if cause.suggestion.command:
+            lines.append(f"   Run: {cause.suggestion.command}")
+    return lines
