@@ -1,0 +1,1 @@
+"""Who may do what: permissions.yaml (policy), Slack user → Subject (identity), and decisions (engine)."""

@@ -1,0 +1,312 @@
+"""Decisions: may this person run this command here? Two locks, both must open.
+
+1. The file (permissions.yaml): one of the person's grants must list the verb and cover the
+   namespace; `limits` bound what an allowed action may ask for (replicas).
+2. The cluster: when the person maps to a Kubernetes identity, the bot asks the API server with a
+   SubjectAccessReview (created with the bot's own client) whether that identity may do each API
+   call the verb needs, so the cluster's RBAC can still say no — and the person is told which call.
+   The verb itself then runs through a client impersonating that identity (`VerbContext.kube`).
+
+`PermissionEngine` is the `Gate` that `bot.dispatch` looks for in `services.extras["gate"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.context import Services, VerbContext
+from bot.errors import K8sBotError, UsageError
+from bot.kube.kinds import KINDS, Kind, kind_named
+from bot.model import Command, Decision, Subject
+from bot.permissions.identity import CachedDirectory, Directory, Grant, grants_for, subject_from_policy
+from bot.permissions.policy import Policy, PolicyFile
+
+log = logging.getLogger(__name__)
+
+GATE_KEY = "gate"
+SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+AUTHENTICATED = "system:authenticated"  # the API server adds it to every impersonated user
+
+# Which kinds each action accepts; the first is the default for a bare name.
+ACTION_KINDS: dict[str, tuple[str, ...]] = {
+    "rollback": ("Deployment",),
+    "scale": ("Deployment", "StatefulSet"),
+    "restart": ("Deployment", "StatefulSet", "DaemonSet"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """One Kubernetes API permission a verb needs (what a SubjectAccessReview asks about)."""
+
+    verb: str
+    kind: Kind
+    subresource: str = ""
+    named: bool = True
+
+    def attributes(self, namespace: str | None, name: str | None) -> dict[str, str]:
+        group = "" if self.kind.group_version == "v1" else self.kind.group_version.split("/")[0]
+        attrs = {"verb": self.verb, "group": group, "resource": self.kind.plural}
+        if self.subresource:
+            attrs["subresource"] = self.subresource
+        if namespace:
+            attrs["namespace"] = namespace
+        if self.named and name:
+            attrs["name"] = name
+        return attrs
+
+    def describe(self, namespace: str | None, name: str | None) -> str:
+        group = "" if self.kind.group_version == "v1" else "." + self.kind.group_version.split("/")[0]
+        resource = self.kind.plural + group + (f"/{self.subresource}" if self.subresource else "")
+        target = f" {name}" if self.named and name else ""
+        where = f" in namespace {namespace}" if namespace else " in all namespaces"
+        return f"{self.verb} {resource}{target}{where}"
+
+
+def target_kind(command: Command, *, verb: str | None = None) -> tuple[Kind | None, str | None]:
+    """(Kind, name) named by the command's target; a bare name of an action defaults to its first kind."""
+    verb = verb or command.verb
+    if not command.target:
+        return None, None
+    word, _, name = command.target.rpartition("/")
+    kind = kind_named(word) if word else None
+    if kind is None and verb in ACTION_KINDS:
+        kind = KINDS[ACTION_KINDS[verb][0]]
+    return kind, name
+
+
+def needs_for(verb: str, kind: Kind | None) -> tuple[Need, ...]:
+    """The API permissions `verb` needs on a target of `kind` (None: a bare name of a read verb)."""
+    pods, events = KINDS["Pod"], KINDS["Event"]
+    if verb == "rollback":
+        deployments = KINDS["Deployment"]
+        return (Need("get", deployments), Need("patch", deployments), Need("list", KINDS["ReplicaSet"], named=False))
+    if verb == "scale":
+        kind = kind or KINDS["Deployment"]
+        return (Need("get", kind, "scale"), Need("patch", kind, "scale"))
+    if verb == "restart":
+        kind = kind or KINDS["Deployment"]
+        return (Need("get", kind), Need("patch", kind))
+    named = (Need("get", kind),) if kind is not None else ()
+    if verb in ("why", "status"):
+        return (*named, Need("list", pods, named=False), Need("list", events, named=False))
+    if verb == "describe":
+        return (*named, Need("list", events, named=False)) if named else (Need("list", pods, named=False),)
+    if verb == "logs":
+        return (Need("list", pods, named=False), Need("get", pods, "log", named=False))
+    if verb == "changes":
+        return named or (Need("list", pods, named=False),)
+    return ()  # help, can-i: nothing from the cluster
+
+
+# -- the file's lock (pure) ---------------------------------------------------------------------
+
+
+def file_decision(policy: Policy, subject: Subject, verb: str, namespace: str | None) -> Decision:
+    """permissions.yaml's answer for one verb in one namespace, with the rule that decided it."""
+    if not subject.slack_user:
+        return Decision(False, "permissions.yaml: no Slack user to look up")
+    grants = grants_for(policy, subject.slack_user, subject.usergroups)
+    where = f"namespace {namespace}" if namespace else "all namespaces"
+    if not grants:
+        return Decision(
+            False,
+            f"permissions.yaml: {subject.slack_user} is in no team or binding, and defaults.role is not set",
+        )
+    allowing = [g for g in grants if g.allows(verb, namespace)]
+    if allowing:
+        return Decision(True, f"permissions.yaml: {allowing[0].describe()} allows {verb} in {where}")
+    with_verb = [g for g in grants if verb in g.verbs]
+    if not with_verb:
+        return Decision(False, f"permissions.yaml: {_roles(grants)} {verb}")
+    globs = ", ".join(dict.fromkeys(glob for g in with_verb for glob in g.namespaces))
+    return Decision(
+        False, f"permissions.yaml: {verb} is granted only in {globs} ({_rules(with_verb)}); {where} is outside"
+    )
+
+
+def _roles(grants: Iterable[Grant]) -> str:
+    listed = [f"{g.role} ({g.rule})" for g in grants]
+    if len(listed) == 1:
+        return f"your role {listed[0]} does not include"
+    return f"your roles {', '.join(listed)} do not include"
+
+
+def _rules(grants: Iterable[Grant]) -> str:
+    return ", ".join(g.rule for g in grants)
+
+
+def limit_decision(policy: Policy, command: Command) -> Decision | None:
+    """limits.* on what an allowed action may ask for; None when no limit applies."""
+    if command.verb != "scale":
+        return None
+    replicas = command.flag("replicas")
+    if replicas is None:
+        return None
+    limit = policy.limits.max_replicas
+    if int(replicas) > limit:
+        return Decision(False, f"permissions.yaml: limits.max_replicas is {limit}; {replicas} replicas is above it")
+    return Decision(True, f"permissions.yaml: {replicas} replicas is within limits.max_replicas ({limit})")
+
+
+# -- the cluster's lock --------------------------------------------------------------------------
+
+
+def access_review(kube_admin: Any, subject: Subject, attributes: dict[str, str]) -> tuple[bool, str]:
+    """Ask the API server (as the bot) whether the subject's identity may do `attributes`."""
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": subject.k8s_user,
+            "groups": sorted({*subject.k8s_groups, AUTHENTICATED}),
+            "resourceAttributes": attributes,
+        },
+    }
+    status = kube_admin.request("POST", SAR_PATH, body=body).get("status") or {}
+    reason = str(status.get("reason") or status.get("evaluationError") or "")
+    return bool(status.get("allowed")) and not status.get("denied"), reason
+
+
+def cluster_decision(services: Services, subject: Subject, command: Command, namespace: str | None) -> Decision | None:
+    """The cluster's RBAC answer for every call the verb needs; None when the bot acts as itself."""
+    if not subject.k8s_user:
+        return None
+    kind, name = target_kind(command)
+    needs = needs_for(command.verb, kind)
+    who = subject.k8s_user + (f" (groups {', '.join(subject.k8s_groups)})" if subject.k8s_groups else "")
+    allowed: list[str] = []
+    for need in needs:
+        try:
+            ok, reason = access_review(services.kube, subject, need.attributes(namespace, name))
+        except K8sBotError as e:
+            # Fail closed: without the cluster's answer the bot must not act.
+            return Decision(False, f"cluster: could not check RBAC for {who}: {e}")
+        if not ok:
+            because = f" ({reason})" if reason else ""
+            return Decision(
+                False,
+                f"cluster RBAC: {who} may not {need.describe(namespace, name)}{because}; "
+                "ask your cluster admin to bind that group to a role that allows it",
+            )
+        allowed.append(need.describe(namespace, name))
+    if not allowed:
+        return Decision(True, f"cluster RBAC: {command.verb} needs no API permission of its own")
+    return Decision(True, f"cluster RBAC: {who} may {'; '.join(allowed)}")
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Both locks' answers for one command (what `can-i` shows)."""
+
+    subject: Subject
+    namespace: str | None
+    file: Decision
+    limit: Decision | None
+    cluster: Decision | None
+    """None: not asked (the file said no, or the person maps to no Kubernetes identity)."""
+
+    @property
+    def decision(self) -> Decision:
+        for part in (self.file, self.limit, self.cluster):
+            if part is not None and not part.allowed:
+                return part
+        if self.cluster is None:
+            return Decision(True, f"{self.file.reason}; the bot acts with its own Kubernetes identity")
+        return Decision(True, f"{self.file.reason}; {self.cluster.reason}")
+
+    def to_json(self) -> dict[str, Any]:
+        def part(d: Decision | None) -> dict[str, Any] | None:
+            return None if d is None else {"allowed": d.allowed, "reason": d.reason}
+
+        return {
+            "allowed": self.decision.allowed,
+            "reason": self.decision.reason,
+            "namespace": self.namespace,
+            "file": part(self.file),
+            "limit": part(self.limit),
+            "cluster": part(self.cluster),
+            "subject": {
+                "slack_user": self.subject.slack_user,
+                "usergroups": sorted(self.subject.usergroups),
+                "k8s_user": self.subject.k8s_user,
+                "k8s_groups": list(self.subject.k8s_groups),
+            },
+        }
+
+
+class PermissionEngine:
+    """The Gate: resolves Slack users to Subjects and authorizes commands against both locks."""
+
+    def __init__(
+        self,
+        policy_file: PolicyFile,
+        *,
+        directory: Directory | None = None,
+        ttl: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy_file = policy_file
+        self.directory = CachedDirectory(directory, ttl=ttl, monotonic=monotonic) if directory else None
+
+    @property
+    def policy(self) -> Policy:
+        return self.policy_file.current()
+
+    def subject_for(self, slack_user: str) -> Subject:
+        """The Subject for a Slack user: user groups from the Directory, identity from the policy."""
+        policy = self.policy
+        groups = (
+            self.directory.usergroups_of(slack_user, policy.mentioned_usergroups()) if self.directory else frozenset()
+        )
+        return subject_from_policy(policy, slack_user, groups)
+
+    def subject_as(self, slack_user: str, usergroups: Iterable[str]) -> Subject:
+        """A Subject with user groups given by the caller (the terminal's --as-group)."""
+        return subject_from_policy(self.policy, slack_user, frozenset(usergroups))
+
+    def explain(self, ctx: VerbContext, command: Command) -> Explanation:
+        policy = self.policy
+        namespace = _namespace(ctx, command)
+        file = file_decision(policy, ctx.subject, command.verb, namespace)
+        if file.allowed and self.directory and ctx.subject.slack_user:
+            file = self._active(ctx.subject.slack_user) or file
+        limit = limit_decision(policy, command) if file.allowed else None
+        cluster = None
+        if file.allowed and (limit is None or limit.allowed):
+            cluster = cluster_decision(ctx.services, ctx.subject, command, namespace)
+        return Explanation(ctx.subject, namespace, file, limit, cluster)
+
+    def authorize(self, ctx: VerbContext, command: Command) -> Decision:
+        """Both locks for `command` as `ctx.subject`; the reason names the rule that decided."""
+        return self.explain(ctx, command).decision
+
+    def _active(self, slack_user: str) -> Decision | None:
+        assert self.directory is not None
+        info = self.directory.users_info(slack_user)
+        if info and (info.get("deleted") or info.get("is_bot")):
+            return Decision(False, f"Slack: {slack_user} is a deactivated account or a bot")
+        return None
+
+
+def _namespace(ctx: VerbContext, command: Command) -> str | None:
+    try:
+        return ctx.namespace_for(command)
+    except UsageError:
+        return None  # the verb will ask; for the decision, "no namespace" needs a grant on "*"
+
+
+def install(services: Services, engine: PermissionEngine) -> None:
+    services.extras[GATE_KEY] = engine
+
+
+def engine_of(services: Services) -> PermissionEngine | None:
+    engine = services.extras.get(GATE_KEY)
+    return engine if isinstance(engine, PermissionEngine) else None

@@ -1,0 +1,156 @@
+"""Who a Slack user is for permissions: their user groups, their grants and their Kubernetes identity.
+
+Slack is reached through the small `Directory` protocol (the Slack-backed one lives in `bot/slack/`;
+tests use an in-memory one), so nothing here imports Slack. Answers are cached with a TTL; when Slack
+fails, the last known answer is used, and a user group never seen stays "not a member" (fail closed).
+
+How several grants combine (documented in docs/permissions.md):
+
+- A person's grants are every team they are a member of, every binding that names them or one of
+  their user groups, and, only when nothing else matches, `defaults`.
+- A command is allowed by the file when ONE grant both lists the verb and covers the namespace; verbs
+  of one grant are never combined with namespaces of another.
+- The Kubernetes identity: the user from the first matching grant (teams in file order, then bindings)
+  that has a `kubernetes:` mapping, with `{user_id}` replaced by the Slack user id; the groups are the
+  union of the groups of every matching grant with a mapping. If no grant has a mapping the bot acts
+  with its own credentials (which deploy/rbac.yaml keeps read-only).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.errors import K8sBotError
+from bot.model import Subject
+from bot.permissions.policy import KubernetesIdentity, Policy, namespace_matches
+
+log = logging.getLogger(__name__)
+
+
+class Directory(Protocol):
+    """The two Slack Web API calls permissions need (users.info, usergroups.users.list)."""
+
+    def users_info(self, user_id: str) -> Mapping[str, Any]:
+        """The `user` object of users.info: at least `id`, and `deleted` / `is_bot` when true."""
+        ...
+
+    def usergroup_members(self, group_id: str) -> Collection[str]:
+        """The user ids in a user group (usergroups.users.list `users`)."""
+        ...
+
+
+class CachedDirectory:
+    """A Directory with a TTL cache; on errors it serves the last known answer (or raises none)."""
+
+    def __init__(
+        self, directory: Directory, *, ttl: float = 300.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.directory = directory
+        self.ttl = ttl
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._users: dict[str, tuple[float, Mapping[str, Any]]] = {}
+
+    def usergroup_members(self, group_id: str) -> frozenset[str]:
+        now = self._monotonic()
+        with self._lock:
+            cached = self._groups.get(group_id)
+        if cached and now - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            members = frozenset(self.directory.usergroup_members(group_id))
+        except K8sBotError as e:
+            log.warning("cannot list members of user group %s (%s); using the last known list", group_id, e)
+            return cached[1] if cached else frozenset()
+        with self._lock:
+            self._groups[group_id] = (now, members)
+        return members
+
+    def users_info(self, user_id: str) -> Mapping[str, Any] | None:
+        """The user's info, or None when Slack cannot say (the caller decides what that means)."""
+        now = self._monotonic()
+        with self._lock:
+            cached = self._users.get(user_id)
+        if cached and now - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            info = dict(self.directory.users_info(user_id))
+        except K8sBotError as e:
+            log.warning("cannot look up Slack user %s (%s)", user_id, e)
+            return cached[1] if cached else None
+        with self._lock:
+            self._users[user_id] = (now, info)
+        return info
+
+    def usergroups_of(self, user_id: str, candidates: Iterable[str]) -> frozenset[str]:
+        """Which of `candidates` (the groups the policy mentions) the user belongs to."""
+        return frozenset(g for g in sorted(candidates) if user_id in self.usergroup_members(g))
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One reason a person may do something: a role in some namespaces, from a named rule."""
+
+    rule: str  # "team shop", "binding #1 (sre)", "defaults"
+    role: str
+    verbs: frozenset[str]
+    namespaces: tuple[str, ...]
+    kubernetes: KubernetesIdentity | None = None
+
+    def allows(self, verb: str, namespace: str | None) -> bool:
+        if verb not in self.verbs:
+            return False
+        # No namespace means "any/all namespaces": only a grant on every namespace covers it.
+        return namespace_matches(namespace, self.namespaces) if namespace else "*" in self.namespaces
+
+    def describe(self) -> str:
+        return f"{self.rule} (role {self.role} in {', '.join(self.namespaces)})"
+
+
+def grants_for(policy: Policy, slack_user: str, usergroups: Collection[str]) -> tuple[Grant, ...]:
+    """Every grant that applies to this person, in file order (teams, then bindings, else defaults)."""
+    grants: list[Grant] = []
+    for name, team in policy.teams.items():
+        members = team.members
+        if slack_user in members.users or set(members.usergroups) & set(usergroups):
+            verbs = _verbs(policy, team.role)
+            grants.append(Grant(f"team {name}", team.role, verbs, team.namespaces, team.kubernetes))
+    for index, binding in enumerate(policy.bindings, start=1):
+        if slack_user in binding.users or set(binding.usergroups) & set(usergroups):
+            rule = f"binding #{index}" + (f" ({binding.name})" if binding.name else "")
+            verbs = _verbs(policy, binding.role)
+            grants.append(Grant(rule, binding.role, verbs, binding.namespaces, binding.kubernetes))
+    if not grants and policy.defaults.role:
+        role = policy.defaults.role
+        grants.append(Grant("defaults", role, _verbs(policy, role), policy.defaults.namespaces))
+    return tuple(grants)
+
+
+def _verbs(policy: Policy, role: str) -> frozenset[str]:
+    return frozenset(policy.roles.get(role, ()))
+
+
+def kubernetes_identity(grants: Iterable[Grant], slack_user: str) -> tuple[str | None, tuple[str, ...]]:
+    """(user, groups) the bot impersonates for this person, by the rule in the module docstring."""
+    user: str | None = None
+    groups: list[str] = []
+    for grant in grants:
+        if grant.kubernetes is None:
+            continue
+        if user is None:
+            user = grant.kubernetes.user_for(slack_user)
+        groups += [g for g in grant.kubernetes.groups if g not in groups]
+    return user, tuple(groups)
+
+
+def subject_from_policy(policy: Policy, slack_user: str, usergroups: Collection[str]) -> Subject:
+    """The Subject for a Slack user whose (policy-relevant) user groups are already known."""
+    relevant = frozenset(usergroups) & policy.mentioned_usergroups()
+    user, groups = kubernetes_identity(grants_for(policy, slack_user, relevant), slack_user)
+    return Subject(slack_user=slack_user, usergroups=relevant, k8s_user=user, k8s_groups=groups)

@@ -1,0 +1,403 @@
+"""permissions.yaml: its schema, loading with errors that name file, line and field, and reloading.
+
+The file is validated with pydantic (unknown fields, roles and verbs are errors) and every error is
+mapped back to the YAML line it came from through the node marks PyYAML keeps while composing, so a
+person editing the file reads `permissions.yaml:14: teams.shop.role: unknown role 'admin'` instead of
+a pydantic location tuple. `PolicyFile` reloads the file when it changes; an invalid edit keeps the
+last good policy and logs why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from bot.commands import PLANNED_VERBS, REGISTRY
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "permissions.yaml"
+ENV_VAR = "K8SBOT_PERMISSIONS"
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_SLACK_USERGROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
+_SLACK_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,20}$")
+_NAMESPACE_GLOB = re.compile(r"^(\*|[a-z0-9*?]([-a-z0-9*?]{0,61}[a-z0-9*?])?)$")
+_KEY = re.compile(r"^[a-z0-9]([-_a-z0-9]{0,61}[a-z0-9])?$")
+# Kubernetes user/group names travel in Impersonate-* headers: printable, no spaces or separators.
+_K8S_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.:@]{0,127}$")
+PLACEHOLDER = "{user_id}"
+
+
+def known_verbs() -> frozenset[str]:
+    """Verbs a role may list: the planned ones and any registered since."""
+    return frozenset(PLANNED_VERBS) | frozenset(REGISTRY.specs)
+
+
+def _slack_user(value: str) -> str:
+    if not _SLACK_USER.match(value):
+        raise ValueError(f"{value!r} is not a Slack user id (like U0123ABCD)")
+    return value
+
+
+def _slack_usergroup(value: str) -> str:
+    if not _SLACK_USERGROUP.match(value):
+        raise ValueError(f"{value!r} is not a Slack user group id (like S0123ABCD)")
+    return value
+
+
+def _slack_channel(value: str) -> str:
+    if not _SLACK_CHANNEL.match(value):
+        raise ValueError(f"{value!r} is not a Slack channel id (like C0123ABCD)")
+    return value
+
+
+def _namespace_glob(value: str) -> str:
+    if not _NAMESPACE_GLOB.match(value):
+        raise ValueError(
+            f"{value!r} is not a namespace glob: use lowercase letters, digits, '-', and the wildcards '*' and '?'"
+        )
+    return value
+
+
+def _k8s_group(value: str) -> str:
+    if not _K8S_NAME.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes group name the bot will impersonate")
+    if value.startswith("system:"):
+        raise ValueError(f"{value!r}: 'system:' groups are reserved; bind your own group instead")
+    return value
+
+
+def _user_template(value: str) -> str:
+    # Only the Slack user id may be substituted: ids are validated, display names are not.
+    rest = value.replace(PLACEHOLDER, "x")
+    if "{" in rest or "}" in rest:
+        raise ValueError(f"{value!r}: the only placeholder allowed is {PLACEHOLDER}")
+    if not _K8S_NAME.match(rest):
+        raise ValueError(f"{value!r} is not a Kubernetes user name the bot will impersonate")
+    if rest.startswith("system:"):
+        raise ValueError(f"{value!r}: 'system:' users are reserved")
+    return value
+
+
+def _verb(value: str) -> str:
+    known = known_verbs()
+    if value not in known:
+        raise ValueError(f"unknown verb {value!r} (verbs: {', '.join(sorted(known))})")
+    return value
+
+
+def _key(what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not _KEY.match(value):
+            raise ValueError(f"{value!r} is not a {what} name (lowercase letters, digits, '-', '_')")
+        return value
+
+    return check
+
+
+Verb = Annotated[str, AfterValidator(_verb)]
+RoleName = Annotated[str, AfterValidator(_key("role"))]
+TeamName = Annotated[str, AfterValidator(_key("team"))]
+SlackUser = Annotated[str, AfterValidator(_slack_user)]
+SlackUsergroup = Annotated[str, AfterValidator(_slack_usergroup)]
+SlackChannel = Annotated[str, AfterValidator(_slack_channel)]
+NamespaceGlob = Annotated[str, AfterValidator(_namespace_glob)]
+K8sGroup = Annotated[str, AfterValidator(_k8s_group)]
+
+
+class _Strict(BaseModel):
+    # Lax mode so YAML lists fill tuples; numbers are StrictInt so `true` or "20" is not a count.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_role_reference(value: str | None, info: ValidationInfo) -> str | None:
+    roles = (info.context or {}).get("roles")
+    if value is not None and roles is not None and value not in roles:
+        known = ", ".join(sorted(roles)) or "none defined"
+        raise ValueError(f"unknown role {value!r} (roles: {known})")
+    return value
+
+
+class Members(_Strict):
+    users: tuple[SlackUser, ...] = ()
+    usergroups: tuple[SlackUsergroup, ...] = ()
+
+
+class KubernetesIdentity(_Strict):
+    """Who the bot acts as for a person: `user` may contain `{user_id}` (the Slack user id)."""
+
+    user: Annotated[str, AfterValidator(_user_template)]
+    groups: tuple[K8sGroup, ...] = ()
+
+    def user_for(self, slack_user: str) -> str:
+        return self.user.replace(PLACEHOLDER, _slack_user(slack_user))
+
+
+class Team(_Strict):
+    channel: SlackChannel | None = None
+    namespaces: tuple[NamespaceGlob, ...] = Field(min_length=1)
+    members: Members = Members()
+    role: str
+    kubernetes: KubernetesIdentity | None = None
+
+    _role = field_validator("role")(_check_role_reference)
+
+
+class Binding(_Strict):
+    name: str | None = None
+    users: tuple[SlackUser, ...] = ()
+    usergroups: tuple[SlackUsergroup, ...] = ()
+    role: str
+    namespaces: tuple[NamespaceGlob, ...] = Field(min_length=1)
+    kubernetes: KubernetesIdentity | None = None
+
+    _role = field_validator("role")(_check_role_reference)
+
+
+class Defaults(_Strict):
+    role: str | None = None
+    namespaces: tuple[NamespaceGlob, ...] = ("*",)
+
+    _role = field_validator("role")(_check_role_reference)
+
+
+class Limits(_Strict):
+    max_replicas: StrictInt = Field(default=20, ge=0, le=10_000)
+
+
+class Policy(_Strict):
+    roles: dict[RoleName, tuple[Verb, ...]]
+    teams: dict[TeamName, Team] = {}
+    bindings: tuple[Binding, ...] = ()
+    defaults: Defaults = Defaults()
+    limits: Limits = Limits()
+
+    def mentioned_usergroups(self) -> frozenset[str]:
+        """Every Slack user group the policy grants something to: the only ones worth resolving."""
+        groups = {g for team in self.teams.values() for g in team.members.usergroups}
+        groups |= {g for binding in self.bindings for g in binding.usergroups}
+        return frozenset(groups)
+
+    def team_for_channel(self, channel: str) -> str | None:
+        for name, team in self.teams.items():
+            if team.channel == channel:
+                return name
+        return None
+
+    def teams_for_namespace(self, namespace: str) -> tuple[str, ...]:
+        """Teams whose globs cover `namespace` (alert routing uses this)."""
+        return tuple(name for name, team in self.teams.items() if namespace_matches(namespace, team.namespaces))
+
+
+def namespace_matches(namespace: str, globs: Iterable[str]) -> bool:
+    # fnmatchcase: no case folding; the globs were validated so '[' ranges cannot occur.
+    return any(fnmatch.fnmatchcase(namespace, glob) for glob in globs)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def _compose(text: str, source: str) -> tuple[yaml.Node, Any]:
+    """The node tree (for line numbers and duplicate keys) and the data built from it, in one parse."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError(f"{source}:{line}: not valid YAML: {e.problem or e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from e
+    finally:
+        loader.dispose()
+    if node is None:
+        raise ConfigError(f"{source}:1: the file is empty; it needs at least `roles:`")
+    return node, data
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = ()) -> list[str]:
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                where = ".".join((*path, name))
+                problems.append(f"{key.start_mark.line + 1}: {where}: duplicate key (the earlier one would be ignored)")
+            seen.add(name)
+            problems += _duplicate_keys(value, (*path, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _duplicate_keys(item, (*path, str(index)))
+    return problems
+
+
+def _line_of(root: yaml.Node, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the node at a pydantic error location (the deepest one that exists)."""
+    node = root
+    line = root.start_mark.line + 1
+    for index, part in enumerate(loc):
+        if isinstance(node, yaml.MappingNode):
+            if part == "[key]":
+                return line
+            match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+            if match is None:
+                return line
+            key, node = match
+            # An unwanted key (or a dict key's own error) is reported where the key is written.
+            is_last = index == len(loc) - 1
+            next_is_key = index + 1 < len(loc) and loc[index + 1] == "[key]"
+            line = (key.start_mark.line if is_last or next_is_key else node.start_mark.line) + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see the example permissions.yaml)"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def parse_policy(text: str, *, source: str = DEFAULT_PATH) -> Policy:
+    """Validate permissions.yaml text; raise ConfigError listing every problem as `file:line: field: why`."""
+    root, data = _compose(text, source)
+    problems = [f"{source}:{p}" for p in _duplicate_keys(root)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the top level must be a mapping with `roles:`, `teams:`, ...")
+    roles = data.get("roles")
+    context = {"roles": set(roles) if isinstance(roles, dict) else None}
+    try:
+        return Policy.model_validate(data, context=context)
+    except ValidationError as e:
+        lines = []
+        for error in e.errors():
+            loc = tuple(error["loc"])
+            field_path = _field_path(loc)
+            lines.append(f"{source}:{_line_of(root, loc)}: {field_path}: {_describe(dict(error))}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_policy(path: str | Path) -> Policy:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read permissions file {path}: {e.strerror or e}") from e
+    return parse_policy(text, source=str(path))
+
+
+def policy_path() -> Path:
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    mtime_ns: int
+    size: int
+
+
+class PolicyFile:
+    """The current policy of one permissions.yaml, reloaded when the file changes.
+
+    Check-on-use rather than a thread: `current()` stats the file at most every `check_every` seconds
+    and reparses only when its content hash changed. The first load raises ConfigError (a bad file
+    stops the bot); later bad edits are logged once each and the last good policy stays in force.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        check_every: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.check_every = check_every
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._policy = load_policy(self.path)
+        self._stamp = self._stat()
+        self._digest = self._hash()
+        self._checked_at = monotonic()
+        self.last_error: str | None = None
+
+    def _stat(self) -> _Stamp | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return _Stamp(st.st_mtime_ns, st.st_size)
+
+    def _hash(self) -> str:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            return ""
+
+    def current(self) -> Policy:
+        with self._lock:
+            now = self._monotonic()
+            if now - self._checked_at >= self.check_every:
+                self._checked_at = now
+                self._reload_if_changed()
+            return self._policy
+
+    def _reload_if_changed(self) -> None:
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        digest = self._hash()
+        if digest == self._digest:
+            return
+        self._digest = digest
+        try:
+            self._policy = load_policy(self.path)
+        except ConfigError as e:
+            self.last_error = str(e)
+            log.error("permissions file %s is invalid; keeping the last good policy:\n%s", self.path, e)
+            return
+        self.last_error = None
+        log.info("permissions file %s reloaded", self.path)
