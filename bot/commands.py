@@ -46,6 +46,8 @@ class VerbSpec:
     target: str = "optional"  # "none" | "optional" | "required"
     mutating: bool = False
     slow: bool = False  # posts a placeholder ("Looking into checkout…") before answering
+    leading: str | None = None
+    """A flag the first positional word fills (`can-i rollback checkout` → --verb rollback)."""
 
     def flag_named(self, name: str) -> FlagSpec | None:
         for spec in self.flags:
@@ -103,6 +105,8 @@ def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
     namespace: str | None = None
     flags: dict[str, str | bool] = {}
     rest = words[1:]
+    # Canonical text spells the leading flag out (`can-i checkout --verb rollback`); then no word fills it.
+    leading = spec.leading if spec.leading and f"--{spec.leading}" not in [w.partition("=")[0] for w in rest] else None
     i = 0
     while i < len(rest):
         word = rest[i]
@@ -128,6 +132,11 @@ def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
                 raise UsageError(f"`--{flag.name}` needs a value.", usage=spec.usage)
             flags[flag.name] = _check_value(flag, value, usage=spec.usage)
             i += 1 if inline else 2
+            continue
+        leading_flag = spec.flag_named(leading) if leading and leading not in flags else None
+        if leading_flag is not None:
+            flags[leading_flag.name] = _check_value(leading_flag, word, usage=spec.usage)
+            i += 1
             continue
         if target is not None:
             raise UsageError(f"I expected one target but got `{target}` and `{word[:60]}`.", usage=spec.usage)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from bot.actions import run_audited
 from bot.commands import REGISTRY, parse
 from bot.context import Services, VerbContext
-from bot.errors import PermissionDenied
 from bot.model import Answer, Command, Decision, Subject
 from bot.verbs import load_all
 
@@ -44,12 +44,10 @@ def execute(
     gate: Gate | None = services.extras.get("gate")
     subject = gate.subject_for(slack_user) if gate is not None and slack_user else Subject(slack_user=slack_user)
     ctx = VerbContext(services=services, subject=subject, channel=channel, confirmed=confirmed)
-    if gate is not None and slack_user and command.verb != "help":
-        decision = gate.authorize(ctx, command)
-        if not decision.allowed:
-            raise PermissionDenied(decision.reason)
+    decide = gate.authorize if gate is not None and slack_user else None
     log.info("running %r for %s in %s", command.as_text(), slack_user or "terminal", channel or "-")
-    return REGISTRY.funcs[command.verb](ctx, command)
+    # run_audited: the gate's decision, the action id claim and exactly one audit row per attempt.
+    return run_audited(ctx, command, decide=decide)
 
 
 def spec_of(command: Command) -> tuple[bool, bool]:

@@ -1,0 +1,323 @@
+"""The audit log: one row per attempt — allowed, denied or failed — and the actions' idempotency keys.
+
+Who (Slack user and the Kubernetes identity the bot acted as), what (verb, target, namespace,
+parameters, the canonical command), the decision and the rule that made it, the outcome and when.
+A confirmed action's row is written BEFORE the change with its action id under a UNIQUE constraint:
+that row is the idempotency key, so a second click with the same id finds it, changes nothing and
+only counts a repeat on the same row. Optionally each action and each refusal is also posted to an
+audit channel through a plain `post(channel, text)` callable (no Slack imports here).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from bot.model import Command, Decision, Subject
+from bot.store.database import Database
+
+if TYPE_CHECKING:
+    from bot.context import Services
+
+log = logging.getLogger(__name__)
+
+AUDIT_KEY = "audit"
+RUNNING, DONE, FAILED, DENIED = "running", "done", "failed", "denied"
+Post = Callable[[str, str], None]
+
+
+def _create(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            slack_user TEXT,
+            usergroups TEXT NOT NULL,
+            k8s_user TEXT,
+            k8s_groups TEXT NOT NULL,
+            channel TEXT,
+            verb TEXT NOT NULL,
+            target TEXT,
+            namespace TEXT,
+            params TEXT NOT NULL,
+            command TEXT NOT NULL,
+            action_id TEXT UNIQUE,
+            decision TEXT NOT NULL CHECK (decision IN ('allowed', 'denied')),
+            reason TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('running', 'done', 'failed', 'denied')),
+            message TEXT,
+            finished_at TEXT,
+            repeats INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute("CREATE INDEX audit_at ON audit (at)")
+
+
+MIGRATIONS = [_create]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    slack_user: str | None
+    usergroups: tuple[str, ...]
+    k8s_user: str | None
+    k8s_groups: tuple[str, ...]
+    channel: str | None
+    verb: str
+    target: str | None
+    namespace: str | None
+    params: dict[str, Any]
+    command: str
+    action_id: str | None
+    decision: str
+    reason: str
+    outcome: str
+    message: str | None
+    finished_at: datetime | None
+    repeats: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AuditEntry:
+        return cls(
+            id=int(row["id"]),
+            at=datetime.fromisoformat(row["at"]),
+            slack_user=row["slack_user"],
+            usergroups=tuple(json.loads(row["usergroups"])),
+            k8s_user=row["k8s_user"],
+            k8s_groups=tuple(json.loads(row["k8s_groups"])),
+            channel=row["channel"],
+            verb=row["verb"],
+            target=row["target"],
+            namespace=row["namespace"],
+            params=json.loads(row["params"]),
+            command=row["command"],
+            action_id=row["action_id"],
+            decision=row["decision"],
+            reason=row["reason"],
+            outcome=row["outcome"],
+            message=row["message"],
+            finished_at=datetime.fromisoformat(row["finished_at"]) if row["finished_at"] else None,
+            repeats=int(row["repeats"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "slack_user": self.slack_user,
+            "usergroups": list(self.usergroups),
+            "k8s_user": self.k8s_user,
+            "k8s_groups": list(self.k8s_groups),
+            "channel": self.channel,
+            "verb": self.verb,
+            "target": self.target,
+            "namespace": self.namespace,
+            "params": self.params,
+            "command": self.command,
+            "action_id": self.action_id,
+            "decision": self.decision,
+            "reason": self.reason,
+            "outcome": self.outcome,
+            "message": self.message,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "repeats": self.repeats,
+        }
+
+    def line(self) -> str:
+        """One plain line for `k8sbot audit` and the audit channel."""
+        who = self.slack_user or "terminal"
+        if self.k8s_user:
+            who += f" as {self.k8s_user}"
+        repeats = f" (+{self.repeats} repeated click{'s' if self.repeats > 1 else ''})" if self.repeats else ""
+        detail = self.message if self.outcome != DENIED else self.reason
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.outcome.upper():7} {who}: {self.command}{repeats} — {detail or ''}"
+
+
+class AlreadyClaimed(Exception):
+    """`begin` found a row with the same action id: the action already ran (or is running)."""
+
+    def __init__(self, entry: AuditEntry) -> None:
+        super().__init__(entry.action_id)
+        self.entry = entry
+
+
+class AuditLog:
+    """Writes and reads the `audit` table of one Database (thread-safe through per-thread connections)."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        post: Post | None = None,
+        channel: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.database = database
+        self.post = post
+        self.channel = channel
+        self._clock = clock or (lambda: datetime.now(UTC))
+        database.ensure_schema("audit", MIGRATIONS)
+
+    def _now(self) -> str:
+        # Stored as UTC ISO text so that text order is time order (`since` compares strings).
+        return self._clock().astimezone(UTC).isoformat()
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        subject: Subject,
+        command: Command,
+        channel: str | None,
+        decision: Decision,
+        outcome: str,
+        message: str | None = None,
+        action_id: str | None = None,
+    ) -> AuditEntry:
+        """One finished attempt (a refusal, a read, a failed preview) as a single row."""
+        row = self._row(
+            subject=subject,
+            command=command,
+            channel=channel,
+            decision=decision,
+            action_id=action_id,
+            outcome=outcome,
+            message=message,
+        )
+        row["finished_at"] = row["at"]
+        entry = self._insert(row)
+        self._announce(entry)
+        return entry
+
+    def begin(
+        self, *, subject: Subject, command: Command, channel: str | None, decision: Decision, action_id: str
+    ) -> AuditEntry:
+        """Claim `action_id` before an action runs; raises AlreadyClaimed (and counts a repeat) if taken."""
+        row = self._row(
+            subject=subject,
+            command=command,
+            channel=channel,
+            decision=decision,
+            action_id=action_id,
+            outcome=RUNNING,
+            message=None,
+        )
+        try:
+            return self._insert(row)
+        except sqlite3.IntegrityError:
+            with self.database.transaction() as db:
+                db.execute("UPDATE audit SET repeats = repeats + 1 WHERE action_id = ?", [action_id])
+            existing = self.for_action(action_id)
+            if existing is None:  # pragma: no cover - the unique row cannot vanish
+                raise
+            raise AlreadyClaimed(existing) from None
+
+    def finish(self, entry: AuditEntry, *, outcome: str, message: str) -> AuditEntry:
+        finished = self._now()
+        with self.database.transaction() as db:
+            db.execute(
+                "UPDATE audit SET outcome = ?, message = ?, finished_at = ? WHERE id = ?",
+                [outcome, message, finished, entry.id],
+            )
+        done = self.get(entry.id)
+        assert done is not None
+        self._announce(done)
+        return done
+
+    def _row(
+        self,
+        *,
+        subject: Subject,
+        command: Command,
+        channel: str | None,
+        decision: Decision,
+        action_id: str | None,
+        outcome: str,
+        message: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "at": self._now(),
+            "slack_user": subject.slack_user,
+            "usergroups": json.dumps(sorted(subject.usergroups)),
+            "k8s_user": subject.k8s_user,
+            "k8s_groups": json.dumps(list(subject.k8s_groups)),
+            "channel": channel,
+            "verb": command.verb,
+            "target": command.target,
+            "namespace": command.namespace,
+            "params": json.dumps({k: v for k, v in command.flags if k != "action-id"}, sort_keys=True),
+            "command": command.as_text(),
+            "action_id": action_id,
+            "decision": "allowed" if decision.allowed else "denied",
+            "reason": decision.reason,
+            "outcome": outcome,
+            "message": message,
+        }
+
+    def _insert(self, row: dict[str, Any]) -> AuditEntry:
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.database.transaction() as db:
+            cursor = db.execute(f"INSERT INTO audit ({columns}) VALUES ({marks})", list(row.values()))  # noqa: S608
+            new_id = cursor.lastrowid
+        entry = self.get(int(new_id or 0))
+        assert entry is not None
+        return entry
+
+    def _announce(self, entry: AuditEntry) -> None:
+        # Reads are recorded but not posted: the channel is for changes and refusals.
+        if not (self.post and self.channel) or (entry.outcome == DONE and entry.action_id is None):
+            return
+        try:
+            self.post(self.channel, entry.line())
+        except Exception:  # the audit row is the record; a failed post must not fail the action
+            log.exception("could not post audit entry %s to %s", entry.id, self.channel)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, entry_id: int) -> AuditEntry | None:
+        return self._one("SELECT * FROM audit WHERE id = ?", [entry_id])
+
+    def for_action(self, action_id: str) -> AuditEntry | None:
+        return self._one("SELECT * FROM audit WHERE action_id = ?", [action_id])
+
+    def since(self, since: datetime | None = None, *, limit: int = 500) -> list[AuditEntry]:
+        """Entries at or after `since` (all when None), oldest first, at most `limit` (the newest)."""
+        query = "SELECT * FROM audit WHERE at >= ? ORDER BY id DESC LIMIT ?"
+        start = since.astimezone(UTC).isoformat() if since else ""
+        cursor = self.database.db.execute(query, [start, limit])
+        names = [c[0] for c in cursor.description]
+        entries = [AuditEntry.from_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+        return list(reversed(entries))
+
+    def count(self) -> int:
+        return int(self.database.db.execute("SELECT count(*) FROM audit").fetchone()[0])
+
+    def _one(self, query: str, params: list[Any]) -> AuditEntry | None:
+        cursor = self.database.db.execute(query, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return AuditEntry.from_row(dict(zip([c[0] for c in cursor.description], row, strict=True)))
+
+
+def audit_of(services: Services) -> AuditLog:
+    """The AuditLog installed in `services.extras["audit"]`, created (without posting) when absent."""
+    existing = services.extras.get(AUDIT_KEY)
+    if isinstance(existing, AuditLog):
+        return existing
+    created = AuditLog(services.db, clock=services.clock)
+    services.extras[AUDIT_KEY] = created
+    return created
