@@ -221,6 +221,8 @@ class ChangeRecorder:
             stored = self.changes.commit(checkpoint=checkpoint) if checkpoint else []
         else:
             old = self.changes.state(new.ref)
+            if old is not None and _older(new, old):
+                return []  # a replayed event older than what is stored: recording it would undo a change
             recorded = self._changes_between(old, new, obj)
             unchanged = old is not None and _same_state(old, new)
             if unchanged and checkpoint is None:
@@ -280,6 +282,17 @@ class ChangeRecorder:
         return earlier if earlier is not None and earlier < new.revision else None
 
 
+def _older(new: ObjectState, old: ObjectState) -> bool:
+    """True when `new` is an earlier version of the same object than `old`.
+
+    resourceVersions are opaque to clients in general, but every API server backed by etcd hands out
+    increasing integers; when both are integers, an older one is a replay and must not count.
+    """
+    if new.uid != old.uid or not (new.resource_version.isdigit() and old.resource_version.isdigit()):
+        return False
+    return int(new.resource_version) <= int(old.resource_version)
+
+
 def _same_state(old: ObjectState, new: ObjectState) -> bool:
     return (old.body, old.revision, old.template_hash, old.owner) == (
         new.body,
@@ -319,26 +332,28 @@ class KindWatcher:
         self.synced = threading.Event()
         """Set once the first listing of this run is recorded (tests and the CLI wait on it)."""
         self._response: urllib3.BaseHTTPResponse | None = None
+        self.resource_version: str | None = None
+        """The newest resourceVersion seen: where a dropped watch resumes."""
 
     @property
     def kind(self) -> str:
         return self.watched.kind
 
     def run(self) -> None:
-        resource_version = self.recorder.changes.checkpoint(self.kind) if self.watched.mode == "changes" else None
-        if resource_version is not None:
+        self.resource_version = self.recorder.changes.checkpoint(self.kind) if self.watched.mode == "changes" else None
+        if self.resource_version is not None:
             self.synced.set()  # resuming from a checkpoint: the stored states are the sync point
         delay = self.backoff[0]
         while not self.stop.is_set():
             try:
-                if resource_version is None:
-                    resource_version = self._list()
-                resource_version = self._watch(resource_version)
+                if self.resource_version is None:
+                    self.resource_version = self._list()
+                self._watch(self.resource_version)
                 delay = self.backoff[0]
             except Gone:
                 log.info("watch %s: resourceVersion too old, listing again", self.kind)
                 self.relists += 1
-                resource_version = None
+                self.resource_version = None
             except K8sBotError as e:
                 if self.stop.is_set():
                     break
@@ -389,7 +404,7 @@ class KindWatcher:
 
     # -- watch ------------------------------------------------------------------------------------
 
-    def _watch(self, resource_version: str) -> str:
+    def _watch(self, resource_version: str) -> None:
         query = {
             "watch": "true",
             "resourceVersion": resource_version,
@@ -403,14 +418,13 @@ class KindWatcher:
             for line in _lines(response):
                 if self.stop.is_set():
                     break
-                resource_version = self._handle(json.loads(line), resource_version)
+                self.resource_version = self._handle(json.loads(line), self.resource_version or resource_version)
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as e:
             if not self.stop.is_set():
                 raise ClusterUnavailable(f"watch {self.kind} dropped: {e}") from e
         finally:
             self._response = None
             response.release_conn()
-        return resource_version
 
     def _handle(self, event: dict[str, Any], resource_version: str) -> str:
         event_type = event.get("type")
