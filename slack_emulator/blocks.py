@@ -308,9 +308,8 @@ class _Validator:
                 self.v.add("missing required field: text", ptr)
             else:
                 self.max_len(text, 12000, f"{ptr}/text")
-        elif btype == "rich_text":
-            if not isinstance(b.get("elements"), list):
-                self.v.add("must provide an array", f"{ptr}/elements")
+        elif btype == "rich_text" and not isinstance(b.get("elements"), list):
+            self.v.add("must provide an array", f"{ptr}/elements")
 
 
 def validate_blocks(blocks: Any, surface: str = "message", pointer: str = "/blocks") -> Validation:

@@ -10,6 +10,7 @@ closes the view.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -24,6 +25,7 @@ from . import payloads
 from .responses import apply_command_ack, mint_response_url
 from .socket_mode import Envelope
 from .state import View
+from .webapi import view_api
 
 if TYPE_CHECKING:
     from .emulator import SlackEmulator
@@ -91,14 +93,15 @@ class Driver:
             self.ack_timeout = ack_timeout
 
     # ------------------------------------------------------------------ transports
-    def http_post(self, url: str, body: bytes, content_type: str, tamper: str | None = None,
+    def http_post(self, url: str, body: bytes, content_type: str, *, tamper: str | None = None,
                   extra_headers: dict[str, str] | None = None, timeout: float | None = None) -> Result:
         """POST ``body`` to the bot, signed (or deliberately mis-signed with ``tamper``)."""
         if tamper is not None and tamper not in TAMPERS:
             raise ValueError(f"tamper must be one of {TAMPERS}")
         now = int(time.time())
-        ts: int | str = {"stale_timestamp": now - 301, "future_timestamp": now + 200,
-                         "non_numeric_timestamp": "soon"}.get(tamper or "", now)
+        shifted: dict[str, int | str] = {"stale_timestamp": now - 301, "future_timestamp": now + 200,
+                                         "non_numeric_timestamp": "soon"}
+        ts: int | str = shifted.get(tamper or "", now)
         headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
         if tamper != "no_signature":
             if tamper == "non_numeric_timestamp":
@@ -147,7 +150,7 @@ class Driver:
             raise ValueError("HTTP mode needs the bot URL: pass url= or emu.driver.configure(url=...)")
         return u
 
-    def _socket(self, type_: str, payload: JSONDict, accepts: bool, wait: bool, timeout: float | None,
+    def _socket(self, type_: str, payload: JSONDict, accepts: bool, *, wait: bool, timeout: float | None,
                 on_ack: Any = None) -> Result:
         start = time.monotonic()
         env = self.emu.socket.deliver(type_, payload, accepts, on_ack=on_ack)
@@ -163,8 +166,8 @@ class Driver:
         return trig
 
     # ------------------------------------------------------------------ slash commands
-    def slash_command(self, text: str = "", user_id: str = "", channel_id: str = "", command: str = "/k8s",
-                      mode: str | None = None, url: str | None = None, *, wait: bool = True,
+    def slash_command(self, text: str = "", user_id: str = "", channel_id: str = "", command: str = "/k8s", *,
+                      mode: str | None = None, url: str | None = None, wait: bool = True,
                       timeout: float | None = None, tamper: str | None = None) -> Result:
         """Invoke ``command text`` as ``user_id`` in ``channel_id``; returns the bot's ack.
 
@@ -173,7 +176,8 @@ class Driver:
         m = self._mode(mode)
         response_url = mint_response_url(self.emu, "commands", channel_id, user_id)
         trigger = self._new_trigger(user_id)
-        fields = payloads.command_fields(self.emu, command, text, user_id, channel_id, response_url, trigger)
+        fields = payloads.command_fields(self.emu, command, text, user_id=user_id, channel_id=channel_id,
+                                         response_url=response_url, trigger_id=trigger)
         if m == "http":
             res = self.http_post(self._url(url), urllib.parse.urlencode(fields).encode(),
                                  "application/x-www-form-urlencoded", tamper=tamper, timeout=timeout)
@@ -184,19 +188,19 @@ class Driver:
         else:
             def on_ack(env: Envelope) -> None:
                 apply_command_ack(self.emu, response_url, env.ack_payload)
-            res = self._socket("slash_commands", dict(fields), True, wait, timeout, on_ack)
+            res = self._socket("slash_commands", dict(fields), True, wait=wait, timeout=timeout, on_ack=on_ack)
         res.request, res.response_url, res.trigger_id = fields, response_url, trigger
         return res
 
     # ------------------------------------------------------------------ interactivity
-    def _send_interactive(self, payload: JSONDict, m: str, url: str | None, accepts: bool, wait: bool,
+    def _send_interactive(self, payload: JSONDict, m: str, url: str | None, *, accepts: bool, wait: bool,
                           timeout: float | None, tamper: str | None) -> Result:
         if m == "http":
             body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
             res = self.http_post(self._url(url), body, "application/x-www-form-urlencoded", tamper=tamper,
                                  timeout=timeout)
         else:
-            res = self._socket("interactive", payload, accepts, wait, timeout)
+            res = self._socket("interactive", payload, accepts, wait=wait, timeout=timeout)
         res.request = payload
         return res
 
@@ -229,7 +233,8 @@ class Driver:
         action = payloads.action_from_element(block_id, element, selected)
         payload = payloads.block_actions(self.emu, user_id, action, trigger, channel_id=channel, message=message,
                                          is_ephemeral=is_eph, response_url=response_url)
-        res = self._send_interactive(payload, self._mode(mode), url, False, wait, timeout, tamper)
+        res = self._send_interactive(payload, self._mode(mode), url, accepts=False, wait=wait, timeout=timeout,
+                                     tamper=tamper)
         res.response_url, res.trigger_id = response_url, trigger
         return res
 
@@ -245,7 +250,8 @@ class Driver:
         trigger = self._new_trigger(user)
         action = payloads.action_from_element(found[0], found[1], selected)
         payload = payloads.block_actions(self.emu, user, action, trigger, view=view, state_values=values)
-        res = self._send_interactive(payload, self._mode(mode), url, False, wait, timeout, None)
+        res = self._send_interactive(payload, self._mode(mode), url, accepts=False, wait=wait, timeout=timeout,
+                                     tamper=None)
         res.trigger_id = trigger
         return res
 
@@ -266,7 +272,8 @@ class Driver:
         user = user_id or view.user
         trigger = self._new_trigger(user)
         payload = payloads.view_submission(self.emu, view, user, trigger, values)
-        res = self._send_interactive(payload, self._mode(mode), url, True, wait, timeout, tamper)
+        res = self._send_interactive(payload, self._mode(mode), url, accepts=True, wait=wait, timeout=timeout,
+                                     tamper=tamper)
         res.trigger_id = trigger
         if res.ok:
             self._apply_view_ack(view, user, res.payload)
@@ -281,8 +288,9 @@ class Driver:
             return None
         payload = {"type": "view_closed", "team": {"id": self.emu.workspace.team_id},
                    "user": {"id": user_id or view.user}, "api_app_id": self.emu.workspace.app_id,
-                   "view": payloads.view_api(self.emu, view), "is_cleared": False}
-        return self._send_interactive(payload, self._mode(mode), url, False, True, None, None)
+                   "view": view_api(self.emu, view), "is_cleared": False}
+        return self._send_interactive(payload, self._mode(mode), url, accepts=False, wait=True, timeout=None,
+                                      tamper=None)
 
     def _apply_view_ack(self, view: View, user: str, ack: JSONDict | None) -> None:
         from .webapi import ApiError, _store_view
@@ -301,10 +309,8 @@ class Driver:
                 if action == "update":
                     view.data = json.loads(json.dumps(ack["view"]))  # type: ignore[index]
                 else:
-                    try:
+                    with contextlib.suppress(ApiError):
                         _store_view(self.emu, ack["view"], user, view)  # type: ignore[index]
-                    except ApiError:
-                        pass
                 return
             if action == "clear":
                 for v in ws.views.values():
@@ -323,7 +329,7 @@ class Driver:
         body_obj = payloads.event_callback(self.emu, event)
         m = self._mode(mode)
         if m == "socket":
-            res = self._socket("events_api", body_obj, False, wait, timeout)
+            res = self._socket("events_api", body_obj, False, wait=wait, timeout=timeout)
             res.request = body_obj
             return res
         body = json.dumps(body_obj).encode()
@@ -350,7 +356,7 @@ class Driver:
             ws.store_message(channel, msg)
             return dict(msg)
 
-    def app_mention(self, text: str, user_id: str, channel_id: str, thread_ts: str | None = None,
+    def app_mention(self, text: str, user_id: str, channel_id: str, thread_ts: str | None = None, *,
                     mode: str | None = None, url: str | None = None, **kw: Any) -> Result:
         """A human posts ``text`` (should contain ``<@BOT>``) and the bot gets ``app_mention``."""
         msg = self.user_message(channel_id, user_id, text, thread_ts)
@@ -366,7 +372,7 @@ class Driver:
         event: JSONDict = {"type": "app_home_opened", "user": user_id, "channel": "D" + user_id[1:], "tab": tab}
         vid = self.emu.workspace.home_views.get(user_id)
         if vid:
-            event["view"] = payloads.view_api(self.emu, self.emu.workspace.views[vid])
+            event["view"] = view_api(self.emu, self.emu.workspace.views[vid])
         return self.send_event(event, mode, url, **kw)
 
     def url_verification(self, challenge: str = "challenge-token", url: str | None = None,

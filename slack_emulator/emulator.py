@@ -30,13 +30,15 @@ class EmulatorTimeout(AssertionError):
 class SlackEmulator:
     """A faithful local Slack: Web API, response_urls, uploads, Socket Mode and a driver."""
 
-    def __init__(self, signing_secret: str = "test-secret", bot_token: str = "xoxb-emulator-bot-token",
-                 app_token: str = "xapp-1-AEMULATOR-emulator-app-token", team_id: str = "T0EMULATE",
-                 bot_user_id: str = "U0BOT0001", bot_id: str = "B0BOT0001", app_id: str = "A0APP0001", *,
+    def __init__(self, signing_secret: str = "test-secret", *,  # noqa: S107 - fake credentials
+                 bot_token: str = "xoxb-emulator-bot-token",  # noqa: S107
+                 app_token: str = "xapp-1-AEMULATOR-emulator-app-token",  # noqa: S107
+                 team_id: str = "T0EMULATE", bot_user_id: str = "U0BOT0001", bot_id: str = "B0BOT0001",
+                 app_id: str = "A0APP0001",
                  team_domain: str = "emulated", team_name: str = "Emulated Workspace", bot_name: str = "k8sbot",
                  scopes: Iterable[str] = DEFAULT_SCOPES, port: int = 0, socket_port: int = 0,
                  clock: Clock | None = None, home_tab_enabled: bool = True, ack_timeout: float = 3.0,
-                 verification_token: str = "emulated-verification-token") -> None:
+                 verification_token: str = "emulated-verification-token") -> None:  # noqa: S107
         if not signing_secret.strip():
             raise ValueError("signing_secret must be non-empty (slack_sdk >= 3.43 rejects empty secrets)")
         self.signing_secret = signing_secret
@@ -48,7 +50,8 @@ class SlackEmulator:
         self.home_tab_enabled = home_tab_enabled
         self.verification_token = verification_token
         self.clock = clock or Clock()
-        self.workspace = Workspace(team_id, team_domain, bot_user_id, bot_id, app_id, self.clock)
+        self.workspace = Workspace(team_id, team_domain, bot_user_id=bot_user_id, bot_id=bot_id, app_id=app_id,
+                                   clock=self.clock)
         self.faults = Faults(self.clock)
         self.socket = SocketModeServer(app_id, LOOPBACK, socket_port, ack_timeout=ack_timeout)
         self.driver = Driver(self, ack_timeout=ack_timeout)
@@ -113,14 +116,14 @@ class SlackEmulator:
         self._tokens[token] = "revoked"
 
     # ------------------------------------------------------------------ workspace seeding
-    def add_user(self, id: str, name: str | None = None, real_name: str = "", email: str | None = None,
+    def add_user(self, id: str, name: str | None = None, *, real_name: str = "", email: str | None = None,
                  is_bot: bool = False, deleted: bool = False, is_admin: bool = False, tz: str = "Etc/UTC") -> User:
-        user = User(id, name or id.lower(), real_name, email, is_bot, deleted, is_admin, tz)
+        user = User(id, name or id.lower(), real_name, email, is_bot, deleted, is_admin, tz)  # dataclass order
         with self.workspace.lock:
             self.workspace.users[id] = user
         return user
 
-    def add_channel(self, id: str, name: str, members: Iterable[str] = (), is_private: bool = False,
+    def add_channel(self, id: str, name: str, members: Iterable[str] = (), is_private: bool = False, *,
                     bot_member: bool | None = None, is_archived: bool = False, topic: str = "",
                     purpose: str = "") -> Channel:
         """Add a channel.  The bot is a member only if its user id is in ``members`` or
@@ -136,9 +139,9 @@ class SlackEmulator:
             self.workspace.channels[id] = chan
         return chan
 
-    def add_usergroup(self, id: str, handle: str, users: Iterable[str] = (), name: str = "",
+    def add_usergroup(self, id: str, handle: str, users: Iterable[str] = (), *, name: str = "",
                       description: str = "", disabled: bool = False) -> Usergroup:
-        group = Usergroup(id, handle, name or handle, list(users), description, disabled)
+        group = Usergroup(id, handle, name or handle, list(users), description, disabled)  # dataclass order
         with self.workspace.lock:
             self.workspace.usergroups[id] = group
         return group
@@ -148,10 +151,10 @@ class SlackEmulator:
         """Answer the next ``times`` calls of ``method`` ("*" = any) with 429 + Retry-After."""
         self.faults.rate_limit(method, retry_after, times)
 
-    def fail(self, method: str, error: str = "internal_error", http_status: int = 200, times: int | None = 1,
+    def fail(self, method: str, error: str = "internal_error", *, http_status: int = 200, times: int | None = 1,
              for_seconds: float | None = None) -> None:
         """Fail ``method`` ("*" = any) with ``error``; ``http_status=500/503`` simulates an outage."""
-        self.faults.fail(method, error, http_status, times, for_seconds)
+        self.faults.fail(method, error, http_status=http_status, times=times, for_seconds=for_seconds)
 
     def enforce_posting_rate(self, per_second: float | None = 1.0, burst: int = 3) -> None:
         """Per-channel chat.postMessage limit (token bucket); ``None`` switches it off."""

@@ -58,7 +58,7 @@ class Faults:
         with self._lock:
             self._rules.append(Fault(method, "ratelimited", 429, int(retry_after), times, None))
 
-    def fail(self, method: str, error: str = "internal_error", http_status: int = 200,
+    def fail(self, method: str, error: str = "internal_error", *, http_status: int = 200,
              times: int | None = 1, for_seconds: float | None = None) -> None:
         """Fail ``method`` with ``error`` (HTTP 200 ``ok:false``) or an HTTP status (500/503...).
 

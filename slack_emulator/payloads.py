@@ -38,7 +38,7 @@ def channel_name(emu: SlackEmulator, channel_id: str) -> str:
     return "directmessage" if chan.is_im else chan.name
 
 
-def command_fields(emu: SlackEmulator, command: str, text: str, user_id: str, channel_id: str,
+def command_fields(emu: SlackEmulator, command: str, text: str, *, user_id: str, channel_id: str,
                    response_url: str, trigger_id: str) -> dict[str, str]:
     """Slash command fields in Slack's order (all strings)."""
     ws = emu.workspace

@@ -23,7 +23,7 @@ RESPONSE_URL_TTL = 30 * 60
 RESPONSE_URL_USES = 5
 
 
-def mint_response_url(emu: SlackEmulator, kind: str, channel: str, user: str, source_ts: str | None = None,
+def mint_response_url(emu: SlackEmulator, kind: str, channel: str, user: str, *, source_ts: str | None = None,
                       source_is_ephemeral: bool = False) -> str:
     """Create a response_url (``kind`` is "commands" or "actions") pointing at this emulator."""
     ws = emu.workspace
@@ -34,8 +34,8 @@ def mint_response_url(emu: SlackEmulator, kind: str, channel: str, user: str, so
     return f"{emu.base_url}/{kind}/{rid}"
 
 
-def _apply(emu: SlackEmulator, ru: ResponseUrl, body: dict[str, Any], source: str) -> None:
-    """Apply a response body (already validated as JSON object) to workspace state."""
+def _apply(emu: SlackEmulator, ru: ResponseUrl, body: dict[str, Any], source: str, record: bool = True) -> None:
+    """Apply a response body to workspace state; ``record`` remembers it as posted via the URL."""
     ws = emu.workspace
     target_ts, target_eph = ru.source_ts, ru.source_is_ephemeral
     if ru.kind == "commands" and ru.posted:
@@ -76,12 +76,14 @@ def _apply(emu: SlackEmulator, ru: ResponseUrl, body: dict[str, Any], source: st
     if body.get("response_type") == "in_channel":
         chan = resolve_channel(emu, ru.channel)
         msg = post_bot_message(emu, chan, content, str(thread_ts) if thread_ts else None)
-        ru.posted.append((msg["ts"], False))
+        if record:
+            ru.posted.append((msg["ts"], False))
     else:
         msg = bot_message(emu, content, ws.new_ts())
         msg["subtype"] = "ephemeral"
         ws.ephemerals.append(Ephemeral(ru.channel, ru.user, msg, source, str(thread_ts) if thread_ts else None))
-        ru.posted.append((msg["ts"], True))
+        if record:
+            ru.posted.append((msg["ts"], True))
 
 
 def handle_response_url(emu: SlackEmulator, rid: str, raw: bytes) -> tuple[int, str]:
@@ -129,6 +131,7 @@ def apply_command_ack(emu: SlackEmulator, response_url: str, payload: Any) -> No
             return
         body = {"text": payload} if isinstance(payload, str) else dict(payload)
         try:
-            _apply(emu, ru, body, "ack")
+            # the ack is not "posted through the response_url", so replace/delete_original skip it
+            _apply(emu, ru, body, "ack", record=False)
         except ApiError as err:
             ws.response_posts.append(ResponseUrlPost(response_url, body, 400, f"ack: {err.error}", ws.clock.now()))

@@ -11,6 +11,7 @@ token and scope checks, fault injection hook-up, per-call recording and the rout
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -34,7 +35,7 @@ _DECODE_KEYS = ("blocks", "attachments", "view", "files", "metadata")
 
 def parse_body(raw: bytes, content_type: str) -> dict[str, Any]:
     """Parse a Web API request body the way Slack does (JSON object or form)."""
-    ctype = content_type.split(";")[0].strip().lower()
+    ctype = content_type.split(";", maxsplit=1)[0].strip().lower()
     if ctype == "application/json":
         if not raw.strip():
             return {}
@@ -56,10 +57,8 @@ def _recorded_args(args: dict[str, Any]) -> dict[str, Any]:
     out.pop("token", None)
     for key in _DECODE_KEYS:
         if isinstance(out.get(key), str):
-            try:
+            with contextlib.suppress(ValueError):
                 out[key] = json.loads(out[key])
-            except ValueError:
-                pass
     return out
 
 

@@ -10,6 +10,7 @@ commands and interactions just time out), queueing while no socket is connected,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -86,9 +87,12 @@ class SocketConnection:
 class SocketModeServer:
     """websockets sync server on 127.0.0.1 emulating Slack's Socket Mode endpoint."""
 
-    def __init__(self, app_id: str, host: str = "127.0.0.1", port: int = 0, ack_timeout: float = 3.0,
-                 max_event_retries: int = 3) -> None:
+    def __init__(self, app_id: str, host: str = "127.0.0.1", port: int = 0, *, ack_timeout: float = 3.0,
+                 max_event_retries: int = 3, server_ping_interval: float | None = 0.5) -> None:
         self.app_id = app_id
+        # Server pings (answered with pongs by every client) also wake the builtin client's
+        # blocking recv (3 s timeout, holding the lock close() needs), so clients close fast.
+        self.server_ping_interval = server_ping_interval
         self.host = host
         self.ack_timeout = ack_timeout
         self.max_event_retries = max_event_retries
@@ -116,7 +120,8 @@ class SocketModeServer:
 
     def start(self) -> None:
         self._server = serve(self._handle, self.host, self._requested_port, compression=None,
-                             ping_interval=None, process_request=self._process_request, open_timeout=5,
+                             ping_interval=self.server_ping_interval, ping_timeout=None,
+                             process_request=self._process_request, open_timeout=5,
                              close_timeout=1)
         for name, target in (("serve", self._server.serve_forever), ("monitor", self._monitor)):
             t = threading.Thread(target=target, name=f"slack-emulator-ws-{name}", daemon=True)
@@ -228,7 +233,7 @@ class SocketModeServer:
         env.done.set()
 
     # ------------------------------------------------------------------ delivery
-    def deliver(self, type_: str, payload: JSONDict, accepts_response_payload: bool = False,
+    def deliver(self, type_: str, payload: JSONDict, accepts_response_payload: bool = False, *,
                 on_ack: Callable[[Envelope], None] | None = None, retry_attempt: int = 0,
                 retry_reason: str = "") -> Envelope:
         """Queue an envelope and send it at once if a usable socket is open."""
@@ -278,7 +283,7 @@ class SocketModeServer:
                         expired.append(env)
             for env in expired:
                 if env.type == "events_api" and env.retry_attempt < self.max_event_retries:
-                    env.retry = self.deliver(env.type, env.payload, env.accepts_response_payload, env.on_ack,
+                    env.retry = self.deliver(env.type, env.payload, env.accepts_response_payload, on_ack=env.on_ack,
                                              retry_attempt=env.retry_attempt + 1, retry_reason="timeout")
                 env.done.set()
 
@@ -288,9 +293,9 @@ class SocketModeServer:
         while True:
             current = env.final()
             remaining = deadline - time.monotonic()
-            if current.done.wait(max(0.0, min(remaining, 0.05))):
-                if current.retry is None and (current.acked or current.status == "timeout"):
-                    return current
+            settled = current.done.wait(max(0.0, min(remaining, 0.05)))
+            if settled and current.retry is None and (current.acked or current.status == "timeout"):
+                return current
             if remaining <= 0:
                 return current
 
@@ -335,13 +340,9 @@ class SocketModeServer:
 
     def _hard_close(self, sc: SocketConnection) -> None:
         sock: socket.socket = sc.conn.socket
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             sock.close()
-        except OSError:
-            pass
         with self._lock:
             sc.closed = True

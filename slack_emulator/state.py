@@ -206,7 +206,7 @@ class View:
 class Workspace:
     """All mutable emulator state.  Thread-safe via ``lock``."""
 
-    def __init__(self, team_id: str, team_domain: str, bot_user_id: str, bot_id: str, app_id: str,
+    def __init__(self, team_id: str, team_domain: str, *, bot_user_id: str, bot_id: str, app_id: str,
                  clock: Clock) -> None:
         self.lock = threading.RLock()
         self.team_id = team_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -50,7 +50,7 @@ class BoltHttpServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                headers: dict[str, str | list[str]] = {k.lower(): v for k, v in self.headers.items()}
+                headers: dict[str, str | Sequence[str]] = {k.lower(): v for k, v in self.headers.items()}
                 resp = bolt_app.dispatch(BoltRequest(body=body, headers=headers))
                 data = (resp.body or "").encode("utf-8")
                 self.send_response(resp.status)

@@ -52,7 +52,7 @@ class MethodSpec:
     """How a method is authorised and which function implements it."""
 
     func: Callable[[SlackEmulator, JSONDict, str], JSONDict]
-    token_type: str = "bot"  # "bot" (xoxb/xoxp) or "app" (xapp)
+    token_type: str = "bot"  # noqa: S105 - "bot" (xoxb/xoxp) or "app" (xapp)
     scope: str | None = None
 
 
@@ -79,6 +79,11 @@ def _need(args: JSONDict, key: str, error: str = "invalid_arguments") -> str:
     return str(value)
 
 
+def _invalid(*messages: str) -> ApiError:
+    """``invalid_arguments`` with Slack's ``[ERROR] …`` messages."""
+    return ApiError("invalid_arguments", {"response_metadata": {"messages": [f"[ERROR] {m}" for m in messages]}})
+
+
 def _blocks_error(errors: list[str]) -> ApiError:
     return ApiError("invalid_blocks", {"errors": errors,
                                        "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]}})
@@ -91,7 +96,7 @@ def _record_lint(emu: SlackEmulator, findings: list[LintFinding], method: str, c
             emu.workspace.lints.append(Lint(f.kind, method, prefix + f.pointer, f.detail, f.snippet, channel))
 
 
-def check_content(emu: SlackEmulator, args: JSONDict, method: str, channel: str | None,
+def check_content(emu: SlackEmulator, args: JSONDict, method: str, channel: str | None, *,
                   surface: str = "message", max_text: int | None = MAX_TEXT,
                   require_content: bool = True) -> tuple[JSONDict, list[str]]:
     """Validate text/blocks/attachments; return (content fields, warnings) or raise."""
@@ -166,12 +171,12 @@ def resolve_channel(emu: SlackEmulator, ref: str | None) -> Channel:
                 return chan
         if ref[:1] in ("U", "W") and ref in ws.users:
             dm_id = "D" + ref[1:]
-            chan = ws.channels.get(dm_id)
-            if chan is None:
-                chan = Channel(id=dm_id, name=ref, members=[ref, ws.bot_user_id], is_im=True,
-                               created=int(ws.clock.now()))
-                ws.channels[dm_id] = chan
-            return chan
+            dm = ws.channels.get(dm_id)
+            if dm is None:
+                dm = Channel(id=dm_id, name=ref, members=[ref, ws.bot_user_id], is_im=True,
+                             created=int(ws.clock.now()))
+                ws.channels[dm_id] = dm
+            return dm
     raise ApiError("channel_not_found")
 
 
@@ -188,9 +193,8 @@ def writable_channel(emu: SlackEmulator, ref: str | None, allow_public: bool = T
     chan = visible_channel(emu, ref)
     if chan.is_archived:
         raise ApiError("is_archived")
-    if emu.workspace.bot_user_id not in chan.members:
-        if not (allow_public and "chat:write.public" in emu.scopes):
-            raise ApiError("not_in_channel")
+    if emu.workspace.bot_user_id not in chan.members and not (allow_public and "chat:write.public" in emu.scopes):
+        raise ApiError("not_in_channel")
     return chan
 
 
@@ -344,10 +348,10 @@ def chat_get_permalink(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDi
 def _parse_view(emu: SlackEmulator, args: JSONDict, method: str) -> JSONDict:
     view = _json_arg(args, "view", "invalid_arguments")
     if view is None:
-        raise ApiError("invalid_arguments", {"response_metadata": {"messages": ["[ERROR] missing required field: view"]}})
+        raise _invalid("missing required field: view")
     val = validate_view(view)
     if not val.ok:
-        raise ApiError("invalid_arguments", {"response_metadata": {"messages": [f"[ERROR] {e}" for e in val.errors]}})
+        raise _invalid(*val.errors)
     _record_lint(emu, val.lint, method, None)
     size = len(json.dumps(view))
     if size > 250_000:
@@ -359,7 +363,7 @@ def _parse_view(emu: SlackEmulator, args: JSONDict, method: str) -> JSONDict:
 def _use_trigger(emu: SlackEmulator, trigger_id: str | None) -> None:
     ws = emu.workspace
     if not trigger_id:
-        raise ApiError("invalid_arguments", {"response_metadata": {"messages": ["[ERROR] missing required field: trigger_id"]}})
+        raise _invalid("missing required field: trigger_id")
     with ws.lock:
         if not _TRIGGER_RE.match(trigger_id) or trigger_id not in ws.triggers:
             raise ApiError("invalid_trigger_id")
@@ -415,7 +419,7 @@ def _store_view(emu: SlackEmulator, view: JSONDict, user: str, previous: View | 
 def views_open(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     view = _parse_view(emu, args, "views.open")
     if view.get("type") != "modal":
-        raise ApiError("invalid_arguments", {"response_metadata": {"messages": ["[ERROR] must be a valid enum value: modal [json-pointer:/view/type]"]}})
+        raise _invalid("must be a valid enum value: modal [json-pointer:/view/type]")
     trigger = args.get("trigger_id") or args.get("interactivity_pointer")
     with emu.workspace.lock:
         _use_trigger(emu, str(trigger) if trigger else None)
@@ -472,7 +476,7 @@ def views_update(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
 def views_publish(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     view = _parse_view(emu, args, "views.publish")
     if view.get("type") != "home":
-        raise ApiError("invalid_arguments", {"response_metadata": {"messages": ["[ERROR] must be a valid enum value: home [json-pointer:/view/type]"]}})
+        raise _invalid("must be a valid enum value: home [json-pointer:/view/type]")
     if not emu.home_tab_enabled:
         raise ApiError("not_enabled")
     ws = emu.workspace
@@ -623,7 +627,7 @@ def conversations_history(emu: SlackEmulator, args: JSONDict, token: str) -> JSO
 def files_get_upload_url_external(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     filename = args.get("filename")
     if not filename:
-        raise ApiError("invalid_arguments", {"response_metadata": {"messages": ["[ERROR] missing required field: filename"]}})
+        raise _invalid("missing required field: filename")
     try:
         length = int(args.get("length") or 0)
     except ValueError:
@@ -687,7 +691,7 @@ def files_info(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
 
 METHODS: dict[str, MethodSpec] = {
     "auth.test": MethodSpec(auth_test),
-    "apps.connections.open": MethodSpec(apps_connections_open, token_type="app"),
+    "apps.connections.open": MethodSpec(apps_connections_open, token_type="app"),  # noqa: S106
     "chat.postMessage": MethodSpec(chat_post_message, scope="chat:write"),
     "chat.update": MethodSpec(chat_update, scope="chat:write"),
     "chat.delete": MethodSpec(chat_delete, scope="chat:write"),
