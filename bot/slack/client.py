@@ -93,14 +93,23 @@ class Poster:
             raise SlackUnavailable(f"Slack {method} to {channel} failed: {e}") from e
 
     def post(
-        self, channel: str, *, text: str, blocks: list[dict[str, Any]] | None = None, thread_ts: str | None = None
+        self,
+        channel: str,
+        *,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
-        """chat.postMessage; returns the message ts."""
+        """chat.postMessage; returns the message ts. `metadata` is Slack message metadata
+        ({"event_type", "event_payload"}); the alert outbox puts its dedupe key there."""
         self.limiter.acquire(channel)
         response = self._call(
             "chat.postMessage",
             channel,
-            lambda: self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, thread_ts=thread_ts),
+            lambda: self.client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, metadata=metadata
+            ),
         )
         return str(response["ts"])
 

@@ -1,0 +1,372 @@
+"""The alert engine: watched objects in, grouped and routed alerts out through the outbox.
+
+It subscribes to the change tracker's shared watchers (`ChangeRecorder.subscribe`; Pods need
+`ALERT_KINDS` added to the watched kinds), keeps a `ClusterIndex`, and in one thread of its own
+re-evaluates the workloads that changed (`detection.evaluate`), feeds the `Tracker`, and turns its
+decisions into alert rows and outbox rows written in one transaction. A second thread, the
+`OutboxSender`, does the posting. Nothing here waits on Slack.
+
+Restart: open alerts are adopted from the store (never posted again); the outbox resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.alerting import detection
+from bot.alerting.grouping import AlertKey, Decision, Fire, Repeat, Resolve, Timing, Tracker
+from bot.alerting.index import ClusterIndex
+from bot.alerting.message import duration_text, render_alert, render_note, render_repeat
+from bot.alerting.routing import route
+from bot.alerting.sending import OutboxSender
+from bot.kube.client import KubeClient
+from bot.kube.kinds import KINDS
+from bot.kube.watching import ChangeRecorder, WatchedKind
+from bot.model import Change, ChangeKind, KubeObject, ObjectRef
+from bot.permissions.policy import Policy
+from bot.slack.client import Poster
+from bot.store.alerts import AlertStore
+from bot.store.database import Database
+from bot.store.events import WarningEvent
+from bot.store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+ALERT_KINDS: tuple[WatchedKind, ...] = (WatchedKind("Pod", mode="objects"),)
+"""Kinds alerting needs that the change tracker does not record: add them to the shared Watchers."""
+SEEDED_KINDS = ("Namespace", "Node", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
+RETRIES = 50
+"""Evaluations of a workload whose owner is not indexed yet, before it counts as gone (~10 s)."""
+NOTABLE_CHANGES = frozenset({ChangeKind.ROLLBACK, ChangeKind.IMAGE, ChangeKind.SCALE, ChangeKind.RESTART,
+                             ChangeKind.CONFIG, ChangeKind.SPEC})
+
+
+@dataclass
+class AlertSettings:
+    cluster_name: str
+    default_channel: str | None = None
+    timing: Timing = field(default_factory=Timing)
+    interval: float = 0.2
+    """How often changed workloads are re-evaluated (a small batch window)."""
+    full_every: float = 60.0
+    """A full pass over every workload now and then, in case an update was missed."""
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        kube: KubeClient,
+        recorder: ChangeRecorder,
+        poster: Poster,
+        settings: AlertSettings,
+        policy: Callable[[], Policy | None] = lambda: None,
+        clock: Callable[[], datetime] | None = None,
+        backoff: tuple[float, float] = (1.0, 10.0),
+    ) -> None:
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.kube = kube
+        self.recorder = recorder
+        self.settings = settings
+        self.policy = policy
+        self.store = AlertStore(database, clock=self.clock)
+        self.outbox = Outbox(database, clock=self.clock)
+        self.sender = OutboxSender(self.outbox, poster, default_channel=settings.default_channel, backoff=backoff)
+        self.index = ClusterIndex()
+        self.tracker = Tracker(settings.timing)
+        self._dirty: set[ObjectRef] = set()
+        self._retries: dict[ObjectRef, int] = {}
+        self._dirty_lock = threading.Lock()
+        self._changes: queue.SimpleQueue[Change] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self.evaluations = 0
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def start(self, stop: threading.Event, *, synced: Callable[[float], bool] | None = None) -> None:
+        """Subscribe, seed, adopt open alerts, and start the engine and sender threads."""
+        self._unsubscribe = self.recorder.subscribe(
+            on_object=self._on_object, on_event=self._on_event, on_change=self._on_change
+        )
+        self._seed()
+        self._adopt()
+        self._threads = [
+            threading.Thread(target=self._run, args=(stop, synced), name="alert-engine", daemon=True),
+            threading.Thread(target=self.sender.run, args=(stop,), name="alert-sender", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, timeout: float = 10.0) -> None:
+        self._wake.set()
+        self.sender.wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _seed(self) -> None:
+        """List the owner kinds once: the change tracker may resume its watches from a checkpoint
+        (no listing), and the engine must still know the workloads that exist."""
+        for kind in SEEDED_KINDS:
+            try:
+                items = self.kube.list(KINDS[kind].path())
+            except Exception as e:  # a kind we may not list: detection works with what it has
+                log.warning("alerting: could not list %s: %s", kind, e)
+                continue
+            for item in items:
+                obj = {**item, "kind": kind}
+                if self.recorder.namespaces.allows_object(kind, obj):
+                    self.index.apply(kind, "LISTED", obj)
+
+    def _adopt(self) -> None:
+        now = self._now()
+        for record in self.store.open_alerts():
+            key = AlertKey(record.workload, record.category)
+            self.tracker.adopt(key, record.id, since=record.since.timestamp(), now=now)
+            self._mark(record.workload)
+        log.info("alerting: %d open alert(s) adopted", len(self.tracker.firing()))
+
+    # -- watcher callbacks (watcher threads: quick, no DB) ----------------------------------------
+
+    def _on_object(self, kind: str, event_type: str, obj: KubeObject) -> None:
+        for ref in self.index.apply(kind, event_type, obj):
+            self._mark(ref)
+
+    def _on_event(self, event: WarningEvent) -> None:
+        touched = self.index.add_event(
+            involved=event.involved, reason=event.reason, message=event.message, count=event.count,
+            last=event.last_at.isoformat(),
+        )
+        for ref in touched:
+            self._mark(ref)
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind in NOTABLE_CHANGES:
+            self._changes.put(change)
+            self._wake.set()
+
+    def _mark(self, ref: ObjectRef) -> None:
+        with self._dirty_lock:
+            self._dirty.add(ref)
+        self._wake.set()
+
+    # -- the engine thread ------------------------------------------------------------------------
+
+    def _run(self, stop: threading.Event, synced: Callable[[float], bool] | None) -> None:
+        if synced is not None:
+            while not stop.is_set() and not synced(1.0):
+                pass
+        last_full = time.monotonic()
+        while not stop.is_set():
+            self._wake.wait(self.settings.interval)
+            self._wake.clear()
+            if stop.is_set():
+                break
+            try:
+                if time.monotonic() - last_full >= self.settings.full_every:
+                    last_full = time.monotonic()
+                    for ref in self.index.workloads():
+                        self._mark(ref)
+                self.step()
+            except Exception:  # the engine loop is an edge: log and go on
+                log.exception("alerting: evaluation failed")
+
+    def step(self) -> list[Decision]:
+        """Evaluate what changed, apply time, act on the decisions. Returns them (for tests)."""
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, set()
+        decisions: list[Decision] = []
+        retry: set[ObjectRef] = set()
+        evaluations: dict[ObjectRef, detection.Evaluation] = {}
+        for ref in sorted(dirty):
+            evaluation = detection.evaluate(self.index, ref)
+            self.evaluations += 1
+            if not evaluation.ready:
+                tries = self._retries.get(ref, 0) + 1
+                if tries < RETRIES:
+                    self._retries[ref] = tries
+                    retry.add(ref)
+                    continue
+                # never became known (deleted meanwhile): whatever it had is over
+            self._retries.pop(ref, None)
+            evaluations[ref] = evaluation
+            decisions += self.tracker.observe(ref, evaluation.found, self._now())
+        decisions += self.tracker.tick(self._now())
+        if retry:
+            with self._dirty_lock:
+                self._dirty |= retry
+        for decision in decisions:
+            self._act(decision, evaluations)
+        self._notes()
+        return decisions
+
+    def _now(self) -> float:
+        return self.clock().timestamp()
+
+    def _act(self, decision: Decision, evaluations: dict[ObjectRef, detection.Evaluation]) -> None:
+        workload = decision.key.workload
+        evaluation = evaluations.get(workload) or detection.evaluate(self.index, workload)
+        if isinstance(decision, Fire):
+            self._fire(decision, evaluation)
+        elif isinstance(decision, Repeat):
+            self._repeat(decision)
+        elif isinstance(decision, Resolve):
+            self._resolve(decision)
+        self.sender.wake.set()
+
+    # -- decisions → alerts and outbox rows -------------------------------------------------------
+
+    def _fire(self, fire: Fire, evaluation: detection.Evaluation) -> None:
+        key = fire.key
+        silence = self.store.silenced(key.workload, key.category)
+        if silence is not None:
+            log.info("alerting: %s silenced until %s", key, silence.until.isoformat())
+            self.tracker.fired(key, None)
+            return
+        if fire.reopen is not None:
+            self._reopen(fire)
+            return
+        details = self._details(fire, evaluation)
+        where = self._route(key.workload)
+        with self.store.database.transaction() as db:
+            alert_id = self.store.insert(
+                db, workload=key.workload, category=key.category, title=details["what"],
+                since=datetime.fromtimestamp(fire.since, UTC), channel=where.channel, team=where.team,
+                route_reason=where.reason, details=details,
+            )
+            details["id"] = alert_id
+            self.store.set_details(db, alert_id, details)
+            if where.channel:
+                text, blocks = render_alert(details)
+                self.outbox.enqueue(db, alert_id=alert_id, op="post", channel=where.channel, text=text,
+                                    blocks=blocks)
+        if where.channel:
+            log.info("alerting: alert %d %s → %s (%s)", alert_id, key, where.channel, where.reason)
+        else:
+            log.error("alerting: alert %d %s is UNDELIVERABLE: %s (stored, not posted)", alert_id, key, where.reason)
+        self.tracker.fired(key, alert_id)
+
+    def _reopen(self, fire: Fire) -> None:
+        assert fire.reopen is not None
+        record = self.store.get(fire.reopen)
+        if record is None:
+            return
+        details = dict(record.details)
+        details.update(state="firing", resolved_at=None)
+        again = datetime.fromtimestamp(fire.since, UTC)
+        details["notes"] = [*details.get("notes", []), f"Firing again since {again:%H:%M:%S} UTC"]
+        self._store_update(record.id, record.channel, details, state="firing",
+                           reply=render_note("Firing again: the same cause came back."))
+        self.tracker.fired(fire.key, record.id)
+
+    def _repeat(self, repeat: Repeat) -> None:
+        record = self.store.get(repeat.alert_id)
+        if record is None or not record.channel:
+            return
+        subjects = [s.name for s in repeat.new_subjects]
+        evidence = [line for f in repeat.findings for line in f.evidence]
+        details = dict(record.details)
+        details["affected"] = len({f.subject for f in repeat.findings})
+        self._store_update(record.id, record.channel, details, state="firing",
+                           reply=render_repeat(details, new_subjects=subjects, evidence=evidence))
+
+    def _resolve(self, resolve: Resolve) -> None:
+        if resolve.alert_id is None:
+            return
+        record = self.store.get(resolve.alert_id)
+        if record is None:
+            return
+        at = datetime.fromtimestamp(resolve.at, UTC)
+        duration = duration_text(resolve.at - record.since.timestamp())
+        details = dict(record.details)
+        details.update(state="resolved", resolved_at=at.isoformat(), duration=duration)
+        self._store_update(record.id, record.channel, details, state="resolved", at=at,
+                           reply=render_note(f"Resolved: healthy again after {duration}."))
+        log.info("alerting: alert %d %s resolved after %s", record.id, resolve.key, duration)
+
+    def _store_update(
+        self, alert_id: int, channel: str | None, details: dict[str, Any], *, state: str,
+        reply: tuple[str, list[dict[str, Any]]] | None = None, at: datetime | None = None,
+    ) -> None:
+        with self.store.database.transaction() as db:
+            self.store.set_details(db, alert_id, details)
+            self.store.set_state(db, alert_id, state=state if channel else "undeliverable", at=at)
+            if channel:
+                text, blocks = render_alert(details)
+                self.outbox.enqueue(db, alert_id=alert_id, op="update", channel=channel, text=text, blocks=blocks)
+                if reply is not None:
+                    self.outbox.enqueue(db, alert_id=alert_id, op="reply", channel=channel, text=reply[0],
+                                        blocks=reply[1])
+
+    def _notes(self) -> None:
+        """Changes to a workload with an open alert (a rollback, a new image) go onto the alert."""
+        while True:
+            try:
+                change = self._changes.get_nowait()
+            except queue.Empty:
+                return
+            for _, alert_id in self.tracker.alert_of(change.ref):
+                record = self.store.get(alert_id)
+                if record is None:
+                    continue
+                who = f" by {change.actor}" if change.actor else ""
+                note = f"{change.summary}{who} at {change.at:%H:%M:%S} UTC"
+                details = dict(record.details)
+                details["notes"] = [*details.get("notes", []), note]
+                self._store_update(record.id, record.channel, details, state="firing", reply=render_note(note))
+
+    # -- building the alert ------------------------------------------------------------------------
+
+    def _route(self, workload: ObjectRef) -> Any:
+        obj = self.index.get(workload.kind, workload.namespace, workload.name) or {}
+        namespace = self.index.get("Namespace", None, workload.namespace or "") if workload.namespace else None
+        try:
+            policy = self.policy()
+        except Exception:  # an unreadable policy must not lose the alert: the default channel still works
+            log.exception("alerting: permissions policy unavailable for routing")
+            policy = None
+        return route(
+            workload.namespace, policy=policy, default_channel=self.settings.default_channel,
+            workload_annotations=(obj.get("metadata") or {}).get("annotations"),
+            namespace_annotations=((namespace or {}).get("metadata") or {}).get("annotations"),
+        )
+
+    def _details(self, fire: Fire, evaluation: detection.Evaluation) -> dict[str, Any]:
+        key = fire.key
+        findings = fire.findings
+        history = self._history
+        ctx = detection.context(evaluation, key.category, history=history, now=self.clock())
+        evidence = list(dict.fromkeys(line for f in findings for line in f.evidence))
+        affected = len({f.subject for f in findings if f.subject.kind == "Pod"})
+        return {
+            "workload": key.workload.to_json(),
+            "category": str(key.category),
+            "what": findings[0].message if findings else str(key.category),
+            "cluster": self.settings.cluster_name,
+            "since": datetime.fromtimestamp(fire.since, UTC).isoformat(),
+            "state": "firing",
+            "evidence": evidence[:10],
+            "affected": affected,
+            "pods_total": evaluation.pods_total,
+            "culprit": ctx.culprit.to_json() if ctx.culprit else None,
+            "rollback_to": ctx.rollback_to,
+            "revision": ctx.current_revision,
+            "pod": ctx.failing_pod,
+            "notes": [],
+        }
+
+    def _history(self, ref: ObjectRef, since: datetime) -> Sequence[Change]:
+        return self.recorder.changes.query(since=since, ref=ref, limit=50)

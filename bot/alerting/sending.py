@@ -1,0 +1,160 @@
+"""The outbox sender: one thread that posts what the outbox holds, retrying until Slack takes it.
+
+Failures back off exponentially (with jitter) per row; 429s are first retried by the Slack client's
+own handler after Retry-After. Errors that retrying cannot fix (`channel_not_found`, `not_in_channel`,
+`is_archived`...) re-route the alert to the default channel once, else mark the row dead and log
+loudly. A row in doubt (a previous attempt may have reached Slack) is first looked up by its dedupe
+key in the channel's (or thread's) message metadata; see bot/store/outbox.py and docs/alerts.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import SlackUnavailable
+from bot.slack.client import Poster
+from bot.store.outbox import Outbox, OutboxRow
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "k8sbot_alert"
+PERMANENT = frozenset(
+    {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth",
+     "account_inactive", "token_revoked", "no_permission", "message_not_found", "cant_update_message",
+     "restricted_action", "invalid_metadata_format"}
+)
+REROUTABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
+
+
+class LookupFailed(SlackUnavailable):
+    """We could not tell whether an in-doubt message was posted: it stays in doubt."""
+
+
+def slack_error(error: SlackUnavailable) -> str | None:
+    """Slack's error code when Slack answered (ok: false), None when no clear answer came."""
+    cause = error.__cause__
+    if isinstance(cause, SlackApiError) and cause.response is not None:
+        status = cause.response.status_code
+        if status is not None and status >= 500:
+            return None
+        return str(cause.response.get("error") or "unknown")
+    return None
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        outbox: Outbox,
+        poster: Poster,
+        *,
+        default_channel: str | None = None,
+        backoff: tuple[float, float] = (1.0, 10.0),
+        idle_wait: float = 0.5,
+        on_sent: Callable[[OutboxRow, str | None], None] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.poster = poster
+        self.default_channel = default_channel
+        self.backoff = backoff
+        self.idle_wait = idle_wait
+        self.on_sent = on_sent
+        self.wake = threading.Event()
+        self.sent = 0
+        self.failures = 0
+
+    def run(self, stop: threading.Event) -> None:
+        recovered = self.outbox.recover()
+        if recovered:
+            log.warning("outbox: %d message(s) were being sent when the bot stopped; checking before resending",
+                        recovered)
+        while not stop.is_set():
+            try:
+                row = self.outbox.claim()
+            except Exception:  # the sender loop is an edge: log, wait, go on
+                log.exception("outbox: claiming failed")
+                stop.wait(self.backoff[0])
+                continue
+            if row is None:
+                self.wake.wait(self.idle_wait)
+                self.wake.clear()
+                continue
+            self.send(row)
+
+    def send(self, row: OutboxRow) -> None:
+        try:
+            ts = self._deliver(row)
+        except SlackUnavailable as e:
+            self._failed(row, e)
+            return
+        except Exception as e:  # a bug must not lose the row: retry later, loudly
+            log.exception("outbox: row %d failed unexpectedly", row.id)
+            self.outbox.mark_retry(row, error=str(e), delay=self._delay(row), in_doubt=True)
+            return
+        self.outbox.mark_sent(row, ts=ts)
+        self.sent += 1
+        if self.on_sent is not None:
+            self.on_sent(row, ts)
+
+    def _deliver(self, row: OutboxRow) -> str | None:
+        if row.op == "update":
+            assert row.alert_ts is not None
+            self.poster.update(row.channel, row.alert_ts, text=row.text, blocks=row.blocks)
+            return row.alert_ts
+        thread = row.alert_ts if row.op == "reply" else None
+        if row.in_doubt:
+            found = self._already_posted(row, thread_ts=thread)
+            if found is not None:
+                log.info("outbox: row %d was already posted (ts %s); not posting it again", row.id, found)
+                return found
+        metadata = {"event_type": EVENT_TYPE, "event_payload": {"dedupe": row.dedupe_key, "alert": row.alert_id}}
+        return self.poster.post(row.channel, text=row.text, blocks=row.blocks, thread_ts=thread, metadata=metadata)
+
+    def _already_posted(self, row: OutboxRow, *, thread_ts: str | None) -> str | None:
+        """The ts of a message carrying this row's dedupe key, if Slack has one (raises if we can't tell)."""
+        client = self.poster.client
+        try:
+            if thread_ts:
+                response = client.conversations_replies(channel=row.channel, ts=thread_ts, include_all_metadata=True,
+                                                        limit=200)
+            else:
+                oldest = f"{(row.claimed_at or 0) - 300:.6f}" if row.claimed_at else None
+                response = client.conversations_history(channel=row.channel, oldest=oldest,
+                                                        include_all_metadata=True, limit=200)
+        except (SlackApiError, OSError) as e:
+            raise LookupFailed(f"checking {row.channel} for an earlier post failed: {e}") from e
+        messages: list[dict[str, Any]] = list(response.get("messages") or [])
+        for message in messages:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("dedupe") == row.dedupe_key:
+                return str(message.get("ts"))
+        return None
+
+    def _failed(self, row: OutboxRow, error: SlackUnavailable) -> None:
+        self.failures += 1
+        code = None if isinstance(error, LookupFailed) else slack_error(error)
+        if code in REROUTABLE and self.default_channel and row.channel != self.default_channel:
+            log.error("outbox: alert %d can't go to %s (%s); sending it to the default channel %s",
+                      row.alert_id, row.channel, code, self.default_channel)
+            self.outbox.reroute(row, channel=self.default_channel)
+            return
+        if code in PERMANENT:
+            log.error("outbox: alert %d message %d is UNDELIVERABLE to %s: %s", row.alert_id, row.id, row.channel,
+                      code)
+            self.outbox.mark_dead(row, error=str(error))
+            return
+        # Slack answered with an error (not taken) vs. no clear answer (maybe taken: check before resending)
+        in_doubt = row.op != "update" and (code is None or isinstance(error, LookupFailed))
+        delay = self._delay(row)
+        log.warning("outbox: %s of alert %d failed (%s); retry %d in %.1fs", row.op, row.alert_id, code or error,
+                    row.attempts, delay)
+        self.outbox.mark_retry(row, error=str(error), delay=delay, in_doubt=in_doubt)
+
+    def _delay(self, row: OutboxRow) -> float:
+        low, high = self.backoff
+        return float(min(high, low * 2 ** min(row.attempts - 1, 16))) * random.uniform(0.8, 1.2)  # noqa: S311

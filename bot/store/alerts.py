@@ -1,0 +1,249 @@
+"""Alerts and silences: what fired, where it went, its Slack message, and who silenced what.
+
+Tables (component "alerts"):
+
+* `alerts` — one row per alert (one workload + one cause, from firing to resolved). `state` is
+  `firing`, `resolved` or `undeliverable` (no channel at all: kept, never dropped). `channel` and
+  `ts` are the Slack message once posted; `ts` is written by the outbox sender.
+* `silences` — a workload (and optionally one category) muted until a time.
+
+Times are UNIX seconds (REAL). The digest reads `recent_by_namespace`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from bot.model import Category, ObjectRef
+from bot.store.database import Database
+
+
+def _create_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            category TEXT NOT NULL,
+            state TEXT NOT NULL,
+            title TEXT NOT NULL,
+            since REAL NOT NULL,
+            fired_at REAL NOT NULL,
+            resolved_at REAL,
+            channel TEXT,
+            team TEXT,
+            route_reason TEXT,
+            ts TEXT,
+            details TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX alerts_open ON alerts (state, namespace, kind, name, category)")
+    db.execute("CREATE INDEX alerts_fired ON alerts (fired_at, namespace)")
+    db.execute(
+        """CREATE TABLE silences (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            category TEXT,
+            until REAL NOT NULL,
+            created_by TEXT,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX silences_target ON silences (namespace, kind, name, until)")
+
+
+MIGRATIONS = [_create_tables]
+
+
+def _ts(at: datetime) -> float:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    id: int
+    workload: ObjectRef
+    category: Category
+    state: str
+    title: str
+    since: datetime
+    fired_at: datetime
+    resolved_at: datetime | None
+    channel: str | None
+    team: str | None
+    ts: str | None
+    details: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workload": self.workload.to_json(),
+            "category": str(self.category),
+            "state": self.state,
+            "title": self.title,
+            "since": self.since.isoformat(),
+            "fired_at": self.fired_at.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "channel": self.channel,
+            "team": self.team,
+            "ts": self.ts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: int
+    workload: ObjectRef
+    category: Category | None
+    until: datetime
+    created_by: str | None
+
+
+class AlertStore:
+    """Reads and writes alerts and silences (one SQLite connection per thread, via Database)."""
+
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.database = database
+        self.clock = clock or (lambda: datetime.now(UTC))
+        database.ensure_schema("alerts", MIGRATIONS)
+
+    # -- alerts -----------------------------------------------------------------------------------
+
+    def insert(
+        self,
+        db: sqlite_utils.Database,
+        *,
+        workload: ObjectRef,
+        category: Category,
+        title: str,
+        since: datetime,
+        channel: str | None,
+        team: str | None,
+        route_reason: str,
+        details: dict[str, Any],
+    ) -> int:
+        """Insert an alert inside the caller's transaction (the outbox row goes in the same one)."""
+        cursor = db.execute(
+            "INSERT INTO alerts (kind, namespace, name, category, state, title, since, fired_at, channel, team, "
+            "route_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                workload.kind,
+                workload.namespace or "",
+                workload.name,
+                str(category),
+                "firing" if channel else "undeliverable",
+                title,
+                _ts(since),
+                _ts(self.clock()),
+                channel,
+                team,
+                route_reason,
+                json.dumps(details, default=str),
+            ],
+        )
+        return int(cursor.lastrowid or 0)
+
+    def set_state(self, db: sqlite_utils.Database, alert_id: int, *, state: str, at: datetime | None = None) -> None:
+        resolved = _ts(at) if at is not None and state == "resolved" else None
+        db.execute("UPDATE alerts SET state = ?, resolved_at = ? WHERE id = ?", [state, resolved, alert_id])
+
+    def set_details(self, db: sqlite_utils.Database, alert_id: int, details: dict[str, Any]) -> None:
+        db.execute("UPDATE alerts SET details = ? WHERE id = ?", [json.dumps(details, default=str), alert_id])
+
+    def set_ts(self, alert_id: int, *, channel: str, ts: str) -> None:
+        with self.database.transaction() as db:
+            db.execute("UPDATE alerts SET ts = ?, channel = ? WHERE id = ?", [ts, channel, alert_id])
+
+    def get(self, alert_id: int) -> AlertRecord | None:
+        row = self.database.db.execute("SELECT * FROM alerts WHERE id = ?", [alert_id]).fetchone()
+        return _record(row) if row else None
+
+    def open_alerts(self) -> list[AlertRecord]:
+        """Alerts still firing (a restart adopts them instead of posting them again)."""
+        rows = self.database.db.execute("SELECT * FROM alerts WHERE state = 'firing' ORDER BY id").fetchall()
+        return [_record(r) for r in rows]
+
+    def since(self, since: datetime, *, namespace: str | None = None) -> list[AlertRecord]:
+        sql = "SELECT * FROM alerts WHERE fired_at >= ?"
+        params: list[Any] = [_ts(since)]
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            params.append(namespace)
+        rows = self.database.db.execute(sql + " ORDER BY fired_at DESC, id DESC", params).fetchall()
+        return [_record(r) for r in rows]
+
+    def recent_by_namespace(self, *, now: datetime | None = None, hours: int = 24) -> dict[str, list[AlertRecord]]:
+        """The digest's view: alerts fired in the last `hours`, grouped by namespace (newest first).
+
+        Cluster-scoped alerts (nodes) are grouped under "" .
+        """
+        start = (now or self.clock()) - timedelta(hours=hours)
+        grouped: dict[str, list[AlertRecord]] = {}
+        for record in self.since(start):
+            grouped.setdefault(record.workload.namespace or "", []).append(record)
+        return grouped
+
+    # -- silences ---------------------------------------------------------------------------------
+
+    def silence(
+        self, workload: ObjectRef, *, until: datetime, category: Category | None = None, by: str | None = None
+    ) -> int:
+        with self.database.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO silences (kind, namespace, name, category, until, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    workload.kind,
+                    workload.namespace or "",
+                    workload.name,
+                    str(category) if category else None,
+                    _ts(until),
+                    by,
+                    _ts(self.clock()),
+                ],
+            )
+            return int(cursor.lastrowid or 0)
+
+    def silenced(self, workload: ObjectRef, category: Category, *, now: datetime | None = None) -> Silence | None:
+        """The silence covering this workload and cause now, if any (the one lasting longest)."""
+        row = self.database.db.execute(
+            "SELECT id, category, until, created_by FROM silences WHERE namespace = ? AND kind = ? AND name = ? "
+            "AND until > ? AND (category IS NULL OR category = ?) ORDER BY until DESC LIMIT 1",
+            [workload.namespace or "", workload.kind, workload.name, _ts(now or self.clock()), str(category)],
+        ).fetchone()
+        if row is None:
+            return None
+        silence_id, cat, until, by = row
+        return Silence(int(silence_id), workload, Category(cat) if cat else None, _dt(until) or self.clock(), by)
+
+
+def _record(row: Any) -> AlertRecord:
+    (alert_id, kind, namespace, name, category, state, title, since, fired_at, resolved_at, channel, team, _, ts,
+     details) = row
+    return AlertRecord(
+        id=int(alert_id),
+        workload=ObjectRef(kind, namespace or None, name),
+        category=Category(category),
+        state=state,
+        title=title,
+        since=_dt(since) or datetime.now(UTC),
+        fired_at=_dt(fired_at) or datetime.now(UTC),
+        resolved_at=_dt(resolved_at),
+        channel=channel,
+        team=team,
+        ts=ts,
+        details=json.loads(details),
+    )
