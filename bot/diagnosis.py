@@ -319,7 +319,8 @@ def _evidence(group: list[Finding], snapshot: Snapshot) -> list[str]:
     if len(lines) > len(shown):
         shown.append(f"… and {len(lines) - len(shown)} more like these")
     subjects = {f.subject for f in group} | {f.parent for f in group if f.parent}
-    events = [s.line() for s in summarize(snapshot.events_for(subjects))[:3]]
+    events = [s.line() for s in summarize(snapshot.events_for(subjects))]
+    events = [e for e in events if e not in shown][:3]
     return [redact(line) for line in shown + events]
 
 
@@ -386,7 +387,7 @@ def _failing_container(pods: Sequence[KubeObject]) -> tuple[str, str, bool] | No
             failing = (
                 restarted
                 or (state.get("terminated") or {}).get("exitCode") not in (None, 0)
-                or (state.get("running") and not cstatus.get("ready"))
+                or ("running" in state and not cstatus.get("ready"))
             )
             if failing and not (state.get("waiting") or {}).get("reason", "").startswith(("ErrImage", "ImagePull")):
                 return name_of(pod), str(cstatus.get("name")), restarted

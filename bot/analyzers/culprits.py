@@ -44,6 +44,8 @@ PREFERRED: dict[Category, re.Pattern[str]] = {
     Category.CRASH_LOOP: re.compile(r"\.env|^data|\.command|\.args"),
     Category.CONFIG_ERROR: re.compile(r"secretKeyRef|configMapKeyRef|envFrom|secret|configMap"),
     Category.UNSCHEDULABLE: re.compile(r"requests"),
+    Category.ROLLOUT_STUCK: re.compile(r"^spec\.template\.spec\."),
+    Category.JOB_FAILED: re.compile(r"^spec\.template\.spec\."),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -47,13 +48,21 @@ def summarize(
         message = " ".join(str(event.get("message") or event.get("note") or "").split())
         count = int(event.get("count") or (event.get("series") or {}).get("count") or 1)
         seen = last_seen(event)
-        key = (reason, message)
+        key = (reason, _shape(message))
         old = groups.get(key)
         if old:
             groups[key] = EventSummary(reason, message, old.count + count, max(old.last_seen, seen))
         else:
             groups[key] = EventSummary(reason, message, count, seen)
     return sorted(groups.values(), key=lambda s: s.last_seen, reverse=True)
+
+
+_OBJECT_NAMES = re.compile(r"\b[a-z0-9]([-a-z0-9]*[a-z0-9])?-[a-z0-9]{5}\b|\([0-9a-f-]{36}\)")
+
+
+def _shape(message: str) -> str:
+    """The message with pod names and uids blanked, so one failure on many pods groups as one."""
+    return _OBJECT_NAMES.sub("<name>", message)
 
 
 def event_lines(

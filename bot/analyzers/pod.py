@@ -138,7 +138,7 @@ def _container(
     oom = next((t for t in (terminated, last) if t.get("reason") == "OOMKilled"), None)
     if oom is not None:
         limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
-        now = "running again now" if state.get("running") else f"now {reason or 'not running'}"
+        now = "running again now" if "running" in state else f"now {reason or 'not running'}"
         yield Finding(
             ref,
             Category.OOM_KILLED,
@@ -166,7 +166,7 @@ def _container(
             parent=parent,
         )
         return
-    if state.get("running") and not cstatus.get("ready") and (spec.get("readinessProbe") or unhealthy):
+    if "running" in state and not cstatus.get("ready") and (spec.get("readinessProbe") or unhealthy):
         probe = spec.get("readinessProbe")
         yield Finding(
             ref,
