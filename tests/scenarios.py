@@ -254,14 +254,15 @@ def break_secret_key(kube: KubeClient, app: App, *, secret: str = "db-credential
     """
     apply(kube, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret, "namespace": app.namespace},
                  "type": "Opaque", "stringData": {"username": "checkout"}})
-    env = _container(kube, app).get("env") or []
     entry = {"name": env_name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
     message = f"couldn't find key {key} in Secret {app.namespace}/{secret}"
     revision = _template_patch(kube, app, {"env": [entry]}, scenario="configerror",
                                annotations={"sim.k8sbot.dev/message": message})
     bad = _wait_symptom(kube, app, "a pod in CreateContainerConfigError",
                         _waiting("CreateContainerConfigError")) if wait else ()
-    return Breakage("missing_secret_key", app.deployment, f"spec.template.spec.containers[0].env[{len(env)}]",
+    # A strategic-merge patch puts a new list entry FIRST, not last: ask the cluster where it went.
+    index = next(i for i, e in enumerate(_container(kube, app)["env"]) if e["name"] == env_name)
+    return Breakage("missing_secret_key", app.deployment, f"spec.template.spec.containers[0].env[{index}]",
                     None, entry, "CreateContainerConfigError", revision, bad,
                     {"secret": secret, "key": key, "message": message})
 

@@ -120,6 +120,9 @@ def test_env_change_gives_crashloop_with_exit_code_1(kube: KubeClient, app: App)
 def test_missing_secret_key_gives_create_container_config_error(kube: KubeClient, app: App) -> None:
     broke = break_secret_key(kube, app)
     _new_revision_template_holds(kube, app, broke)
+    template = get(kube, "apps/v1", "Deployment", app.namespace, app.name)["spec"]["template"]
+    env = template["spec"]["containers"][0]["env"]
+    assert broke.path == f"spec.template.spec.containers[0].env[{env.index(broke.after)}]"
     pod = _pod(kube, app.namespace, broke.pods[0])
     assert pod["status"]["phase"] == "Pending"
     waiting = container_state(pod)["state"]["waiting"]
