@@ -146,20 +146,20 @@ def test_the_api_permissions_each_action_needs() -> None:
     def described(text: str) -> list[str]:
         command = parse(text)
         kind, name = target_kind(command)
-        return [need.describe("shop", name) for need in needs_for(command.verb, kind)]
+        return [need.describe(name) for need in needs_for(command.verb, kind)]
 
     load_all()
     assert described("rollback checkout -n shop") == [
-        "get deployments.apps checkout in namespace shop",
-        "patch deployments.apps checkout in namespace shop",
-        "list replicasets.apps in namespace shop",
+        "get deployments.apps checkout",
+        "patch deployments.apps checkout",
+        "list replicasets.apps",
     ]
     assert described("scale sts/db -n shop --replicas 2") == [
-        "get statefulsets.apps/scale db in namespace shop",
-        "patch statefulsets.apps/scale db in namespace shop",
+        "get statefulsets.apps/scale db",
+        "patch statefulsets.apps/scale db",
     ]
-    assert described("restart ds/agent -n shop")[1] == "patch daemonsets.apps agent in namespace shop"
-    assert described("logs checkout -n shop") == ["list pods in namespace shop", "get pods/log in namespace shop"]
+    assert described("restart ds/agent -n shop")[1] == "patch daemonsets.apps agent"
+    assert described("logs checkout -n shop") == ["list pods", "get pods/log"]
 
 
 def test_cached_directory_uses_the_ttl_and_survives_slack_outages() -> None:

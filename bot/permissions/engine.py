@@ -59,12 +59,14 @@ class Need:
             attrs["name"] = name
         return attrs
 
-    def describe(self, namespace: str | None, name: str | None) -> str:
+    def describe(self, name: str | None) -> str:
         group = "" if self.kind.group_version == "v1" else "." + self.kind.group_version.split("/")[0]
         resource = self.kind.plural + group + (f"/{self.subresource}" if self.subresource else "")
-        target = f" {name}" if self.named and name else ""
-        where = f" in namespace {namespace}" if namespace else " in all namespaces"
-        return f"{self.verb} {resource}{target}{where}"
+        return f"{self.verb} {resource}" + (f" {name}" if self.named and name else "")
+
+
+def _where(namespace: str | None) -> str:
+    return f" in namespace {namespace}" if namespace else " in all namespaces"
 
 
 def target_kind(command: Command, *, verb: str | None = None) -> tuple[Kind | None, str | None]:
@@ -190,13 +192,13 @@ def cluster_decision(services: Services, subject: Subject, command: Command, nam
             because = f" ({reason})" if reason else ""
             return Decision(
                 False,
-                f"cluster RBAC: {who} may not {need.describe(namespace, name)}{because}; "
+                f"cluster RBAC: {who} may not {need.describe(name)}{_where(namespace)}{because}; "
                 "ask your cluster admin to bind that group to a role that allows it",
             )
-        allowed.append(need.describe(namespace, name))
+        allowed.append(need.describe(name))
     if not allowed:
         return Decision(True, f"cluster RBAC: {command.verb} needs no API permission of its own")
-    return Decision(True, f"cluster RBAC: {who} may {'; '.join(allowed)}")
+    return Decision(True, f"cluster RBAC: {who} may {', '.join(allowed)}{_where(namespace)}")
 
 
 # -- the engine ----------------------------------------------------------------------------------
