@@ -207,10 +207,7 @@ def scale_change(deployment: KubeObject, snapshot: Snapshot) -> ScaleChange | No
     """The last "Scaled … from N to M" of this Deployment with no rollout (one ReplicaSet moved)."""
     name = name_of(deployment)
     latest: tuple[str, int, int] | None = None
-    for event in snapshot.of("Event"):
-        involved = event.get("involvedObject") or event.get("regarding") or {}
-        if involved.get("kind") != "Deployment" or involved.get("name") != name:
-            continue
+    for event in snapshot.events_for([ObjectRef("Deployment", snapshot.namespace, name)]):
         match = _SCALED.search(str(event.get("message") or event.get("note") or ""))
         if not match:
             continue

@@ -52,6 +52,7 @@ class Snapshot:
     errors: tuple[str, ...] = ()
     missing: frozenset[str] = frozenset()
     """Kinds that could not be listed (forbidden): analyzers must not conclude "absent" for them."""
+    _index: dict[tuple[str, str], dict[Any, list[KubeObject]]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, namespace: str, objects: Iterable[KubeObject], **kwargs: Any) -> Snapshot:
@@ -77,11 +78,25 @@ class Snapshot:
 
     def owned_by(self, owner: KubeObject, kind: str) -> list[KubeObject]:
         uid = (owner.get("metadata") or {}).get("uid")
-        return [o for o in self.of(kind) if uid and any(r.get("uid") == uid for r in owner_refs(o))]
+        if not uid:
+            return []
+        index = self._index.get(("owner", kind))
+        if index is None:  # built once per kind: status analyzes every workload of a big namespace
+            index = {}
+            for obj in self.of(kind):
+                for ref in owner_refs(obj):
+                    index.setdefault(ref.get("uid"), []).append(obj)
+            self._index[("owner", kind)] = index
+        return list(index.get(uid, ()))
 
     def events_for(self, refs: Iterable[ObjectRef]) -> list[KubeObject]:
-        wanted = {(r.kind, r.name) for r in refs}
-        return [e for e in self.of("Event") if _involved(e) in wanted]
+        index = self._index.get(("events", ""))
+        if index is None:
+            index = {}
+            for event in self.of("Event"):
+                index.setdefault(_involved(event), []).append(event)
+            self._index[("events", "")] = index
+        return [e for key in dict.fromkeys((r.kind, r.name) for r in refs) for e in index.get(key, ())]
 
 
 def name_of(obj: KubeObject) -> str:
