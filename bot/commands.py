@@ -82,6 +82,12 @@ NAMESPACE_FLAG = FlagSpec("namespace", "str", "namespace (default: the channel's
 PLANNED_VERBS = ("help", "why", "status", "logs", "describe", "changes", "rollback", "scale", "restart", "can-i")
 
 
+def _quote(word: str, limit: int = 60) -> str:
+    """User input shown back inside `code`: no backticks (they would end the code span), clipped."""
+    word = word.replace("`", "'")
+    return word if len(word) <= limit else word[: limit - 1] + "…"
+
+
 def _suggest(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" Did you mean `{close[0]}`?" if close else ""
@@ -100,7 +106,7 @@ def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
     spec = registry.specs.get(name)
     if spec is None:
         known = sorted(registry.specs)
-        raise UsageError(f"`{words[0][:40]}` is not a command I know.{_suggest(name, known)}")
+        raise UsageError(f"`{_quote(words[0], 40)}` is not a command I know.{_suggest(name, known)}")
     target: str | None = None
     namespace: str | None = None
     flags: dict[str, str | bool] = {}
@@ -122,7 +128,7 @@ def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
             flag = spec.flag_named(key)
             if flag is None:
                 names = [f.name for f in spec.flags]
-                raise UsageError(f"`{spec.name}` has no option `--{key[:40]}`.{_suggest(key, names)}", usage=spec.usage)
+                raise UsageError(f"`{spec.name}` has no option `--{_quote(key, 40)}`.{_suggest(key, names)}", usage=spec.usage)
             if flag.kind == "bool":
                 flags[flag.name] = True
                 i += 1
@@ -139,7 +145,7 @@ def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
             i += 1
             continue
         if target is not None:
-            raise UsageError(f"I expected one target but got `{target}` and `{word[:60]}`.", usage=spec.usage)
+            raise UsageError(f"I expected one target but got `{_quote(target)}` and `{_quote(word)}`.", usage=spec.usage)
         target = word
         i += 1
     if target is not None:
@@ -153,7 +159,7 @@ def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
 
 def _check_name(value: str, *, what: str, usage: str | None) -> str:
     if not NAME_RE.match(value) or ".." in value:
-        raise UsageError(f"`{value[:60]}` is not a valid {what} name.", usage=usage)
+        raise UsageError(f"`{_quote(value)}` is not a valid {what} name.", usage=usage)
     return value
 
 
@@ -163,11 +169,11 @@ def _split_target(target: str, namespace: str | None, *, usage: str) -> tuple[st
 
     parts = target.split("/")
     if len(parts) > 3 or any(not p for p in parts):
-        raise UsageError(f"`{target[:60]}` is not a target I understand.", usage=usage)
+        raise UsageError(f"`{_quote(target)}` is not a target I understand.", usage=usage)
     if len(parts) == 3:  # kind/ns/name? only ns/kind/name style is ambiguous; accept kind/ns/name
         kind, ns, name = parts
         if kind_named(kind) is None:
-            raise UsageError(f"`{kind[:40]}` is not a kind I know.", usage=usage)
+            raise UsageError(f"`{_quote(kind, 40)}` is not a kind I know.", usage=usage)
         _check_name(ns, what="namespace", usage=usage)
         if namespace and namespace != ns:
             raise UsageError(f"`{target}` names namespace `{ns}` but `-n` says `{namespace}`.", usage=usage)
@@ -187,7 +193,7 @@ def _split_target(target: str, namespace: str | None, *, usage: str) -> tuple[st
 def _check_value(flag: FlagSpec, value: str, *, usage: str) -> str | bool:
     if flag.kind == "int":
         if not re.fullmatch(r"-?\d{1,7}", value):
-            raise UsageError(f"`--{flag.name}` needs a whole number, not `{value[:20]}`.", usage=usage)
+            raise UsageError(f"`--{flag.name}` needs a whole number, not `{_quote(value, 20)}`.", usage=usage)
         number = int(value)
         low = flag.minimum if flag.minimum is not None else 0
         high = flag.maximum if flag.maximum is not None else MAX_INT
@@ -196,7 +202,7 @@ def _check_value(flag: FlagSpec, value: str, *, usage: str) -> str | bool:
         return str(number)
     if flag.kind == "duration":
         if not DURATION_RE.match(value):
-            raise UsageError(f"`--{flag.name}` needs a duration like 30m, 2h or 7d, not `{value[:20]}`.", usage=usage)
+            raise UsageError(f"`--{flag.name}` needs a duration like 30m, 2h or 7d, not `{_quote(value, 20)}`.", usage=usage)
         return value
     if len(value) > 200:
         raise UsageError(f"`--{flag.name}` is too long.", usage=usage)

@@ -8,12 +8,14 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.context import Services
+from bot.verbs import load_all
 from handlers.actions import register_actions
 from handlers.command import register_command
 from handlers.errors import register_error_handler
 
 
 def register(app: App, services: Services, *, command_name: str = "/k8s") -> None:
+    load_all()
     register_command(app, services, command_name=command_name)
     register_actions(app, services)
     register_error_handler(app)

@@ -1,10 +1,15 @@
-"""`k8sbot run`: the Bolt app in Socket Mode (default) or HTTP mode, plus health endpoints."""
+"""`k8sbot run`: the Bolt app in Socket Mode (default) or HTTP mode, plus health endpoints.
+
+`BotRunner` is the whole running bot as one object with `start()` / `stop()`, so tests and the local
+demo exercise exactly the start-up path that `k8sbot run` uses.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from http.server import ThreadingHTTPServer
 from types import FrameType
 
 from slack_bolt import App
@@ -38,45 +43,76 @@ def build_app(settings: Settings, services: Services) -> App:
     return app
 
 
-def serve(settings: Settings, services: Services, *, http: bool, stop: threading.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or `stop` is set)."""
-    stop = stop or threading.Event()
-    app = build_app(settings, services)
-    socket_handler: SocketModeHandler | None = None
-    if not http:
-        socket_handler = SocketModeHandler(app, settings.slack_app_token)
+class BotRunner:
+    """The running bot: Slack connection (socket or HTTP), health server, background workers."""
 
-    def slack_connected() -> bool:
-        if socket_handler is None:
-            return True  # HTTP mode: auth.test passed when the app was built
-        return bool(socket_handler.client.is_connected())
+    def __init__(self, settings: Settings, services: Services, *, http: bool, ping_interval: float = 10) -> None:
+        self.settings = settings
+        self.services = services
+        self.http = http
+        self.ping_interval = ping_interval
+        self.stop_event = threading.Event()
+        self.app: App | None = None
+        self.socket_handler: SocketModeHandler | None = None
+        self.server: ThreadingHTTPServer | None = None
 
-    def cluster_reachable() -> bool:
-        services.kube.get("/version")
+    @property
+    def url(self) -> str:
+        """Base URL of the HTTP server (Slack events at /slack/events in HTTP mode)."""
+        assert self.server is not None, "not started"
+        return f"http://{self.settings.http_host}:{self.server.server_address[1]}"
+
+    def _slack_connected(self) -> bool:
+        if self.socket_handler is None:
+            return self.app is not None  # HTTP mode: auth.test passed when the app was built
+        return bool(self.socket_handler.client.is_connected())
+
+    def _cluster_reachable(self) -> bool:
+        self.services.kube.get("/version")
         return True
 
-    readiness = Readiness(slack_connected=slack_connected, cluster_reachable=cluster_reachable)
-    server = make_server(
-        app=app if http else None, readiness=readiness, host=settings.http_host, port=settings.http_port
-    )
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    host, port = server.server_address[:2]
-    log.info("serving %s on http://%s:%s", "Slack events and health" if http else "health", host, port)
+    def start(self) -> BotRunner:
+        self.app = build_app(self.settings, self.services)
+        readiness = Readiness(slack_connected=self._slack_connected, cluster_reachable=self._cluster_reachable)
+        self.server = make_server(
+            app=self.app if self.http else None,
+            readiness=readiness,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+        )
+        threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
+        log.info("serving %s on %s", "Slack events and health" if self.http else "health", self.url)
+        if not self.http:
+            self.socket_handler = SocketModeHandler(
+                self.app, self.settings.slack_app_token, ping_interval=self.ping_interval
+            )
+            self.socket_handler.connect()
+            log.info("connected to Slack in Socket Mode")
+        for starter in self.services.extras.get("background", []):
+            starter(self.stop_event)
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.socket_handler is not None:
+            self.socket_handler.close()
+            self.socket_handler = None
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        log.info("stopped")
+
+
+def serve(settings: Settings, services: Services, *, http: bool) -> None:
+    """Run until SIGTERM or SIGINT."""
+    runner = BotRunner(settings, services, http=http).start()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        runner.stop_event.set()
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-    if socket_handler is not None:
-        socket_handler.connect()
-        log.info("connected to Slack in Socket Mode")
-    for starter in services.extras.get("background", []):
-        starter(stop)
-    stop.wait()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runner.stop_event.wait()
     log.info("shutting down")
-    if socket_handler is not None:
-        socket_handler.close()
-    server.shutdown()
-    server.server_close()
+    runner.stop()

@@ -158,9 +158,10 @@ def render_text(answer: Answer) -> str:
 
 
 def render_error(message: str, *, usage: str | None = None) -> Message:
-    text = escape_mrkdwn(message)
+    """A private error. Our messages quote input in `code`; `&<>` are escaped so nothing can ping."""
+    text = escape_plain(message)
     if usage:
-        text += "\n*Usage:* " + escape_mrkdwn(usage)
+        text += "\n*Usage:* `" + escape_plain(usage).replace("`", "'") + "`"
     return Message(
         text=clip(escape_plain(message), FALLBACK_TEXT),
         blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT))).to_dict()],

@@ -1,0 +1,73 @@
+"""Run the real bot (k8sbot.running.BotRunner) against the Slack emulator, in either mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from bot.context import Services
+from bot.kube.client import KubeClient, UnconfiguredKubeClient
+from bot.settings import Settings, load_settings
+from bot.store.database import Database
+from k8sbot.running import BotRunner
+from slack_emulator import SlackEmulator
+
+ALICE = "U0ALICE01"
+BOB = "U0BOB0001"
+OPS = "C0OPS0001"
+SHOP = "C0SHOP001"
+
+
+def seeded_emulator() -> SlackEmulator:
+    emu = SlackEmulator().start()
+    emu.add_user(ALICE, name="alice", real_name="Alice")
+    emu.add_user(BOB, name="bob", real_name="Bob")
+    emu.add_channel(OPS, "ops", members=[ALICE, BOB], bot_member=True)
+    emu.add_channel(SHOP, "shop", members=[ALICE, BOB], bot_member=True)
+    return emu
+
+
+def bot_settings(emu: SlackEmulator, *, db: str, **overrides: object) -> Settings:
+    return load_settings(
+        {},
+        slack_bot_token=emu.bot_token,
+        slack_app_token=emu.app_token,
+        slack_signing_secret=emu.signing_secret,
+        slack_api_url=emu.api_url,
+        db=db,
+        http_host="127.0.0.1",
+        http_port=0,
+        **overrides,
+    )
+
+
+@contextmanager
+def running_bot(
+    emu: SlackEmulator,
+    *,
+    mode: str,
+    db: str,
+    kube: KubeClient | None = None,
+    services: Services | None = None,
+    **settings_overrides: object,
+) -> Iterator[BotRunner]:
+    """Start the bot against `emu` (HTTP mode: the driver posts to the bot's /slack/events)."""
+    settings = bot_settings(emu, db=db, **settings_overrides)
+    if services is None:
+        services = Services(
+            kube=kube or UnconfiguredKubeClient("no cluster in this test"),
+            db=Database(db),
+            cluster_name=settings.cluster_name,
+            channel_namespaces=dict(settings.channel_namespaces),
+            default_namespace=settings.default_namespace,
+        )
+    runner = BotRunner(settings, services, http=mode == "http", ping_interval=0.3).start()
+    try:
+        if mode == "http":
+            emu.driver.configure(mode="http", url=runner.url + "/slack/events")
+        else:
+            emu.socket.wait_connected()
+            emu.driver.configure(mode="socket")
+        yield runner
+    finally:
+        runner.stop()

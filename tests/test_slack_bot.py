@@ -1,0 +1,230 @@
+"""The Slack side end to end: the real bot (BotRunner) against the Slack emulator, in both modes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.commands import REGISTRY, FlagSpec, VerbSpec
+from bot.context import VerbContext
+from bot.model import Answer, Command
+from bot.slack.blocks import MAX_BLOCKS, render_answer
+from bot.slack.client import ChannelRateLimiter, Poster, make_web_client
+from slack_emulator import SlackEmulator
+from slack_emulator.testing import clean_slack_env
+from tests.slack_harness import ALICE, OPS, running_bot, seeded_emulator
+
+MODES = ["http", "socket"]
+
+
+@pytest.fixture
+def emu() -> Iterator[SlackEmulator]:
+    with clean_slack_env():
+        emulator = seeded_emulator()
+        try:
+            yield emulator
+        finally:
+            emulator.stop()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "k8sbot.db")
+
+
+@pytest.fixture
+def slow_verb() -> Iterator[list[Command]]:
+    """A slow verb for exercising the plumbing (placeholder, ack deadline, trimming). Removed after."""
+    runs: list[Command] = []
+    spec = VerbSpec(
+        name="plumbing",
+        summary="test verb",
+        usage="plumbing [--lines N] [--sleep S]",
+        flags=(FlagSpec("lines", "int", "lines"), FlagSpec("sleep", "int", "seconds", maximum=10)),
+        slow=True,
+    )
+
+    def run(ctx: VerbContext, command: Command) -> Answer:
+        runs.append(command)
+        time.sleep(int(command.flag("sleep", "0")))
+        lines = tuple(f"line {i} <!here> *x*" + " pad" * 40 for i in range(int(command.flag("lines", "3"))))
+        return Answer(verb="plumbing", data={"n": len(lines)}, title="Plumbing works", lines=lines)
+
+    REGISTRY.verb(spec)(run)
+    try:
+        yield runs
+    finally:
+        REGISTRY.specs.pop("plumbing")
+        REGISTRY.funcs.pop("plumbing")
+
+
+def _ack_text(result: object) -> str:
+    payload = result.payload  # type: ignore[attr-defined]
+    blocks = payload.get("blocks") or []
+    texts = [payload.get("text", "")]
+    for block in blocks:
+        if block.get("type") == "section":
+            texts.append(block["text"]["text"])
+        if block.get("type") == "header":
+            texts.append(block["text"]["text"])
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_help_round_trip(emu: SlackEmulator, db: str, mode: str) -> None:
+    with running_bot(emu, mode=mode, db=db):
+        result = emu.driver.slash_command("help", user_id=ALICE, channel_id=OPS)
+    assert result.ok and not result.timed_out
+    assert result.payload["response_type"] == "ephemeral"
+    text = _ack_text(result)
+    assert "/k8s help [verb]" in text
+    for name in REGISTRY.specs:
+        assert f"/k8s {REGISTRY.specs[name].usage}".replace("<", "&lt;").replace(">", "&gt;") in text
+    assert emu.lints(kind="ping") == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_malformed_command_gets_private_usage(emu: SlackEmulator, db: str, mode: str) -> None:
+    with running_bot(emu, mode=mode, db=db):
+        result = emu.driver.slash_command("hlep me", user_id=ALICE, channel_id=OPS)
+        unknown_flag = emu.driver.slash_command("help --verbose", user_id=ALICE, channel_id=OPS)
+    assert result.ok and result.payload["response_type"] == "ephemeral"
+    assert "Did you mean `help`?" in _ack_text(result)
+    assert "has no option" in _ack_text(unknown_flag)
+    assert "Traceback" not in _ack_text(result) + _ack_text(unknown_flag)
+    assert emu.calls("chat.postMessage") == []
+    assert emu.response_posts() == []
+
+
+@pytest.mark.parametrize("tamper", ["bad_signature", "stale_timestamp", "no_signature"])
+def test_bad_or_stale_signature_is_rejected_and_nothing_runs(
+    emu: SlackEmulator, db: str, tamper: str, slow_verb: list[Command], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.dispatch")
+    with running_bot(emu, mode="http", db=db):
+        result = emu.driver.slash_command("plumbing", user_id=ALICE, channel_id=OPS, tamper=tamper)
+        time.sleep(0.5)  # give a wrongly accepted command time to run, so the checks below would see it
+    assert result.status == 401
+    assert slow_verb == []
+    assert emu.response_posts() == []
+    assert not [r for r in caplog.records if r.getMessage().startswith("running")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_slow_verb_acks_at_once_posts_placeholder_then_replaces_it(
+    emu: SlackEmulator, db: str, mode: str, slow_verb: list[Command]
+) -> None:
+    with running_bot(emu, mode=mode, db=db):
+        result = emu.driver.slash_command("plumbing --sleep 4", user_id=ALICE, channel_id=OPS)
+        assert result.ok and not result.timed_out  # acked well inside Slack's 3 seconds
+        emu.wait_for(lambda: len(emu.response_posts()) >= 2, timeout=15, what="placeholder and answer")
+    placeholder, answer = emu.response_posts()[:2]
+    assert placeholder.body["text"].startswith("Looking into")
+    assert answer.body["replace_original"] is True
+    assert answer.status == 200 and placeholder.status == 200
+    message = emu.messages(OPS)[-1]
+    assert message["blocks"][0]["text"]["text"] == "Plumbing works"
+    assert len(slow_verb) == 1
+
+
+def test_a_message_beyond_block_kit_limits_is_trimmed_never_rejected(
+    emu: SlackEmulator, db: str, slow_verb: list[Command]
+) -> None:
+    with running_bot(emu, mode="http", db=db):
+        emu.driver.slash_command("plumbing --lines 5000", user_id=ALICE, channel_id=OPS)
+        emu.wait_for(lambda: len(emu.response_posts()) >= 2, timeout=15, what="the long answer")
+    answer = emu.response_posts()[1]
+    assert answer.status == 200, answer.result
+    blocks = emu.messages(OPS)[-1]["blocks"]
+    assert len(blocks) <= MAX_BLOCKS
+    assert any("more lines" in json.dumps(b) for b in blocks)
+    assert emu.lints(kind="ping") == []  # "<!here>" in cluster data was escaped
+    # The same message through chat.postMessage is accepted too.
+    poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
+    message = render_answer(Answer(verb="x", data={}, title="t", lines=tuple("y" * 2900 for _ in range(500))))
+    poster.post(OPS, text=message.text, blocks=message.blocks)
+    assert [c.response.get("error") for c in emu.calls("chat.postMessage")] == [None]
+
+
+def test_socket_mode_reconnects_and_loses_or_repeats_no_command(
+    emu: SlackEmulator, db: str, slow_verb: list[Command]
+) -> None:
+    with running_bot(emu, mode="socket", db=db):
+        first = [emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS) for i in (1, 2)]
+        emu.socket.disconnect("refresh_requested", close_after=0.5)
+        during = [
+            emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS, wait=False)
+            for i in (3, 4)
+        ]
+        emu.wait_for(lambda: len(slow_verb) >= 4, timeout=30, what="the commands sent around the disconnect")
+        emu.socket.wait_connected()
+        emu.socket.drop()  # abrupt: no disconnect message; the client notices by its ping/pong check
+        after = [
+            emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS, wait=False)
+            for i in (5, 6)
+        ]
+        emu.wait_for(lambda: len(slow_verb) >= 6, timeout=30, what="all six commands to run")
+        emu.wait_for(lambda: len(emu.response_posts()) >= 12, timeout=15, what="six placeholders and answers")
+        time.sleep(1)  # a duplicate delivery would show up here
+    assert all(r.ok for r in first)
+    assert sorted(int(c.flag("lines")) for c in slow_verb) == [1, 2, 3, 4, 5, 6]
+    assert emu.socket.duplicate_acks == []
+    assert len(during) == len(after) == 2
+
+
+def test_429_from_chat_post_message_is_retried_after_retry_after(emu: SlackEmulator) -> None:
+    emu.rate_limit("chat.postMessage", retry_after=1, times=1)
+    poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
+    ts = poster.post(OPS, text="alert")
+    calls = emu.calls("chat.postMessage")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].time - calls[0].time >= 1.0
+    assert [m["ts"] for m in emu.messages(OPS)] == [ts]
+
+
+def test_one_channel_never_gets_more_than_the_posting_rate(emu: SlackEmulator) -> None:
+    emu.enforce_posting_rate(per_second=1.0, burst=3)
+    poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url), limiter=ChannelRateLimiter())
+    for i in range(6):
+        poster.post(OPS, text=f"message {i}")
+    assert [c.status for c in emu.calls("chat.postMessage")] == [200] * 6
+    assert len(emu.messages(OPS)) == 6
+
+
+def test_health_and_readiness(emu: SlackEmulator, db: str) -> None:
+    with running_bot(emu, mode="socket", db=db) as runner:
+        health = urllib.request.urlopen(runner.url + "/healthz", timeout=5)
+        assert health.status == 200
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            urllib.request.urlopen(runner.url + "/readyz", timeout=5)
+        assert not_ready.value.code == 503
+        assert json.loads(not_ready.value.read()) == {"slack": True, "cluster": False}
+        metrics = urllib.request.urlopen(runner.url + "/metrics", timeout=5).read().decode()
+        assert "python_info" in metrics
+
+
+def test_ask_help_prints_the_same_help_as_slack(emu: SlackEmulator, db: str, tmp_path: Path) -> None:
+    with running_bot(emu, mode="http", db=db):
+        slack = _ack_text(emu.driver.slash_command("help", user_id=ALICE, channel_id=OPS))
+    terminal = subprocess.run(
+        [sys.executable, "-m", "k8sbot", "ask", "help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert terminal.returncode == 0, terminal.stderr
+    lines = [line for line in terminal.stdout.splitlines() if line.strip()]
+    assert len(lines) > 3
+    for line in lines:
+        assert line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in slack
