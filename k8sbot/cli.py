@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--channel", default=None, help="pretend the command came from this channel id")
     ask.add_argument("--json", action="store_true", help="print the verb's JSON result")
     ask.add_argument("--yes", action="store_true", help="confirm an action without asking")
+
+    from bot.cli_permissions import add_parsers
+
+    add_parsers(sub)  # permissions check|validate|rbac, audit
     return parser
 
 
@@ -41,13 +45,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from k8sbot.wiring import configure_logging
 
-    quiet = args.cmd == "ask" and "K8SBOT_LOG_LEVEL" not in os.environ
+    quiet = args.cmd != "run" and "K8SBOT_LOG_LEVEL" not in os.environ
     configure_logging("WARNING" if quiet else settings.log_level)
     try:
         if args.cmd == "run":
             return _run(settings, http=args.http)
         if args.cmd == "ask":
             return _ask(settings, args)
+        if hasattr(args, "handler"):
+            from k8sbot.wiring import build_services
+
+            needs_policy = args.cmd == "permissions" and getattr(args, "permissions_cmd", "") == "check"
+            return int(args.handler(args, build_services(settings, permissions=needs_policy)))
     except ConfigError as e:
         print(f"k8sbot: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -65,7 +74,7 @@ def _run(settings: object, *, http: bool) -> int:
     assert isinstance(settings, Settings)
     settings.require_slack(http=http)
     check_permissions_file(settings)
-    services = build_services(settings)
+    services = build_services(settings, permissions=True)
     serve(settings, services, http=http)
     return 0
 
@@ -74,21 +83,30 @@ def _ask(settings: object, args: argparse.Namespace) -> int:
     from bot.dispatch import execute
     from bot.settings import Settings
     from bot.slack.blocks import render_text
-    from k8sbot.wiring import build_services
+    from bot.slack.client import make_web_client
+    from k8sbot.wiring import attach_slack, build_services
 
     assert isinstance(settings, Settings)
-    services = build_services(settings)
-    answer = execute(services, text=args.text, slack_user=args.as_user, channel=args.channel, confirmed=args.yes)
-    if answer.data.get("confirm") and not args.yes:
-        print(render_text(answer))
-        if not sys.stdin.isatty():
-            print("Not confirmed: run again with --yes to confirm without a terminal.", file=sys.stderr)
-            return 1
-        reply = input("Go ahead? [y/N] ").strip().lower()
-        if reply not in ("y", "yes"):
-            print("Cancelled. Nothing was changed.")
-            return 1
-        answer = execute(services, text=args.text, slack_user=args.as_user, channel=args.channel, confirmed=True)
+    services = build_services(settings, permissions=bool(args.as_user))
+    if args.as_user and settings.slack_bot_token:  # user groups come from Slack when it is configured
+        attach_slack(
+            services, settings, make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        )
+    answer = execute(services, text=args.text, slack_user=args.as_user, channel=args.channel)
+    confirm = answer.data.get("confirm")
+    if isinstance(confirm, dict) and confirm.get("command"):
+        # Run exactly what the preview showed (it pins e.g. the revision and carries the action id).
+        if not args.yes:
+            print(render_text(answer))
+            if not sys.stdin.isatty():
+                print("Not confirmed: run again with --yes to confirm without a terminal.", file=sys.stderr)
+                return 1
+            if input("Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("Cancelled. Nothing was changed.")
+                return 1
+        answer = execute(
+            services, text=str(confirm["command"]), slack_user=args.as_user, channel=args.channel, confirmed=True
+        )
     if args.json:
         print(json.dumps(answer.data, indent=2, default=str))
     else:

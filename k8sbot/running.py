@@ -22,6 +22,7 @@ from bot.settings import Settings
 from bot.slack.client import make_web_client
 from handlers import register
 from handlers.serving import Readiness, make_server
+from k8sbot.wiring import attach_slack
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def build_app(settings: Settings, services: Services) -> App:
         raise SlackUnavailable(
             f"Slack rejected the bot token or is unreachable at {settings.slack_api_url}: {e}"
         ) from e
+    attach_slack(services, settings, client)
     register(app, services)
     return app
 
