@@ -44,7 +44,12 @@ def rss_mb() -> float:
 
 
 def kubeconfig() -> str:
-    out = subprocess.run([str(REPO / "scripts/local-cluster"), "up"], capture_output=True, text=True, check=True)
+    """The local cluster's kubeconfig, starting the cluster if `up` is needed (and not racing another `up`)."""
+    script = str(REPO / "scripts/local-cluster")
+    up = subprocess.run([script, "up"], capture_output=True, text=True, check=False)
+    if up.returncode == 0:
+        return up.stdout.strip().splitlines()[-1]
+    out = subprocess.run([script, "kubeconfig"], capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
 

@@ -9,13 +9,15 @@ that catches up, never posts twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.digest import DigestSender, trigger_for
+from bot.changes import change_store, event_store
+from bot.context import Services
+from bot.digest import DEFAULT_CRON, AlertProvider, DigestSender, Post, Team, trigger_for
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,37 @@ def start_digests(sender: DigestSender, *, scheduler: BackgroundScheduler | None
     schedule_digest(scheduler, sender)
     _guarded(sender.send_due, "digest catch-up")()
     return scheduler
+
+
+def start_scheduler(
+    services: Services,
+    *,
+    teams: Sequence[Team],
+    post: Post,
+    alerts: AlertProvider | None = None,
+) -> BackgroundScheduler:
+    """What `k8sbot run` calls: the digest on settings `digest_cron`/`timezone`, history pruning, catch-up.
+
+    `teams` are (channel, namespace globs) pairs, from permissions.yaml's teams; `post(channel, text,
+    blocks)` is the Slack edge's poster. Stop with `scheduler.shutdown()`.
+    """
+    settings = services.extras.get("settings")
+    timezone = getattr(settings, "timezone", "UTC")
+    sender = DigestSender(
+        services.db,
+        changes=change_store(services),
+        events=event_store(services),
+        teams=teams,
+        post=post,
+        cron=getattr(settings, "digest_cron", DEFAULT_CRON),
+        timezone=timezone,
+        alerts=alerts,
+        clock=services.clock,
+    )
+    scheduler = build_scheduler(timezone=timezone)
+    scheduler.start()
+    schedule_pruning(scheduler, lambda: (change_store(services).prune(), event_store(services).prune()))
+    return start_digests(sender, scheduler=scheduler)
 
 
 def _guarded(job: Callable[[], object], what: str) -> Callable[[], None]:

@@ -168,3 +168,27 @@ def test_scheduler_job_has_a_stable_id_and_the_configured_cron(tmp_path: Path) -
     assert {f.name: str(f) for f in trigger.fields}["day_of_week"] == "mon-fri"
     assert {f.name: str(f) for f in trigger.fields}["hour"] == "9"
     scheduler.shutdown(wait=False)
+
+
+def test_start_scheduler_catches_up_from_services(tmp_path: Path) -> None:
+    from kubernetes import client as k8s_client
+
+    from bot.context import Services
+    from bot.kube.client import KubeClient
+    from bot.scheduling import start_scheduler
+    from bot.settings import Settings
+
+    clock, outbox = Clock(MONDAY_0900 + timedelta(hours=1)), Outbox()
+    services = Services(
+        kube=KubeClient(k8s_client.Configuration()),
+        db=Database(tmp_path / "k.db"),
+        clock=clock,
+        extras={"settings": Settings(timezone=TZ)},
+    )
+    scheduler = start_scheduler(services, teams=[Team("C-SHOP", ("shop",))], post=outbox)
+    try:
+        assert sorted(j.id for j in scheduler.get_jobs()) == ["digest", "prune-history"]
+        assert [c for c, _ in outbox.posts] == ["C-SHOP"]  # the 09:00 digest, missed: sent on start
+        assert "sent late" in outbox.posts[0][1]
+    finally:
+        scheduler.shutdown(wait=False)
