@@ -8,6 +8,7 @@ index (the workload, its ReplicaSets or Jobs, their pods and recent Warning even
 * informational findings (a cordoned node) do not page;
 * a rollout in progress does not page: "rollout stuck" counts only once the deployment controller
   says the progress deadline passed; failing pods (image pulls, crashes...) page on their own;
+* a stuck rollout whose pods fail for a named cause is that cause (one alert, not two);
 * pods already being deleted are ignored (old revisions going away).
 
 It also gathers what the message needs: the culprit change (recorded history first, then the
@@ -110,6 +111,9 @@ def evaluate(index: ClusterIndex, workload: ObjectRef) -> Evaluation:
     for finding in findings:
         if pages(finding):
             found.setdefault(finding.category, []).append(finding)
+    if len(found) > 1:
+        # A rollout stuck because its pods fail is a symptom of that failure: one alert, not two.
+        found.pop(Category.ROLLOUT_STUCK, None)
     pods = len(frozen.get("Pod", ()))
     return Evaluation(workload, {c: tuple(f) for c, f in found.items()}, pods, True, frozen)
 

@@ -29,6 +29,7 @@ PERMANENT = frozenset(
      "account_inactive", "token_revoked", "no_permission", "message_not_found", "cant_update_message",
      "restricted_action", "invalid_metadata_format"}
 )
+CANNOT_LOOK = frozenset({"missing_scope", "not_allowed_token_type", "channel_not_found", "not_in_channel"})
 REROUTABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
 
 
@@ -126,7 +127,15 @@ class OutboxSender:
                 oldest = f"{(row.claimed_at or 0) - 300:.6f}" if row.claimed_at else None
                 response = client.conversations_history(channel=row.channel, oldest=oldest,
                                                         include_all_metadata=True, limit=200)
-        except (SlackApiError, OSError) as e:
+        except SlackApiError as e:
+            if e.response is not None and e.response.get("error") in CANNOT_LOOK:
+                # Losing the alert is worse than a possible duplicate: post, and say why loudly.
+                log.error("outbox: can't check %s for an earlier post of alert %d (%s; the app needs "
+                          "channels:history/groups:history); posting it, which may duplicate it",
+                          row.channel, row.alert_id, e.response.get("error"))
+                return None
+            raise LookupFailed(f"checking {row.channel} for an earlier post failed: {e}") from e
+        except OSError as e:
             raise LookupFailed(f"checking {row.channel} for an earlier post failed: {e}") from e
         messages: list[dict[str, Any]] = list(response.get("messages") or [])
         for message in messages:

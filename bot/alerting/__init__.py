@@ -1,0 +1,1 @@
+"""Alerts: detection from the watch streams, grouping, routing, the outbox and its sender."""
