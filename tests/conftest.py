@@ -26,6 +26,9 @@ from kube_helpers import REPO, Cluster, create, delete, pod_logs_dir, resource_p
 
 from bot.errors import K8sBotError
 from bot.kube.client import KubeClient
+from slack_emulator import SlackEmulator
+from slack_emulator.testing import clean_slack_env
+from tests.slack_harness import seeded_emulator
 
 CLUSTER_FIXTURES = {"cluster", "kube", "namespace"}
 
@@ -104,3 +107,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     given = os.environ.get("K8SBOT_TEST_KUBECONFIG")
     return f"k8sbot cluster: {given or 'local kwok cluster (scripts/local-cluster), started on first use'}"
 
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    """The Slack emulator with the users and channels of tests/slack_harness.py, proxies unset."""
+    with clean_slack_env():
+        emulator = seeded_emulator()
+        try:
+            yield emulator
+        finally:
+            emulator.stop()

@@ -407,3 +407,16 @@ BREAKERS = {
     "scaled_to_zero": scale_to_zero,
 }
 """Every Deployment/Service breaker by scenario name, each `(kube, app) -> Breakage`."""
+
+EXPECTED_CATEGORY = {
+    "bad_image": "image_pull",
+    "oom_killed": "oom_killed",
+    "crash_after_env_change": "crash_loop",
+    "missing_secret_key": "config_error",
+    "readiness_failing": "probe_failure",
+    "unschedulable": "unschedulable",
+    "quota_exceeded": "quota_exceeded",
+    "no_endpoints": "no_endpoints",
+    "scaled_to_zero": "scaled_to_zero",
+}
+"""The diagnosis category each breaker must produce as `why`'s top cause."""

@@ -20,20 +20,14 @@ from bot.model import Answer, Command
 from bot.slack.blocks import MAX_BLOCKS, render_answer
 from bot.slack.client import ChannelRateLimiter, Poster, make_web_client
 from slack_emulator import SlackEmulator
-from slack_emulator.testing import clean_slack_env
-from tests.slack_harness import ALICE, OPS, running_bot, seeded_emulator
+from tests.slack_harness import ALICE, OPS, running_bot
 
 MODES = ["http", "socket"]
 
 
 @pytest.fixture
-def emu() -> Iterator[SlackEmulator]:
-    with clean_slack_env():
-        emulator = seeded_emulator()
-        try:
-            yield emulator
-        finally:
-            emulator.stop()
+def emu(slack: SlackEmulator) -> SlackEmulator:
+    return slack
 
 
 @pytest.fixture
@@ -221,6 +215,7 @@ def test_ask_help_prints_the_same_help_as_slack(emu: SlackEmulator, db: str, tmp
         text=True,
         timeout=60,
         cwd=tmp_path,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert terminal.returncode == 0, terminal.stderr

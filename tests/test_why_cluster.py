@@ -10,6 +10,7 @@ import pytest
 from kube_helpers import SIM_LABEL, apply, create, get, set_pod_logs
 from scenarios import (
     BREAKERS,
+    EXPECTED_CATEGORY,
     checkout_manifests,
     deploy_checkout,
     run_failing_job,
@@ -23,17 +24,7 @@ from bot.model import Subject
 from bot.store.database import Database
 from bot.verbs import load_all
 
-EXPECTED = {
-    "bad_image": "image_pull",
-    "oom_killed": "oom_killed",
-    "crash_after_env_change": "crash_loop",
-    "missing_secret_key": "config_error",
-    "readiness_failing": "probe_failure",
-    "unschedulable": "unschedulable",
-    "quota_exceeded": "quota_exceeded",
-    "no_endpoints": "no_endpoints",
-    "scaled_to_zero": "scaled_to_zero",
-}
+EXPECTED = EXPECTED_CATEGORY
 
 
 def ask(kube: KubeClient, text: str, *, subject: Subject | None = None, tmp_db: Any = None) -> dict[str, Any]:

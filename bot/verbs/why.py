@@ -7,7 +7,7 @@ import logging
 from bot.commands import NAMESPACE_FLAG, VerbSpec, verb
 from bot.context import VerbContext
 from bot.diagnosis import ChangeHistory, diagnose
-from bot.model import Answer, Cause, Command, Diagnosis
+from bot.model import Answer, Button, Cause, Command, Diagnosis
 
 log = logging.getLogger(__name__)
 SHOWN_CAUSES = 3
@@ -33,7 +33,28 @@ def why_verb(ctx: VerbContext, command: Command) -> Answer:
         title=diagnosis.summary,
         lines=tuple(render_lines(diagnosis)),
         ok=diagnosis.healthy or bool(diagnosis.causes),
+        buttons=buttons_for(diagnosis),
     )
+
+
+def buttons_for(diagnosis: Diagnosis) -> tuple[Button, ...]:
+    """Follow-ups as buttons: the top cause's suggested command (e.g. the rollback), then Logs.
+    Each button's value is command text, so a click is checked, confirmed and audited like typing it."""
+    if diagnosis.healthy:
+        return ()
+    target = diagnosis.target
+    where = f"-n {target.namespace}" if target.namespace else ""
+    buttons: list[Button] = []
+    top = diagnosis.causes[0] if diagnosis.causes else None
+    if top is not None and top.suggestion is not None and top.suggestion.command:
+        command = top.suggestion.command.removeprefix("/k8s ").strip()
+        verb = command.split(" ", 1)[0]
+        label = {"rollback": "Roll back", "scale": "Scale", "restart": "Restart"}.get(verb)
+        if label:
+            buttons.append(Button(label, command, style="danger" if verb == "rollback" else None))
+    if target.kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"):
+        buttons.append(Button("Logs", f"logs {target.kind.lower()}/{target.name} {where}".strip()))
+    return tuple(buttons)
 
 
 def _history(ctx: VerbContext) -> ChangeHistory | None:

@@ -1,0 +1,123 @@
+"""`why` end to end through the Slack emulator and through `k8sbot ask --json`, on the real cluster.
+
+Every scenario of the test library must give the right top category and, where a change caused it,
+name the culprit change, in the Slack message and in the JSON contract alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scenarios import BREAKERS, EXPECTED_CATEGORY, deploy_checkout, run_failing_job
+
+from bot.kube.client import KubeClient
+from slack_emulator import SlackEmulator
+from tests.slack_harness import ALICE, OPS, running_bot
+
+EXPECTED = EXPECTED_CATEGORY
+
+
+@pytest.fixture
+def emu(slack: SlackEmulator) -> SlackEmulator:
+    return slack
+
+
+def ask_json(kubeconfig: str, text: str, tmp_path: Path) -> dict[str, Any]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "KUBECONFIG": kubeconfig}
+    result = subprocess.run(
+        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
+        env={**env, "K8SBOT_DB": str(tmp_path / "ask.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def slack_why(emu: SlackEmulator, text: str) -> str:
+    """Send /k8s <text>; return the final message's text (header + sections) after the placeholder."""
+    before = len(emu.response_posts())
+    result = emu.driver.slash_command(text, user_id=ALICE, channel_id=OPS)
+    assert result.ok and not result.timed_out
+    emu.wait_for(lambda: len(emu.response_posts()) >= before + 2, timeout=30, what=f"the answer to /k8s {text}")
+    final = emu.response_posts()[before + 1]
+    assert final.status == 200, final.result
+    assert emu.calls("chat.postMessage") == [] or all(c.ok for c in emu.calls())
+    return json.dumps(final.body["blocks"])
+
+
+@pytest.mark.kwok
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_why_scenario_through_slack_and_ask_json(
+    kube: KubeClient, namespace: str, cluster: Any, emu: SlackEmulator, tmp_path: Path, scenario: str
+) -> None:
+    app = deploy_checkout(kube, namespace)
+    breakage = BREAKERS[scenario](kube, app)
+
+    data = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path)
+    assert data["healthy"] is False
+    top = data["causes"][0]
+    assert top["category"] == EXPECTED[scenario], data
+    if breakage.path is not None:
+        assert top["change"] is not None, data
+        assert top["change"]["before"] == breakage.before and top["change"]["after"] == breakage.after
+
+    with running_bot(emu, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(emu, f"why checkout -n {namespace}")
+    assert f"[{EXPECTED[scenario]}," in shown
+    if breakage.path is not None:
+        assert top["change"]["path"] in shown
+    assert emu.lints(kind="ping") == []
+
+
+@pytest.mark.kwok
+def test_why_failing_job_and_healthy_service_in_socket_mode(
+    kube: KubeClient, namespace: str, emu: SlackEmulator, tmp_path: Path
+) -> None:
+    deploy_checkout(kube, namespace)
+    run_failing_job(kube, namespace)
+    with running_bot(emu, mode="socket", db=str(tmp_path / "bot.db"), kube=kube):
+        healthy = slack_why(emu, f"why checkout -n {namespace}")
+        job = slack_why(emu, f"why nightly-report -n {namespace}")
+    assert "healthy" in healthy.lower()
+    assert "[job_failed," in job
+
+
+@pytest.mark.kwok
+def test_why_offers_rollback_and_logs_buttons_that_carry_commands(
+    kube: KubeClient, namespace: str, emu: SlackEmulator, tmp_path: Path
+) -> None:
+    app = deploy_checkout(kube, namespace)
+    BREAKERS["bad_image"](kube, app)
+    with running_bot(emu, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        slack_why(emu, f"why checkout -n {namespace}")
+    blocks = emu.response_posts()[-1].body["blocks"]
+    buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    values = [b["value"] for b in buttons]
+    assert f"rollback checkout -n {namespace} --to-revision 1" in values
+    assert f"logs deployment/checkout -n {namespace}" in values
+
+
+def test_unknown_target_and_unreachable_cluster_answer_privately(emu: SlackEmulator, tmp_path: Path) -> None:
+    from kubernetes import client as k8s_client
+
+    configuration = k8s_client.Configuration()
+    configuration.host = "https://127.0.0.1:9"  # nothing listens: connection refused
+    with running_bot(emu, mode="http", db=str(tmp_path / "bot.db"), kube=KubeClient(configuration)):
+        before = len(emu.response_posts())
+        result = emu.driver.slash_command("why checkout -n shop", user_id=ALICE, channel_id=OPS)
+        assert result.ok and not result.timed_out
+        emu.wait_for(lambda: len(emu.response_posts()) >= before + 2, timeout=30, what="the refusal")
+    final = emu.response_posts()[-1].body
+    assert final["response_type"] == "ephemeral"
+    assert "cannot reach the Kubernetes API" in json.dumps(final)
