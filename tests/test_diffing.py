@@ -285,3 +285,18 @@ def test_deployment_not_yet_observed_by_its_controller_is_not_settled() -> None:
     unsettled["metadata"]["generation"] = 4
     assert not snapshot("Deployment", unsettled, fingerprint=fingerprint).settled
     assert snapshot("Deployment", deployment(), fingerprint=fingerprint).settled
+
+
+def test_node_conditions_appearing_are_a_condition_change_and_a_new_container_stays_whole() -> None:
+    bare = {"kind": "Node", "metadata": {"name": "n1", "uid": "n"}}
+    ready = {**bare, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    change = change_of("Node", bare, ready)
+    assert change is not None and change.kind is ChangeKind.NODE_CONDITION
+    assert change.summary == "node condition Ready None → True"
+    new = deployment()
+    new["spec"]["template"]["spec"]["containers"].append({"name": "debug", "image": "busybox"})
+    added = change_of("Deployment", deployment(), new)
+    assert added is not None
+    assert [(f.path, f.before, f.after) for f in added.fields] == [
+        ("spec.template.spec.containers[2]", None, {"name": "debug", "image": "busybox"})
+    ]

@@ -250,11 +250,13 @@ def field_changes(old: Any, new: Any) -> list[Difference]:
 def _walk(old: Any, new: Any, path: Path) -> Iterator[Difference]:
     if old == new:
         return
-    # a map of scalars (labels, annotations, data, limits) that appears or goes is shown key by key,
-    # so `restartedAt` or a ConfigMap key is named even in the first annotation or key of its map
-    if old is None and _scalar_map(new):
+    # a map that appears or goes (annotations, data, limits, node conditions) is shown key by key, so
+    # `restartedAt` or a ConfigMap key is named even when it is the first of its map
+    # (a whole list item that appears or goes, such as a new container, stays one field)
+    item = bool(path) and isinstance(path[-1], Item)
+    if old is None and isinstance(new, dict) and new and not item:
         old = {}
-    elif new is None and _scalar_map(old):
+    elif new is None and isinstance(old, dict) and old and not item:
         new = {}
     if isinstance(old, dict) and isinstance(new, dict):
         for key in _ordered_keys(old, new):
@@ -264,10 +266,6 @@ def _walk(old: Any, new: Any, path: Path) -> Iterator[Difference]:
         yield from _walk_list(old, new, path)
         return
     yield Difference(path, old, new)
-
-
-def _scalar_map(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and all(_is_scalar(v) for v in value.values())
 
 
 def _ordered_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
