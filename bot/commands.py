@@ -79,7 +79,19 @@ REGISTRY = Registry()
 verb = REGISTRY.verb
 
 NAMESPACE_FLAG = FlagSpec("namespace", "str", "namespace (default: the channel's)", short="n")
-PLANNED_VERBS = ("help", "why", "status", "logs", "describe", "changes", "rollback", "scale", "restart", "can-i")
+PLANNED_VERBS = (
+    "help",
+    "why",
+    "status",
+    "logs",
+    "describe",
+    "changes",
+    "rollback",
+    "scale",
+    "restart",
+    "can-i",
+    "silence",
+)
 
 
 def _quote(word: str, limit: int = 60) -> str:
@@ -128,7 +140,9 @@ def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
             flag = spec.flag_named(key)
             if flag is None:
                 names = [f.name for f in spec.flags]
-                raise UsageError(f"`{spec.name}` has no option `--{_quote(key, 40)}`.{_suggest(key, names)}", usage=spec.usage)
+                raise UsageError(
+                    f"`{spec.name}` has no option `--{_quote(key, 40)}`.{_suggest(key, names)}", usage=spec.usage
+                )
             if flag.kind == "bool":
                 flags[flag.name] = True
                 i += 1
@@ -145,7 +159,9 @@ def parse(text: str, *, registry: Registry = REGISTRY) -> Command:
             i += 1
             continue
         if target is not None:
-            raise UsageError(f"I expected one target but got `{_quote(target)}` and `{_quote(word)}`.", usage=spec.usage)
+            raise UsageError(
+                f"I expected one target but got `{_quote(target)}` and `{_quote(word)}`.", usage=spec.usage
+            )
         target = word
         i += 1
     if target is not None:
@@ -202,7 +218,9 @@ def _check_value(flag: FlagSpec, value: str, *, usage: str) -> str | bool:
         return str(number)
     if flag.kind == "duration":
         if not DURATION_RE.match(value):
-            raise UsageError(f"`--{flag.name}` needs a duration like 30m, 2h or 7d, not `{_quote(value, 20)}`.", usage=usage)
+            raise UsageError(
+                f"`--{flag.name}` needs a duration like 30m, 2h or 7d, not `{_quote(value, 20)}`.", usage=usage
+            )
         return value
     if len(value) > 200:
         raise UsageError(f"`--{flag.name}` is too long.", usage=usage)
