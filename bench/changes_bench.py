@@ -177,6 +177,65 @@ def cluster_part(deployments: int, pods: int, args_wait: float) -> None:
         kube.request("DELETE", f"/api/v1/namespaces/{ns}")
 
 
+def recorder_part(deployments: int) -> None:
+    """The recorder alone, fed watch events as the API sends them: a baseline listing, then per
+    Deployment three status-only events and one image change (no cluster: the bot's own cost)."""
+    tmp = Path(tempfile.mkdtemp())
+    db = Database(tmp / "rec.db")
+    store = ChangeStore(db)
+    recorder = ChangeRecorder(store, EventStore(db))
+
+    def deployment(i: int, image: str, rv: int, ready: int) -> dict:  # type: ignore[type-arg]
+        labels = {"app": f"d{i}"}
+        return {
+            "kind": "Deployment",
+            "metadata": {
+                "name": f"d{i}",
+                "namespace": "bench",
+                "uid": f"u{i}",
+                "resourceVersion": str(rv),
+                "generation": 1,
+                "annotations": {"deployment.kubernetes.io/revision": "1"},
+                "managedFields": [
+                    {
+                        "manager": "kubectl-set",
+                        "operation": "Update",
+                        "time": "2026-05-04T09:00:00Z",
+                        "fieldsV1": {"f:spec": {}},
+                    }
+                ],
+            },
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [{"name": "app", "image": image, "resources": {"limits": {"memory": "256Mi"}}}]
+                    },
+                },
+            },
+            "status": {"observedGeneration": 1, "readyReplicas": ready},
+        }
+
+    start = time.perf_counter()
+    recorder.record_listing("Deployment", iter([([deployment(i, "app:1", 10, 3) for i in range(deployments)], "10")]))
+    listed = time.perf_counter()
+    events = 0
+    for i in range(deployments):
+        for step in range(3):
+            recorder.record_event("Deployment", "MODIFIED", deployment(i, "app:1", 20 + step, step))
+        recorder.record_event("Deployment", "MODIFIED", deployment(i, "app:2", 30, 3))
+        events += 4
+    done = time.perf_counter()
+    recorded = len(store.query(since=datetime.now(UTC) - timedelta(hours=1), limit=deployments * 2))
+    print(
+        f"recorder alone: baseline of {deployments} Deployments in {listed - start:.2f}s; "
+        f"{events} watch events in {done - listed:.2f}s ({events / (done - listed):.0f} events/s), "
+        f"{recorded} changes recorded; RSS {rss_mb():.0f} MB"
+    )
+
+
 def query_part(rows: int) -> None:
     tmp = Path(tempfile.mkdtemp())
     db = Database(tmp / "rows.db")
@@ -257,6 +316,7 @@ def main() -> None:
     parser.add_argument("--skip-cluster", action="store_true")
     parser.add_argument("--skip-rows", action="store_true")
     args = parser.parse_args()
+    recorder_part(args.deployments)
     if not args.skip_rows:
         query_part(args.rows)
     if not args.skip_cluster:
