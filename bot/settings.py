@@ -38,6 +38,8 @@ ENV = {
     "digest_cron": "K8SBOT_DIGEST_CRON",
     "retention_days": "K8SBOT_RETENTION_DAYS",
     "log_level": "K8SBOT_LOG_LEVEL",
+    "alert_settle_seconds": "K8SBOT_ALERT_SETTLE_SECONDS",
+    "alert_resolve_seconds": "K8SBOT_ALERT_RESOLVE_SECONDS",
 }
 
 
@@ -69,6 +71,10 @@ class Settings(BaseModel):
     watch_namespaces: list[str] = Field(default_factory=lambda: ["*"])
     ignore_namespaces: list[str] = Field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
     log_level: str = "INFO"
+    alert_settle_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """How long a problem must last before it pages (a flapping pod does not)."""
+    alert_resolve_seconds: float = Field(default=60.0, ge=0, le=86400)
+    """How long a workload must stay healthy before its alert is marked resolved."""
 
     @field_validator("slack_api_url")
     @classmethod

@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None, help="HTTP port (default 3000, K8SBOT_HTTP_PORT)")
     run.add_argument("--host", default=None, help="HTTP bind address (default 127.0.0.1, K8SBOT_HTTP_HOST)")
 
+    sub.add_parser("watch", help="only watch the cluster and record changes (no Slack)")
+
     ask = sub.add_parser("ask", help='run one command as Slack would, e.g. k8sbot ask "why checkout -n shop"')
     ask.add_argument("text", help="the command text, without /k8s")
     ask.add_argument("--as", dest="as_user", default=None, help="act as this Slack user id (their permissions)")
@@ -52,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(settings, http=args.http)
         if args.cmd == "ask":
             return _ask(settings, args)
+        if args.cmd == "watch":
+            return _watch(settings)
         if hasattr(args, "handler"):
             from k8sbot.wiring import build_services
 
@@ -112,3 +116,21 @@ def _ask(settings: object, args: argparse.Namespace) -> int:
     else:
         print(render_text(answer))
     return 0 if answer.ok else 1
+
+
+def _watch(settings: object) -> int:
+    import signal
+    import threading
+
+    from bot.changes import run_watchers
+    from bot.settings import Settings
+    from k8sbot.wiring import build_services
+
+    assert isinstance(settings, Settings)
+    services = build_services(settings, permissions=False)
+    services.kube.get("/version")  # fail now, with a clear message, if the cluster is unreachable
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    run_watchers(services, stop)
+    return 0

@@ -48,11 +48,20 @@ def build_app(settings: Settings, services: Services) -> App:
 class BotRunner:
     """The running bot: Slack connection (socket or HTTP), health server, background workers."""
 
-    def __init__(self, settings: Settings, services: Services, *, http: bool, ping_interval: float = 10) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        *,
+        http: bool,
+        ping_interval: float = 10,
+        background: bool = True,
+    ) -> None:
         self.settings = settings
         self.services = services
         self.http = http
         self.ping_interval = ping_interval
+        self.background = background
         self.stop_event = threading.Event()
         self.app: App | None = None
         self.socket_handler: SocketModeHandler | None = None
@@ -90,8 +99,12 @@ class BotRunner:
             )
             self.socket_handler.connect()
             log.info("connected to Slack in Socket Mode")
-        for starter in self.services.extras.get("background", []):
-            starter(self.stop_event)
+        if self.background:
+            from k8sbot.background import starters
+
+            poster = self.services.extras["poster"]  # set by attach_slack in build_app
+            for starter in starters(self.services, self.settings, poster):
+                starter(self.stop_event)
         return self
 
     def stop(self) -> None:

@@ -51,6 +51,7 @@ def build_services(settings: Settings, *, permissions: bool = True) -> Services:
         channel_namespaces=dict(settings.channel_namespaces),
         default_namespace=settings.default_namespace,
     )
+    services.extras["settings"] = settings
     services.extras["audit"] = AuditLog(services.db, channel=settings.audit_channel, clock=services.clock)
     if permissions:
         check_permissions_file(settings)

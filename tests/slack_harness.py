@@ -49,10 +49,18 @@ def running_bot(
     db: str,
     kube: KubeClient | None = None,
     services: Services | None = None,
+    background: bool = False,
     **settings_overrides: object,
 ) -> Iterator[BotRunner]:
-    """Start the bot against `emu` (HTTP mode: the driver posts to the bot's /slack/events)."""
+    """Start the bot against `emu` (HTTP mode: the driver posts to the bot's /slack/events).
+
+    `background` also starts the watchers, the alert engine and the scheduler, as `k8sbot run` does.
+    """
     settings = bot_settings(emu, db=db, **settings_overrides)
+    if services is None and settings.kubeconfig:  # the full wiring of `k8sbot run`
+        from k8sbot.wiring import build_services
+
+        services = build_services(settings, permissions=True)
     if services is None:
         services = Services(
             kube=kube or UnconfiguredKubeClient("no cluster in this test"),
@@ -61,7 +69,7 @@ def running_bot(
             channel_namespaces=dict(settings.channel_namespaces),
             default_namespace=settings.default_namespace,
         )
-    runner = BotRunner(settings, services, http=mode == "http", ping_interval=0.3).start()
+    runner = BotRunner(settings, services, http=mode == "http", ping_interval=0.3, background=background).start()
     try:
         if mode == "http":
             emu.driver.configure(mode="http", url=runner.url + "/slack/events")
