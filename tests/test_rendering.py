@@ -33,6 +33,11 @@ def test_escaping_neutralises_mentions_links_and_formatting() -> None:
     assert "*bold*" not in text and "_it_" not in text and "`code`" not in text
 
 
+def test_escaping_keeps_names_with_inner_underscores_intact() -> None:
+    assert escape_mrkdwn("[image_pull, 95%] my_app") == "[image_pull, 95%] my_app"
+    assert escape_mrkdwn("_x") != "_x" and escape_mrkdwn("x_") != "x_"
+
+
 def test_long_answer_is_trimmed_with_a_note_and_stays_within_limits() -> None:
     lines = tuple(f"pod-{i} " + "x" * 300 for i in range(3000))
     message = render_answer(Answer(verb="logs", data={}, title="logs", lines=lines, attachments=(("a.log", "…"),)))

@@ -40,12 +40,28 @@ ACTION_CONFIRM = "k8s_confirm"
 ACTION_CANCEL = "k8s_cancel"
 
 
+MARKERS = frozenset("*_~`")
+
+
 def escape_mrkdwn(text: str) -> str:
-    """Make untrusted text inert in mrkdwn: no mentions, links or formatting."""
+    """Make untrusted text inert in mrkdwn: no mentions, links or formatting.
+
+    Slack only formats a marker that stands at a word boundary (`*bold*`, not `image_pull`), so a
+    zero-width space is put beside boundary markers only; names like `image_pull` stay copyable.
+    """
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for char in ("*", "_", "~", "`"):
-        text = text.replace(char, char + ZWSP)
-    return text
+    if not MARKERS.intersection(text):
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if char in MARKERS:
+            before = text[index - 1] if index else " "
+            after = text[index + 1] if index + 1 < len(text) else " "
+            if char == "`" or not (before.isalnum() and after.isalnum()):
+                out.append(ZWSP + char + ZWSP)
+                continue
+        out.append(char)
+    return "".join(out)
 
 
 def escape_plain(text: str) -> str:
