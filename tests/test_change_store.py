@@ -139,7 +139,7 @@ def test_secret_value_never_in_the_database_file(tmp_path: Path) -> None:
                 "uid": "s1",
                 "resourceVersion": rv,
                 "annotations": {
-                    "kubectl.kubernetes.io/last-applied-configuration": f'{{"data":{{"password":"{value_b64}"}},"stringData":'
+                    "kubectl.kubernetes.io/last-applied-configuration": f'{{"data":{{"password":"{value_b64}"}},"stringData":'  # noqa: E501
                     f'{{"p":"{SECRET_VALUE}"}}}}'
                 },
             },

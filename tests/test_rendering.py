@@ -64,7 +64,7 @@ def test_confirmation_renders_confirm_and_cancel_buttons_with_the_command() -> N
         data={"confirm": {"command": "rollback checkout -n shop --to-revision 1 --action-id abc", "text": "t"}},
         title="Roll back?",
     )
-    actions = [b for b in render_answer(answer).blocks if b["type"] == "actions"][0]
+    actions = next(b for b in render_answer(answer).blocks if b["type"] == "actions")
     confirm = actions["elements"][0]
     assert confirm["action_id"] == ACTION_CONFIRM
     assert confirm["value"] == "rollback checkout -n shop --to-revision 1 --action-id abc"
@@ -73,7 +73,7 @@ def test_confirmation_renders_confirm_and_cancel_buttons_with_the_command() -> N
 
 def test_buttons_carry_command_text_and_button_text_is_clipped() -> None:
     answer = Answer(verb="why", data={}, title="t", buttons=(Button("L" * 200, "logs checkout -n shop"),))
-    element = [b for b in render_answer(answer).blocks if b["type"] == "actions"][0]["elements"][0]
+    element = next(b for b in render_answer(answer).blocks if b["type"] == "actions")["elements"][0]
     assert element["value"] == "logs checkout -n shop"
     assert len(element["text"]["text"]) <= 75
 

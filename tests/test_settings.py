@@ -73,6 +73,7 @@ def _run_bot(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Comp
         text=True,
         timeout=60,
         cwd=tmp_path,
+        check=False,
     )
 
 
