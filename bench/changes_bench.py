@@ -164,10 +164,10 @@ def cluster_part(deployments: int, pods: int, args_wait: float) -> None:
         start = time.monotonic()
         parallel(update, range(deployments))
         patched = time.monotonic()
-        done = wait_count(store, ChangeKind.IMAGE, ns, deployments, 600)
+        done, count = wait_count(store, ChangeKind.IMAGE, ns, deployments, 600)
         print(
-            f"{deployments} image updates sent in {patched - start:.1f}s; all recorded after {done - start:.1f}s "
-            f"({deployments / (done - start):.0f} changes/s end to end)"
+            f"{deployments} image updates sent in {patched - start:.1f}s; {count}/{deployments} recorded after "
+            f"{done - start:.1f}s ({count / (done - start):.0f} changes/s end to end)"
         )
         print(
             f"RSS at the end: {rss_mb():.0f} MB; database {sum(p.stat().st_size for p in tmp.iterdir()) / 1e6:.1f} MB"

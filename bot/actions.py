@@ -263,15 +263,6 @@ def age(since: datetime | None, now: datetime) -> str:
     return f"{seconds}s"
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def images(template: dict[str, Any]) -> list[str]:
     containers = (template.get("spec") or {}).get("containers") or []
     return [str(c.get("image")) for c in containers]

@@ -16,6 +16,16 @@ KubeObject = dict[str, Any]
 """A Kubernetes object as the API serves it in JSON (apiVersion, kind, metadata, spec, status)."""
 
 
+def parse_time(value: Any) -> datetime | None:
+    """A Kubernetes timestamp ("2026-11-22T02:10:00Z", RFC 3339) as an aware datetime; None if absent or bad."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class ObjectRef:
     """Names one Kubernetes object. `namespace` is None for cluster-scoped kinds (Node, Namespace)."""

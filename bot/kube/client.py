@@ -165,23 +165,23 @@ class KubeClient:
         response = self._send("GET", path, query=query or None)
         return bytes(response.data).decode("utf-8", errors="replace")
 
-    def stream_lines(self, path: str, *, query: dict[str, Any], timeout: float) -> Iterator[bytes]:
-        """Lines of a streaming response (a watch). The caller closes it by stopping iteration."""
-        response = self._send("GET", path, query=query, timeout=timeout, stream=True)
-        try:
-            buffer = b""
-            for chunk in response.stream(64 * 1024, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        yield line
-            if buffer.strip():
-                yield buffer
-        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as e:
-            raise ClusterUnavailable(f"watch {path} interrupted: {e}") from e
-        finally:
-            response.release_conn()
+    def open_stream(self, path: str, *, query: dict[str, Any], timeout: float) -> urllib3.BaseHTTPResponse:
+        """A streaming GET (a watch). The caller reads it with `iter_lines` and must `release_conn()`;
+        closing it from another thread (`shutdown()`) ends a blocked read at once."""
+        return self._send("GET", path, query=query, timeout=timeout, stream=True)
+
+
+def iter_lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The non-empty lines of a streaming response (watch events are one JSON object per line)."""
+    buffer = b""
+    for chunk in response.stream(64 * 1024, decode_content=True):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield line
+    if buffer.strip():
+        yield buffer
 
 
 def translate_status(status: int, data: bytes, *, method: str, path: str) -> K8sBotError:

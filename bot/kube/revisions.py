@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.kube.snapshot import Snapshot, name_of
-from bot.model import FieldChange, KubeObject, ObjectRef
+from bot.model import FieldChange, KubeObject, ObjectRef, parse_time
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 _VOLATILE_LABELS = ("pod-template-hash",)
@@ -53,15 +53,6 @@ class RevisionChange:
     fields: tuple[FieldChange, ...]
     at: datetime | None
     actor: str | None
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def revision_of(replicaset: KubeObject) -> int | None:

@@ -28,7 +28,7 @@ from typing import Any
 import urllib3
 
 from bot.errors import ClusterUnavailable, K8sBotError
-from bot.kube.client import Gone, KubeClient
+from bot.kube.client import Gone, KubeClient, iter_lines
 from bot.kube.diffing import ObjectState, build_change, snapshot
 from bot.kube.kinds import KINDS
 from bot.model import Change, ChangeKind, KubeObject, ObjectRef
@@ -412,10 +412,10 @@ class KindWatcher:
             "timeoutSeconds": str(self.watch_seconds + random.randint(0, 30)),  # noqa: S311 - spread reconnects
             "fieldSelector": self.watched.field_selector,
         }
-        response = self.kube._send("GET", self.path, query=query, timeout=self.watch_seconds + 60, stream=True)
+        response = self.kube.open_stream(self.path, query=query, timeout=self.watch_seconds + 60)
         self._response = response
         try:
-            for line in _lines(response):
+            for line in iter_lines(response):
                 if self.stop.is_set():
                     break
                 self.resource_version = self._handle(json.loads(line), self.resource_version or resource_version)
@@ -454,18 +454,6 @@ class KindWatcher:
 
 def _cont(token: str | None) -> dict[str, str]:
     return {"continue": token} if token else {}
-
-
-def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    buffer = b""
-    for chunk in response.stream(64 * 1024, decode_content=True):
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                yield line
-    if buffer.strip():
-        yield buffer
 
 
 class Watchers:

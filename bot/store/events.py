@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.model import KubeObject, ObjectRef
+from bot.model import KubeObject, ObjectRef, parse_time
 from bot.store.database import Database
 
 DEFAULT_RETENTION = timedelta(days=30)
@@ -74,12 +74,12 @@ def warning_event_of(obj: KubeObject, *, now: datetime) -> WarningEvent | None:
     involved = obj.get("involvedObject") or obj.get("regarding") or {}
     series = obj.get("series") or {}
     last = (
-        _parse_time(obj.get("lastTimestamp"))
-        or _parse_time(series.get("lastObservedTime"))
-        or _parse_time(obj.get("eventTime"))
+        parse_time(obj.get("lastTimestamp"))
+        or parse_time(series.get("lastObservedTime"))
+        or parse_time(obj.get("eventTime"))
         or now
     )
-    first = _parse_time(obj.get("firstTimestamp")) or _parse_time(obj.get("eventTime")) or last
+    first = parse_time(obj.get("firstTimestamp")) or parse_time(obj.get("eventTime")) or last
     source = (obj.get("source") or {}).get("component") or obj.get("reportingComponent") or None
     return WarningEvent(
         uid=meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}",
@@ -91,15 +91,6 @@ def warning_event_of(obj: KubeObject, *, now: datetime) -> WarningEvent | None:
         last_at=last,
         source=source,
     )
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class EventStore:

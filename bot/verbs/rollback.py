@@ -22,14 +22,13 @@ from bot.actions import (
     field_changes,
     images,
     nothing_to_do,
-    parse_time,
 )
 from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, verb
 from bot.context import VerbContext
 from bot.errors import Conflict, NotFound
 from bot.kube.client import InvalidRequest, KubeClient
 from bot.kube.kinds import KINDS
-from bot.model import Answer, Command, KubeObject, ObjectRef
+from bot.model import Answer, Command, KubeObject, ObjectRef, parse_time
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
