@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from bot.context import Services
 from bot.dispatch import execute
 from bot.slack.blocks import ACTION_CANCEL, ACTION_CONFIRM, ACTION_RUN, Message
-from handlers.replies import error_message, render, respond_with, upload_files
+from handlers.replies import answer_on_source, error_message, render, respond_with, upload_files
 
 
 def _channel(body: dict[str, Any]) -> str | None:
@@ -22,7 +22,7 @@ def _channel(body: dict[str, Any]) -> str | None:
 
 
 def register_actions(app: App, services: Services) -> None:
-    def run(body: dict[str, Any], respond: Respond, client: WebClient, *, confirmed: bool, replace: bool) -> None:
+    def run(body: dict[str, Any], respond: Respond, client: WebClient, *, confirmed: bool) -> None:
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id")
         channel = _channel(body)
@@ -31,22 +31,25 @@ def register_actions(app: App, services: Services) -> None:
                 services, text=str(action.get("value") or ""), slack_user=user, channel=channel, confirmed=confirmed
             )
             message = render(answer, cluster_name=services.cluster_name)
-        except Exception as e:
-            message = error_message(e)
-            respond_with(respond, message, replace=False)
+        except Exception as e:  # the edge turns every error into a private reply
+            respond_with(respond, error_message(e))
             return
-        respond_with(respond, message, replace=replace and not message.private)
+        if confirmed:
+            source_ephemeral = bool((body.get("container") or {}).get("is_ephemeral"))
+            answer_on_source(respond, message, source_ephemeral=source_ephemeral)
+        else:
+            respond_with(respond, message)
         upload_files(client, message, channel=channel, user=user)
 
     @app.action(re.compile(f"^{ACTION_RUN}(:.*)?$"))
     def on_run(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        run(body, respond, client, confirmed=False, replace=False)
+        run(body, respond, client, confirmed=False)
 
     @app.action(ACTION_CONFIRM)
     def on_confirm(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        run(body, respond, client, confirmed=True, replace=True)
+        run(body, respond, client, confirmed=True)
 
     @app.action(ACTION_CANCEL)
     def on_cancel(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

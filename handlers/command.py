@@ -11,8 +11,15 @@ from bot.commands import parse
 from bot.context import Services
 from bot.dispatch import execute, spec_of
 from bot.errors import UsageError
-from bot.slack.blocks import Message
-from handlers.replies import ack_payload, error_message, render, respond_with, upload_files
+from handlers.replies import (
+    ack_payload,
+    error_message,
+    post_placeholder,
+    render,
+    replace_placeholder,
+    respond_with,
+    upload_files,
+)
 
 
 def register_command(app: App, services: Services, *, command_name: str) -> None:
@@ -36,13 +43,14 @@ def register_command(app: App, services: Services, *, command_name: str) -> None
         ack()
         slow, _ = spec_of(parsed)
         if slow:
-            what = parsed.target or parsed.namespace or "it"
-            respond_with(respond, Message(text=f"Looking into {what}…", blocks=[], private=False), replace=False)
+            post_placeholder(respond, parsed.target or parsed.namespace or "it")
         try:
             answer = execute(services, command=parsed, slack_user=user, channel=channel)
             message = render(answer, cluster_name=services.cluster_name)
-        except Exception as e:
-            respond_with(respond, error_message(e), replace=slow)
-            return
-        respond_with(respond, message, replace=slow)
+        except Exception as e:  # the edge turns every error into a private reply
+            message = error_message(e)
+        if slow:
+            replace_placeholder(respond, message)
+        else:
+            respond_with(respond, message)
         upload_files(client, message, channel=channel, user=user)

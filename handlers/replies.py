@@ -39,17 +39,48 @@ def ack_payload(message: Message) -> dict[str, Any]:
     }
 
 
-def respond_with(respond: Respond, message: Message, *, replace: bool) -> None:
-    """Post via response_url; `replace` swaps out the placeholder posted for the same command."""
-    response = respond(
+def _post(respond: Respond, **body: Any) -> None:
+    response = respond(**body)
+    status = getattr(response, "status_code", 200)
+    if status != 200:
+        log.error("response_url post failed with HTTP %s: %s", status, getattr(response, "body", ""))
+
+
+def respond_with(respond: Respond, message: Message, *, replace: bool = False) -> None:
+    """Post via response_url, ephemeral or in the channel as the message says.
+
+    `replace` replaces the message this response_url last posted (or the message a button was on),
+    keeping its visibility: Slack cannot turn an ephemeral message into a channel message.
+    """
+    _post(
+        respond,
         text=message.text,
         blocks=message.blocks,
         response_type="ephemeral" if message.private else "in_channel",
         replace_original=replace,
     )
-    status = getattr(response, "status_code", 200)
-    if status != 200:
-        log.error("response_url post failed with HTTP %s: %s", status, getattr(response, "body", ""))
+
+
+def post_placeholder(respond: Respond, what: str) -> None:
+    """An ephemeral "Looking into …", only for the person who asked, replaced or removed later."""
+    _post(respond, text=f"Looking into {what}…", response_type="ephemeral")
+
+
+def replace_placeholder(respond: Respond, message: Message) -> None:
+    """Private answers replace the placeholder; public ones remove it and go to the channel."""
+    if message.private:
+        respond_with(respond, message, replace=True)
+        return
+    _post(respond, delete_original=True)
+    respond_with(respond, message)
+
+
+def answer_on_source(respond: Respond, message: Message, *, source_ephemeral: bool) -> None:
+    """The result of a confirmed action: the confirmation message becomes the result, in place; a
+    public result confirmed on a private preview is also posted for the channel to see."""
+    respond_with(respond, message, replace=True)
+    if source_ephemeral and not message.private:
+        respond_with(respond, message)
 
 
 def upload_files(client: WebClient, message: Message, *, channel: str | None, user: str | None) -> None:

@@ -10,7 +10,6 @@ running so you can try more commands (printed at the end).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -109,9 +108,11 @@ def slash(emu: SlackEmulator, text: str) -> dict[str, Any]:
     if result.payload and result.payload.get("blocks"):  # answered inside the ack (help, usage errors)
         show(result.payload)
         return dict(result.payload)
-    emu.wait_for(lambda: len(emu.response_posts()) > before and "Looking" not in json.dumps(
-        emu.response_posts()[-1].body), timeout=60, what=f"the answer to /k8s {text}")
-    body: dict[str, Any] = emu.response_posts()[-1].body
+    def answers() -> list[dict[str, Any]]:
+        return [p.body for p in emu.response_posts()[before:] if p.body.get("blocks")]
+
+    emu.wait_for(answers, timeout=60, what=f"the answer to /k8s {text}")
+    body: dict[str, Any] = answers()[0]
     show(body)
     return body
 

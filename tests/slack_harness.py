@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from bot.context import Services
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
@@ -79,3 +80,18 @@ def running_bot(
         yield runner
     finally:
         runner.stop()
+
+
+def is_answer(body: Any) -> bool:
+    """A response_url post that is an answer: not the "Looking into…" placeholder, not a deletion."""
+    return isinstance(body, dict) and bool(body.get("blocks")) and not body.get("delete_original")
+
+
+def answers_after(emu: SlackEmulator, before: int) -> list[dict[str, Any]]:
+    return [p.body for p in emu.response_posts()[before:] if is_answer(p.body)]
+
+
+def wait_answer(emu: SlackEmulator, before: int, *, what: str, timeout: float = 30) -> dict[str, Any]:
+    """The first answer posted through a response_url after the first `before` posts."""
+    emu.wait_for(lambda: answers_after(emu, before), timeout=timeout, what=what)
+    return answers_after(emu, before)[0]

@@ -20,7 +20,7 @@ from bot.model import Answer, Command
 from bot.slack.blocks import MAX_BLOCKS, render_answer
 from bot.slack.client import ChannelRateLimiter, Poster, make_web_client
 from slack_emulator import SlackEmulator
-from tests.slack_harness import ALICE, OPS, running_bot
+from tests.slack_harness import ALICE, OPS, answers_after, running_bot, wait_answer
 
 MODES = ["http", "socket"]
 
@@ -120,13 +120,15 @@ def test_slow_verb_acks_at_once_posts_placeholder_then_replaces_it(
     with running_bot(emu, mode=mode, db=db):
         result = emu.driver.slash_command("plumbing --sleep 4", user_id=ALICE, channel_id=OPS)
         assert result.ok and not result.timed_out  # acked well inside Slack's 3 seconds
-        emu.wait_for(lambda: len(emu.response_posts()) >= 2, timeout=15, what="placeholder and answer")
-    placeholder, answer = emu.response_posts()[:2]
-    assert placeholder.body["text"].startswith("Looking into")
-    assert answer.body["replace_original"] is True
-    assert answer.status == 200 and placeholder.status == 200
-    message = emu.messages(OPS)[-1]
-    assert message["blocks"][0]["text"]["text"] == "Plumbing works"
+        wait_answer(emu, 0, what="the answer", timeout=15)
+    placeholder, removal, answer = emu.response_posts()
+    assert placeholder.body["text"].startswith("Looking into") and placeholder.body["response_type"] == "ephemeral"
+    assert removal.body["delete_original"] is True
+    assert answer.body["response_type"] == "in_channel"
+    assert [p.status for p in emu.response_posts()] == [200, 200, 200]
+    assert [e for e in emu.ephemerals(OPS) if "Looking into" in e.message.get("text", "")] == []  # removed
+    messages = emu.messages(OPS)
+    assert len(messages) == 1 and messages[0]["blocks"][0]["text"]["text"] == "Plumbing works"
     assert len(slow_verb) == 1
 
 
@@ -135,8 +137,8 @@ def test_a_message_beyond_block_kit_limits_is_trimmed_never_rejected(
 ) -> None:
     with running_bot(emu, mode="http", db=db):
         emu.driver.slash_command("plumbing --lines 5000", user_id=ALICE, channel_id=OPS)
-        emu.wait_for(lambda: len(emu.response_posts()) >= 2, timeout=15, what="the long answer")
-    answer = emu.response_posts()[1]
+        wait_answer(emu, 0, what="the long answer", timeout=15)
+    answer = emu.response_posts()[-1]
     assert answer.status == 200, answer.result
     blocks = emu.messages(OPS)[-1]["blocks"]
     assert len(blocks) <= MAX_BLOCKS
@@ -167,7 +169,7 @@ def test_socket_mode_reconnects_and_loses_or_repeats_no_command(
             for i in (5, 6)
         ]
         emu.wait_for(lambda: len(slow_verb) >= 6, timeout=30, what="all six commands to run")
-        emu.wait_for(lambda: len(emu.response_posts()) >= 12, timeout=15, what="six placeholders and answers")
+        emu.wait_for(lambda: len(answers_after(emu, 0)) >= 6, timeout=15, what="six answers")
         time.sleep(1)  # a duplicate delivery would show up here
     assert all(r.ok for r in first)
     assert sorted(int(c.flag("lines")) for c in slow_verb) == [1, 2, 3, 4, 5, 6]

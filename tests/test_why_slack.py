@@ -18,7 +18,7 @@ from scenarios import BREAKERS, EXPECTED_CATEGORY, deploy_checkout, run_failing_
 
 from bot.kube.client import KubeClient
 from slack_emulator import SlackEmulator
-from tests.slack_harness import ALICE, OPS, running_bot
+from tests.slack_harness import ALICE, OPS, answers_after, running_bot, wait_answer
 
 EXPECTED = EXPECTED_CATEGORY
 
@@ -49,11 +49,9 @@ def slack_why(emu: SlackEmulator, text: str) -> str:
     before = len(emu.response_posts())
     result = emu.driver.slash_command(text, user_id=ALICE, channel_id=OPS)
     assert result.ok and not result.timed_out
-    emu.wait_for(lambda: len(emu.response_posts()) >= before + 2, timeout=30, what=f"the answer to /k8s {text}")
-    final = emu.response_posts()[before + 1]
-    assert final.status == 200, final.result
-    assert emu.calls("chat.postMessage") == [] or all(c.ok for c in emu.calls())
-    return json.dumps(final.body["blocks"])
+    final = wait_answer(emu, before, what=f"the answer to /k8s {text}")
+    assert all(p.status == 200 for p in emu.response_posts()[before:])
+    return json.dumps(final["blocks"])
 
 
 @pytest.mark.kwok
@@ -101,7 +99,7 @@ def test_why_offers_rollback_and_logs_buttons_that_carry_commands(
     BREAKERS["bad_image"](kube, app)
     with running_bot(emu, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
         slack_why(emu, f"why checkout -n {namespace}")
-    blocks = emu.response_posts()[-1].body["blocks"]
+    blocks = answers_after(emu, 0)[-1]["blocks"]
     buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
     values = [b["value"] for b in buttons]
     assert f"rollback checkout -n {namespace} --to-revision 1" in values
@@ -117,7 +115,6 @@ def test_unknown_target_and_unreachable_cluster_answer_privately(emu: SlackEmula
         before = len(emu.response_posts())
         result = emu.driver.slash_command("why checkout -n shop", user_id=ALICE, channel_id=OPS)
         assert result.ok and not result.timed_out
-        emu.wait_for(lambda: len(emu.response_posts()) >= before + 2, timeout=30, what="the refusal")
-    final = emu.response_posts()[-1].body
+        final = wait_answer(emu, before, what="the refusal")
     assert final["response_type"] == "ephemeral"
     assert "cannot reach the Kubernetes API" in json.dumps(final)
