@@ -36,6 +36,13 @@ _ACTION_ID_RE = re.compile(r"^[a-f0-9]{8,32}$")
 Decide = Callable[[VerbContext, Command], Decision]
 
 
+def field_manager(ctx: VerbContext) -> str:
+    """The field manager our writes are recorded under (managedFields): names the person, so the
+    change history's "who" says who acted through the bot, not just "k8sbot"."""
+    user = ctx.subject.slack_user
+    return f"k8sbot/{user}" if user and user.isalnum() else "k8sbot"
+
+
 def new_action_id() -> str:
     return secrets.token_hex(8)
 

@@ -101,6 +101,21 @@ def show(message: dict[str, Any]) -> None:
         print(f"  ┃ {message.get('text', '')}")
 
 
+def wait_alert(emu: SlackEmulator) -> dict[str, Any] | None:
+    """The alert the bot posts (chat.postMessage) to the team channel for the broken rollout."""
+
+    def alerts() -> list[dict[str, Any]]:
+        posted = {c.response.get("ts") for c in emu.calls("chat.postMessage") if c.ok}
+        return [m for m in emu.messages(CHANNEL) if m["ts"] in posted]
+
+    try:
+        emu.wait_for(alerts, timeout=90, what="the alert")
+    except AssertionError:
+        print("  (no alert within 90 s)")
+        return None
+    return alerts()[0]
+
+
 def slash(emu: SlackEmulator, text: str) -> dict[str, Any]:
     print(f"\n/k8s {text}")
     before = len(emu.response_posts())
@@ -108,6 +123,7 @@ def slash(emu: SlackEmulator, text: str) -> dict[str, Any]:
     if result.payload and result.payload.get("blocks"):  # answered inside the ack (help, usage errors)
         show(result.payload)
         return dict(result.payload)
+
     def answers() -> list[dict[str, Any]]:
         return [p.body for p in emu.response_posts()[before:] if p.body.get("blocks")]
 
@@ -151,6 +167,9 @@ def main() -> int:
         http_port=0,
         cluster_name="k8sbot-dev (local)",
         channel_namespaces={CHANNEL: "demo"},
+        alert_settle_seconds=3,
+        alert_resolve_seconds=5,
+        watch_namespaces=["demo"],
     )
     services: Services = build_services(settings, permissions=True)
     assert isinstance(services.db, Database)
@@ -160,18 +179,28 @@ def main() -> int:
     try:
         slash(emu, "help")
         slash(emu, "status")
+        print("\n(meanwhile the alert engine has watched the rollout go bad…)")
+        alert = wait_alert(emu)
+        if alert:
+            show(alert)
         slash(emu, "why payments")
         preview = slash(emu, "rollback payments")
         buttons = [e for b in preview.get("blocks", []) if b["type"] == "actions" for e in b["elements"]]
         if buttons:
             print("\n(alice clicks Confirm)")
-            ts = emu.messages(CHANNEL)[-1]["ts"]
+            ts = emu.ephemerals(CHANNEL, USER)[-1].ts  # action previews are shown only to the asker
             before = len(emu.response_posts())
             emu.driver.click(CHANNEL, ts, buttons[0]["action_id"], USER)
             emu.wait_for(lambda: len(emu.response_posts()) > before, timeout=60, what="the rollback result")
             show(emu.response_posts()[-1].body)
             wait("payments to be Ready again", lambda: ready(kube, "payments"))
             slash(emu, "why payments")
+            if alert:
+                print("\n(the alert, once payments stayed healthy for a few seconds)")
+                emu.wait_for(
+                    lambda: "Resolved" in str(emu.message(CHANNEL, alert["ts"])), timeout=60, what="resolution"
+                )
+                show(emu.message(CHANNEL, alert["ts"]) or {})
         if args.keep:
             print(f"\nRunning. Bot: {runner.url}/slack/events  Emulator: {emu.base_url}. Ctrl-C to stop.")
             while True:

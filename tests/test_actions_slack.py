@@ -114,6 +114,8 @@ def test_typed_rollback_confirm_runs_once_as_the_clicker_and_replaces_the_previe
         deployment = get(kube, "apps/v1", "Deployment", namespace, "checkout")
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == app.image
         generation = deployment["metadata"]["generation"]
+        managers = {entry["manager"] for entry in deployment["metadata"]["managedFields"]}
+        assert f"k8sbot/{ALICE}" in managers  # the change history's "who" names the person
         shown = next(e for e in slack.ephemerals(SHOP, ALICE) if e.ts == preview_ts).message
         assert _header(shown) == _header(result) != _header(preview)  # the preview became the result, in place
         slack.wait_for(

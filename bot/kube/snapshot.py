@@ -151,7 +151,12 @@ def fetch_snapshot(kube: KubeClient, namespace: str, *, kinds: Sequence[str] = N
     for kind, outcome in results.items():
         if isinstance(outcome, K8sBotError):
             missing.add(kind)
-            if not isinstance(outcome, NotFound):  # a kind the server doesn't serve: nothing to say
+            # Not worth a note: a kind the server doesn't serve, and cluster-scoped kinds (nodes) that
+            # people with namespace-scoped RBAC (most of them) may not list.
+            expected = isinstance(outcome, NotFound) or (
+                isinstance(outcome, PermissionDenied) and not KINDS[kind].namespaced
+            )
+            if not expected:
                 errors.append(f"could not list {KINDS[kind].plural}: {outcome}")
             continue
         objects[kind] = tuple(outcome)

@@ -6,7 +6,7 @@ every pod by its usual rolling update; the pod spec is otherwise untouched.
 
 from __future__ import annotations
 
-from bot.actions import ACTION_ID_FLAG, Applied, Plan, act, fetch_workload
+from bot.actions import ACTION_ID_FLAG, Applied, Plan, act, fetch_workload, field_manager
 from bot.commands import NAMESPACE_FLAG, VerbSpec, verb
 from bot.context import VerbContext
 from bot.errors import Conflict
@@ -49,7 +49,13 @@ def plan_restart(ctx: VerbContext, command: Command) -> Plan:
         # The time is taken again at apply: the preview's stamp would be stale by the time of the click.
         now = ctx.now.strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
-        ctx.kube.request("PATCH", kind.path(namespace, name), body=body, content_type="application/merge-patch+json")
+        ctx.kube.request(
+            "PATCH",
+            kind.path(namespace, name),
+            body=body,
+            content_type="application/merge-patch+json",
+            query={"fieldManager": field_manager(ctx)},
+        )
         return Applied(f"Restarting {what}: pods are being replaced", data={"restartedAt": now})
 
     return Plan(ref, f"Restart {what}", tuple(details), (change,), apply)

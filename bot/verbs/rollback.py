@@ -20,6 +20,7 @@ from bot.actions import (
     change_lines,
     fetch_workload,
     field_changes,
+    field_manager,
     images,
     nothing_to_do,
 )
@@ -164,12 +165,13 @@ def plan_rollback(ctx: VerbContext, command: Command) -> Plan:
                 KINDS["Deployment"].path(namespace, ref.name),
                 body=patch,
                 content_type="application/json-patch+json",
+                query={"fieldManager": field_manager(ctx)},
             )
         except InvalidRequest as e:
             raise Conflict(f"deployment {ref.name} changed while rolling back; nothing was changed ({e}).") from e
         return Applied(
             f"Rolled back deployment {ref.name} in {namespace} to {described}",
-            (f"A new rollout has started. Follow it with /k8s status {ref.name} -n {namespace}",),
+            (f"A new rollout has started. Follow it with /k8s why {ref.name} -n {namespace}",),
         )
 
     summary = f"Roll back deployment {ref.name} in {namespace} from revision {current} to {described}"

@@ -7,7 +7,7 @@ gate, and again here so a terminal without a gate is bounded too).
 
 from __future__ import annotations
 
-from bot.actions import ACTION_ID_FLAG, Applied, Plan, act, fetch_workload, nothing_to_do
+from bot.actions import ACTION_ID_FLAG, Applied, Plan, act, fetch_workload, field_manager, nothing_to_do
 from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, verb
 from bot.context import VerbContext
 from bot.errors import K8sBotError, PermissionDenied, UsageError
@@ -69,7 +69,13 @@ def plan_scale(ctx: VerbContext, command: Command) -> Plan:
 
     def apply() -> Applied:
         body = {"spec": {"replicas": replicas}}
-        ctx.kube.request("PATCH", scale_path, body=body, content_type="application/merge-patch+json")
+        ctx.kube.request(
+            "PATCH",
+            scale_path,
+            body=body,
+            content_type="application/merge-patch+json",
+            query={"fieldManager": field_manager(ctx)},
+        )
         return Applied(f"Scaled {what} from {current} to {replicas} replicas")
 
     change = FieldChange("spec.replicas", current, replicas)

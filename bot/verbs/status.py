@@ -65,6 +65,21 @@ def _counts(obj: KubeObject) -> tuple[int, int]:
     return int(status.get("readyReplicas") or 0), int(spec.get("replicas", 1))
 
 
+def _settled(obj: KubeObject) -> bool:
+    """No rollout under way: every replica runs the current template, so "all ready" means healthy.
+    (A new ReplicaSet failing while the old pods still serve has all old replicas ready.)"""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if int(status.get("observedGeneration") or 0) < int((obj.get("metadata") or {}).get("generation") or 0):
+        return False
+    if obj.get("kind") == "DaemonSet":
+        return int(status.get("updatedNumberScheduled") or 0) >= int(status.get("desiredNumberScheduled") or 0)
+    if obj.get("kind") == "StatefulSet" and status.get("updateRevision") != status.get("currentRevision"):
+        return False
+    replicas = int(spec.get("replicas", 1))
+    total = int(status.get("replicas") or 0)
+    return int(status.get("updatedReplicas") or 0) >= replicas and total <= replicas
+
+
 def _row(obj: KubeObject, snapshot: Snapshot) -> dict[str, Any]:
     ref = ObjectRef(str(obj.get("kind")), snapshot.namespace, name_of(obj))
     ready, desired = _counts(obj)
@@ -77,7 +92,7 @@ def _row(obj: KubeObject, snapshot: Snapshot) -> dict[str, Any]:
         "category": None,
         "title": None,
     }
-    if ref.kind in ("Deployment", "StatefulSet", "DaemonSet") and ready >= desired > 0:
+    if ref.kind in ("Deployment", "StatefulSet", "DaemonSet") and ready >= desired > 0 and _settled(obj):
         return row  # the common case on a big namespace: no analysis needed
     diagnosis = explain(snapshot, Resolution(ref, obj, (obj,), ()))
     if not diagnosis.healthy and diagnosis.causes:
