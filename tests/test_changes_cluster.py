@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import create, patch, wait_for
+from kube_helpers import WaitTimeout, create, patch, wait_for
 
 from bot.context import Services
 from bot.dispatch import execute
-from bot.kube.client import KubeClient
+from bot.kube.client import Gone, KubeClient, iter_lines
 from bot.kube.watching import ChangeRecorder, NamespaceFilter, WatchedKind, Watchers
 from bot.model import Change, ChangeKind, ObjectRef
 from bot.store.changes import ChangeStore
@@ -239,12 +240,36 @@ def test_dropped_connections_and_restarts_lose_and_duplicate_nothing(
     ]
 
 
+def _too_old(kube: KubeClient, resource_version: str) -> bool:
+    """Does a Deployment watch from this resourceVersion get 410 Gone (as an HTTP status or an ERROR
+    event)? Only once etcd has compacted past it: on a fresh cluster that takes a compaction interval."""
+    query = {"watch": "true", "resourceVersion": resource_version, "timeoutSeconds": "1"}
+    try:
+        response = kube.open_stream("/apis/apps/v1/deployments", query=query, timeout=10)
+    except Gone:
+        return True
+    try:
+        for line in iter_lines(response):
+            event = json.loads(line)
+            if event.get("type") == "ERROR" and (event.get("object") or {}).get("code") == 410:
+                return True
+        return False
+    finally:
+        response.release_conn()
+
+
 def test_too_old_resource_version_is_handled_by_relisting(bot: Bot, kube: KubeClient, namespace: str) -> None:
     create(kube, deployment(namespace))
     bot.wait_change(web(namespace), ChangeKind.CREATED, "creation")
     bot.stop()
     set_image(kube, namespace, "registry.local/web:9.9")
-    bot.store.set_checkpoint("Deployment", "1")  # long compacted: the watch must answer 410
+    # On the local cluster Deployment watches come from etcd, compacted every 10 s (scripts/local-cluster).
+    # Elsewhere the watch cache may replay revision 1 for a long time: then this cannot be shown there.
+    try:
+        wait_for(lambda: _too_old(kube, "1"), 60, "a 410 on a Deployment watch from resourceVersion 1")
+    except WaitTimeout:
+        pytest.skip("this API server still serves resourceVersion 1 (watch cache or no compaction yet)")
+    bot.store.set_checkpoint("Deployment", "1")  # compacted: the watch must answer 410
     bot.start()
     assert bot.watchers is not None
     wait_for(lambda: bot.watchers is not None and bot.watchers["Deployment"].relists >= 1, 30, "a re-list after 410")
