@@ -50,8 +50,7 @@ def execute(
     return run_audited(ctx, command, decide=decide)
 
 
-def spec_of(command: Command) -> tuple[bool, bool]:
-    """(slow, mutating) of a parsed command's verb."""
+def is_slow(command: Command) -> bool:
+    """Whether the Slack edge should show a placeholder while this command runs."""
     load_all()
-    spec = REGISTRY.specs[command.verb]
-    return spec.slow, spec.mutating
+    return REGISTRY.specs[command.verb].slow

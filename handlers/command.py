@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 
 from bot.commands import parse
 from bot.context import Services
-from bot.dispatch import execute, spec_of
+from bot.dispatch import execute, is_slow
 from bot.errors import UsageError
 from handlers.replies import (
     ack_payload,
@@ -41,7 +41,7 @@ def register_command(app: App, services: Services, *, command_name: str) -> None
                 ack(**ack_payload(error_message(e)))
             return
         ack()
-        slow, _ = spec_of(parsed)
+        slow = is_slow(parsed)
         if slow:
             post_placeholder(respond, parsed.target or parsed.namespace or "it")
         try:

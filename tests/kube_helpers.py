@@ -316,3 +316,18 @@ def set_pod_logs(kube: KubeClient, namespace: str, pod_name_or_selector: str, co
                      "metadata": {"name": name, "namespace": namespace},
                      "spec": {"logs": [*others, entry]}})
     return names
+
+
+def bind_role(kube: KubeClient, namespace: str, cluster_role: str, *, group: str | None = None,
+              user: str | None = None, name: str | None = None) -> None:
+    """A RoleBinding in `namespace` of ClusterRole `cluster_role` to one group or user."""
+    if (group is None) == (user is None):
+        raise ValueError("bind_role needs exactly one of group= or user=")
+    subject = {"kind": "Group", "name": group} if group else {"kind": "User", "name": str(user)}
+    create(kube, {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name or f"{group or user}-{cluster_role}", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", **subject}],
+    })

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import create, get, set_pod_logs, wait_rolled_out
+from kube_helpers import bind_role, get, set_pod_logs, wait_rolled_out
 from scenarios import break_image, deploy_checkout
 
 from bot.dispatch import execute
@@ -49,16 +49,7 @@ pytestmark = pytest.mark.kwok
 def policy(kube: KubeClient, namespace: str, tmp_path: Path) -> str:
     path = tmp_path / "permissions.yaml"
     path.write_text(POLICY.format(channel=SHOP, ns=namespace, alice=ALICE, bob=BOB))
-    create(
-        kube,
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "team-slack-edit", "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-slack-edit"}],
-        },
-    )
+    bind_role(kube, namespace, "edit", group="team-slack-edit")
     return str(path)
 
 

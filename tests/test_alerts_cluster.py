@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import SIM_LABEL, apply, get, is_ready, pods, wait_for, wait_rolled_out
+from kube_helpers import SIM_LABEL, apply, bind_role, get, is_ready, pods, wait_for, wait_rolled_out
 from scenarios import break_image, deploy_checkout
-from test_permissions_cluster import FakeDirectory, _bind, _may
+from test_permissions_cluster import FakeDirectory, _may
 
 from bot.alerting.engine import ALERT_KINDS, AlertEngine, AlertSettings
 from bot.alerting.grouping import Timing
@@ -122,7 +122,7 @@ def bot(kube: KubeClient, namespace: str, tmp_path: Path) -> Iterator[Bot]:
 @pytest.fixture
 def slack_app(bot: Bot, kube: KubeClient, namespace: str) -> Iterator[Services]:
     """The Bolt app in HTTP mode, with the permission gate, so clicks run as the clicker."""
-    _bind(kube, namespace, "team-edit", "edit")
+    bind_role(kube, namespace, "edit", group="team-edit")
     wait_for(lambda: _may(kube, "team-edit", namespace, "patch", "deployments"), 30, "team-edit to be bound")
     services = Services(kube=kube, db=Database(bot.db_path), cluster_name="test-cluster")
     install(services, PermissionEngine(bot.policy, directory=FakeDirectory({})))

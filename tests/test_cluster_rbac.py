@@ -4,20 +4,10 @@ real RBAC authorizer allows or refuses as the bindings say, and a SubjectAccessR
 from __future__ import annotations
 
 import pytest
-from kube_helpers import create, resource_path, wait_for
+from kube_helpers import bind_role, resource_path, wait_for
 
 from bot.errors import PermissionDenied
 from bot.kube.client import KubeClient
-
-
-def _bind(kube: KubeClient, namespace: str, name: str, cluster_role: str, subject: dict[str, str]) -> None:
-    create(kube, {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name, "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", **subject}],
-    })
 
 
 def _review(kube: KubeClient, user: str, groups: list[str], namespace: str, verb: str, resource: str) -> bool:
@@ -40,8 +30,8 @@ def _configmap(namespace: str, name: str) -> dict[str, object]:
 def bindings(kube: KubeClient, namespace: str) -> str:
     """alice may view; group `shop-oncall` may edit. RBAC is enforced as soon as the bindings exist,
     but wait until the authorizer's cache has them so no test races it."""
-    _bind(kube, namespace, "alice-view", "view", {"kind": "User", "name": "alice"})
-    _bind(kube, namespace, "oncall-edit", "edit", {"kind": "Group", "name": "shop-oncall"})
+    bind_role(kube, namespace, "view", user="alice", name="alice-view")
+    bind_role(kube, namespace, "edit", group="shop-oncall", name="oncall-edit")
     wait_for(lambda: _review(kube, "alice", [], namespace, "list", "pods"), 10, "alice's view binding to apply")
     wait_for(lambda: _review(kube, "x", ["shop-oncall"], namespace, "create", "configmaps"), 10,
              "the oncall edit binding to apply")

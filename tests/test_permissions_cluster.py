@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import create, get, resource_path, wait_for
+from kube_helpers import bind_role, get, resource_path, wait_for
 from scenarios import App, deploy_checkout
 
 from bot.cli_permissions import add_parsers
@@ -89,18 +89,6 @@ class Shop:
         return self.audit.since(None)
 
 
-def _bind(kube: KubeClient, namespace: str, group: str, cluster_role: str) -> None:
-    create(
-        kube,
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": f"{group}-{cluster_role}", "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
-        },
-    )
-
 
 def _may(kube: KubeClient, group: str, namespace: str, verb: str, resource: str) -> bool:
     answer = kube.request(
@@ -126,8 +114,8 @@ def shop(kube: KubeClient, namespace: str, tmp_path: Path) -> Iterator[Shop]:
 
 def open_shop(kube: KubeClient, namespace: str, tmp_path: Path) -> Iterator[Shop]:
     """The world in the module docstring (shared with test_actions_cluster)."""
-    _bind(kube, namespace, "team-edit", "edit")
-    _bind(kube, namespace, "team-view", "view")
+    bind_role(kube, namespace, "edit", group="team-edit")
+    bind_role(kube, namespace, "view", group="team-view")
     # The aggregated edit/view roles and the new bindings must be in the authorizer's cache first.
     wait_for(lambda: _may(kube, "team-edit", namespace, "patch", "deployments"), 30, "team-edit to be bound")
     wait_for(lambda: _may(kube, "team-view", namespace, "list", "deployments"), 30, "team-view to be bound")

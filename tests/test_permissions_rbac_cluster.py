@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_helpers import REPO, create, delete, get, resource_path, wait_for
+from kube_helpers import REPO, bind_role, create, delete, get, resource_path, wait_for
 from scenarios import deploy_checkout
-from test_permissions_cluster import FakeDirectory, _bind, _may
+from test_permissions_cluster import FakeDirectory, _may
 
 from bot.context import Services
 from bot.dispatch import execute
@@ -100,7 +100,7 @@ def test_the_bot_reads_but_cannot_write_as_itself(kube: KubeClient, namespace: s
 
 
 def test_impersonation_is_limited_to_the_mapped_names(kube: KubeClient, namespace: str, bot: KubeClient) -> None:
-    _bind(kube, namespace, "team-edit", "edit")
+    bind_role(kube, namespace, "edit", group="team-edit")
     wait_for(lambda: _may(kube, "team-edit", namespace, "patch", "deployments"), 30, "team-edit to be bound")
     pods = resource_path("v1", "Pod", namespace)
     assert bot.as_subject("slack:U0ALICE", ("team-edit",)).list(pods) == []
@@ -115,7 +115,7 @@ def test_impersonation_is_limited_to_the_mapped_names(kube: KubeClient, namespac
 def test_the_command_path_works_with_only_the_bots_own_role(
     kube: KubeClient, namespace: str, bot: KubeClient, tmp_path: Path
 ) -> None:
-    _bind(kube, namespace, "team-edit", "edit")
+    bind_role(kube, namespace, "edit", group="team-edit")
     wait_for(lambda: _may(kube, "team-edit", namespace, "patch", "deployments"), 30, "team-edit to be bound")
     deploy_checkout(kube, namespace, replicas=1, wait=False)
     path = tmp_path / "permissions.yaml"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import create
+from kube_helpers import bind_role
 from scenarios import break_image, deploy_checkout
 
 from bot.kube.client import KubeClient
@@ -44,16 +44,7 @@ def test_run_records_the_change_alerts_the_team_and_answers_changes(
 ) -> None:
     permissions = tmp_path / "permissions.yaml"
     permissions.write_text(POLICY.format(channel=SHOP, ns=namespace, alice=ALICE))
-    create(
-        kube,
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "team-run-edit", "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-run-edit"}],
-        },
-    )
+    bind_role(kube, namespace, "edit", group="team-run-edit")
     app = deploy_checkout(kube, namespace)
     with running_bot(
         slack,
