@@ -26,13 +26,18 @@ sys.path.insert(0, str(REPO))
 
 from bot.alerting.engine import ALERT_KINDS, AlertEngine, AlertSettings  # noqa: E402
 from bot.alerting.grouping import Timing  # noqa: E402
+from bot.changes.recording import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter  # noqa: E402
+from bot.diagnosis.analyzers import AnalyzerRegistry  # noqa: E402
 from bot.errors import K8sBotError  # noqa: E402
 from bot.kube.client import KubeClient  # noqa: E402
-from bot.kube.watching import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter, Watchers  # noqa: E402
+from bot.kube.watching import Watchers  # noqa: E402
+from bot.slack.alerts import BlockKitAlerts  # noqa: E402
 from bot.slack.client import ChannelRateLimiter, Poster, make_web_client  # noqa: E402
+from bot.store.alerts import AlertStore  # noqa: E402
 from bot.store.changes import ChangeStore  # noqa: E402
 from bot.store.database import Database  # noqa: E402
 from bot.store.events import EventStore  # noqa: E402
+from bot.store.outbox import Outbox  # noqa: E402
 from slack_emulator import SlackEmulator  # noqa: E402
 
 CHANNEL = "C0BENCH"
@@ -136,7 +141,8 @@ def measure(kube: KubeClient, ns: str, victims: list[str], args: argparse.Namesp
         watchers = Watchers(kube, recorder, kinds=(*DEFAULT_KINDS, *ALERT_KINDS), watch_seconds=120)
         poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url),
                         limiter=ChannelRateLimiter(rate=1000, burst=1000))  # measure the engine, not the limiter
-        engine = AlertEngine(database=db, kube=kube, recorder=recorder, poster=poster,
+        engine = AlertEngine(alerts=AlertStore(db), outbox=Outbox(db), kube=kube, recorder=recorder, poster=poster,
+                             messages=BlockKitAlerts(), analyzers=AnalyzerRegistry.discover(),
                              settings=AlertSettings(cluster_name="bench", default_channel=CHANNEL,
                                                     timing=Timing(settle=0, resolve_after=30)))
         stop = threading.Event()

@@ -24,14 +24,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.context import Services
-from bot.dispatch import execute
+from kubernetes import client as k8s_client
+
+from bot.changes.recording import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter
+from bot.commands.dispatch import execute
 from bot.kube.client import KubeClient
-from bot.kube.watching import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter, WatchedKind, Watchers
+from bot.kube.watching import WatchedKind, Watchers
 from bot.model import ChangeKind
+from bot.settings import Settings
 from bot.store.changes import ChangeStore
 from bot.store.database import Database
 from bot.store.events import EventStore
+from k8sbot.wiring import build_core
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -281,10 +285,11 @@ def query_part(rows: int) -> None:
     tx.conn.execute("ANALYZE")
     print(f"inserted {rows} rows in {time.monotonic() - start:.1f}s ({(tmp / 'rows.db').stat().st_size / 1e6:.0f} MB)")
     # the object the timeline asks about must exist in the history for the verb's target check
-    from kubernetes import client as k8s_client
 
     # the `changes` verb reads only the database: a client that is never used
-    services = Services(kube=KubeClient(k8s_client.Configuration()), db=db, extras={"change_store": store})
+    services = build_core(
+        Settings(db=str(tmp / "rows.db")), permissions=False, kube=KubeClient(k8s_client.Configuration())
+    ).commands
     cases = [
         ("changes app-7 -n team-7 --since 2h", "one object, 2h"),
         ("changes deploy/app-7 -n team-7 --since 30d", "one object, 30d"),

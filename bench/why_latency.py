@@ -23,13 +23,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bot.commands import parse
-from bot.context import Services, VerbContext
-from bot.diagnosis import diagnose
+from bot.commands.context import VerbContext
+from bot.commands.parsing import parse
+from bot.diagnosis.engine import diagnose
 from bot.kube.client import KubeClient
 from bot.model import Subject
-from bot.store.database import Database
-from bot.verbs import load_all
+from bot.settings import Settings
+from k8sbot.wiring import build_core
 
 REPO = Path(__file__).resolve().parent.parent
 SELECTOR = {"k8sbot.dev/bench": "no-such-node"}
@@ -139,6 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     config = kubeconfig()
     kube = KubeClient.from_kubeconfig(config)
+    services = build_core(Settings(db=":memory:"), permissions=False, kube=kube).commands
     namespace = f"bench-why-{uuid.uuid4().hex[:6]}"
     try:
         start = time.perf_counter()
@@ -149,21 +150,18 @@ def main() -> None:
         target = f"app-{args.deployments // 2:02d}"
 
         def why() -> None:
-            diagnose(kube, namespace, target)
+            diagnose(kube, namespace, target, analyzers=services.analyzers)
 
         why.kube = kube  # type: ignore[attr-defined]
-        diagnosis = diagnose(kube, namespace, target)
+        diagnosis = diagnose(kube, namespace, target, analyzers=services.analyzers)
         top = diagnosis.causes[0]
         print(f"why {target}: {top.category} — {top.title}")
         report(f"why {target} ({args.runs} runs)", *timed(why, args.runs))
 
-        load_all()
-        from bot.commands import REGISTRY
-
-        ctx = VerbContext(services=Services(kube=kube, db=Database(":memory:")), subject=Subject(slack_user=None))
+        ctx = VerbContext(services=services, subject=Subject(slack_user=None))
 
         def status() -> None:
-            REGISTRY.funcs["status"](ctx, parse(f"status -n {namespace}"))
+            services.verbs.funcs["status"](ctx, parse(f"status -n {namespace}", registry=services.verbs))
 
         status.kube = kube  # type: ignore[attr-defined]
         report(f"status ({max(3, args.runs // 4)} runs)", *timed(status, max(3, args.runs // 4)))

@@ -53,4 +53,12 @@ class ClusterUnavailable(K8sBotError):
 
 
 class SlackUnavailable(K8sBotError):
-    """Slack (or the configured Slack API URL) could not be reached or kept failing."""
+    """Slack (or the configured Slack API URL) could not be reached or kept failing.
+
+    `code` is Slack's error code when Slack answered clearly (`ok: false`, e.g. `channel_not_found`),
+    None when no clear answer came (a timeout, a 5xx): then the call may or may not have been taken.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code

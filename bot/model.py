@@ -7,6 +7,7 @@ tests build them by hand or fetch them from a real API server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,6 +15,9 @@ from typing import Any
 
 KubeObject = dict[str, Any]
 """A Kubernetes object as the API serves it in JSON (apiVersion, kind, metadata, spec, status)."""
+
+PostText = Callable[[str, str], object]
+"""post(channel, text): how the digest and the audit log post plain text to a chat channel."""
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -127,6 +131,38 @@ class Change:
             "revision": self.revision,
             "summary": self.summary,
             "fields": [f.to_json() for f in self.fields],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    """The part of one object's state that changes are made of, plus what identifies it.
+
+    `body` is what gets diffed. `owner` is the controlling owner's name (a ReplicaSet's Deployment),
+    `template_hash` a digest of the pod template (equal templates → equal hashes, which is how a
+    rollback is recognised), `settled` False while a Deployment's controller has not yet observed
+    its latest spec (so its revision annotation is not final yet).
+    """
+
+    ref: ObjectRef
+    uid: str
+    resource_version: str
+    body: dict[str, Any]
+    revision: int | None = None
+    owner: str | None = None
+    template_hash: str | None = None
+    settled: bool = True
+    first_revision: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "resource_version": self.resource_version,
+            "body": self.body,
+            "revision": self.revision,
+            "owner": self.owner,
+            "template_hash": self.template_hash,
+            "first_revision": self.first_revision,
         }
 
 

@@ -7,9 +7,9 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.commands import parse
-from bot.context import Services
-from bot.dispatch import execute, is_slow
+from bot.commands.context import CommandServices
+from bot.commands.dispatch import execute, is_slow
+from bot.commands.parsing import parse
 from bot.errors import UsageError
 from handlers.replies import (
     ack_payload,
@@ -22,14 +22,14 @@ from handlers.replies import (
 )
 
 
-def register_command(app: App, services: Services, *, command_name: str) -> None:
+def register_command(app: App, services: CommandServices, *, command_name: str) -> None:
     @app.command(command_name)
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         text = str(command.get("text") or "")
         user = command.get("user_id")
         channel = command.get("channel_id")
         try:
-            parsed = parse(text)
+            parsed = parse(text, registry=services.verbs)
         except UsageError as e:
             ack(**ack_payload(error_message(e)))
             return
@@ -41,7 +41,7 @@ def register_command(app: App, services: Services, *, command_name: str) -> None
                 ack(**ack_payload(error_message(e)))
             return
         ack()
-        slow = is_slow(parsed)
+        slow = is_slow(services, parsed)
         if slow:
             post_placeholder(respond, parsed.target or parsed.namespace or "it")
         try:

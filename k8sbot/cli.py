@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from bot.errors import ConfigError, K8sBotError
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
+from k8sbot.cli_permissions import add_parsers
 
 EXIT_USAGE = 2
 
@@ -32,8 +35,6 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the verb's JSON result")
     ask.add_argument("--yes", action="store_true", help="confirm an action without asking")
 
-    from bot.cli_permissions import add_parsers
-
     add_parsers(sub)  # permissions check|validate|rbac, audit
     return parser
 
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"k8sbot: {e}", file=sys.stderr)
         return EXIT_USAGE
-    from k8sbot.wiring import configure_logging
+    from k8sbot.wiring import build_core, configure_logging  # noqa: PLC0415 - lazy: CLI start-up
 
     quiet = args.cmd != "run" and "K8SBOT_LOG_LEVEL" not in os.environ
     configure_logging("WARNING" if quiet else settings.log_level)
@@ -57,10 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "watch":
             return _watch(settings)
         if hasattr(args, "handler"):
-            from k8sbot.wiring import build_services
-
             needs_policy = args.cmd == "permissions" and getattr(args, "permissions_cmd", "") == "check"
-            return int(args.handler(args, build_services(settings, permissions=needs_policy)))
+            return int(args.handler(args, build_core(settings, permissions=needs_policy)))
     except ConfigError as e:
         print(f"k8sbot: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -70,32 +69,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _run(settings: object, *, http: bool) -> int:
-    from bot.settings import Settings
-    from k8sbot.running import serve
-    from k8sbot.wiring import build_services, check_permissions_file
+def _run(settings: Settings, *, http: bool) -> int:
+    from k8sbot.running import serve  # noqa: PLC0415 - lazy: CLI start-up
+    from k8sbot.wiring import check_permissions_file  # noqa: PLC0415 - lazy: CLI start-up
 
-    assert isinstance(settings, Settings)
     settings.require_slack(http=http)
     check_permissions_file(settings)
-    services = build_services(settings, permissions=True)
-    serve(settings, services, http=http)
+    serve(settings, http=http)
     return 0
 
 
-def _ask(settings: object, args: argparse.Namespace) -> int:
-    from bot.dispatch import execute
-    from bot.settings import Settings
-    from bot.slack.blocks import render_text
-    from bot.slack.client import make_web_client
-    from k8sbot.wiring import attach_slack, build_services
+def _ask(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.commands.dispatch import execute  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.slack.blocks import render_text  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.slack.client import make_web_client  # noqa: PLC0415 - lazy: CLI start-up
+    from k8sbot.wiring import build_core  # noqa: PLC0415 - lazy: CLI start-up
 
-    assert isinstance(settings, Settings)
-    services = build_services(settings, permissions=bool(args.as_user))
+    slack = None
     if args.as_user and settings.slack_bot_token:  # user groups come from Slack when it is configured
-        attach_slack(
-            services, settings, make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-        )
+        slack = make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    services = build_core(settings, permissions=bool(args.as_user), slack=slack).commands
     answer = execute(services, text=args.text, slack_user=args.as_user, channel=args.channel)
     confirm = answer.data.get("confirm")
     if isinstance(confirm, dict) and confirm.get("command"):
@@ -118,19 +111,15 @@ def _ask(settings: object, args: argparse.Namespace) -> int:
     return 0 if answer.ok else 1
 
 
-def _watch(settings: object) -> int:
-    import signal
-    import threading
+def _watch(settings: Settings) -> int:
+    from bot.changes.recording import DEFAULT_KINDS  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.changes.tracking import ChangeTracker  # noqa: PLC0415 - lazy: CLI start-up
+    from k8sbot.wiring import build_core  # noqa: PLC0415 - lazy: CLI start-up
 
-    from bot.changes import run_watchers
-    from bot.settings import Settings
-    from k8sbot.wiring import build_services
-
-    assert isinstance(settings, Settings)
-    services = build_services(settings, permissions=False)
-    services.kube.get("/version")  # fail now, with a clear message, if the cluster is unreachable
+    core = build_core(settings, permissions=False)
+    core.kube.get("/version")  # fail now, with a clear message, if the cluster is unreachable
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    run_watchers(services, stop)
+    ChangeTracker(kube=core.kube, recorder=core.recorder, kinds=DEFAULT_KINDS).run(stop)
     return 0

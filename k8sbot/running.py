@@ -1,7 +1,10 @@
 """`k8sbot run`: the Bolt app in Socket Mode (default) or HTTP mode, plus health endpoints.
 
 `BotRunner` is the whole running bot as one object with `start()` / `stop()`, so tests and the local
-demo exercise exactly the start-up path that `k8sbot run` uses.
+demo exercise exactly the start-up path that `k8sbot run` uses. Start-up order is explicit: the
+Slack client, then the core (stores, permissions, the command path), the app and the HTTP server,
+the Slack connection, and last the background work: alerting subscribes to the change recorder
+before the watchers start, so it sees their first listing.
 """
 
 from __future__ import annotations
@@ -15,21 +18,24 @@ from types import FrameType
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.error import BoltError
+from slack_sdk import WebClient
 
-from bot.context import Services
+from bot.commands.context import CommandServices
+from bot.commands.registry import VerbRegistry
+from bot.digest.scheduling import start_scheduler
 from bot.errors import SlackUnavailable
+from bot.kube.client import KubeClient
 from bot.settings import Settings
-from bot.slack.client import make_web_client
+from bot.slack.client import Poster, make_web_client
 from handlers import register
 from handlers.serving import Readiness, make_server
-from k8sbot.wiring import attach_slack
+from k8sbot.wiring import Background, Core, build_background, build_core
 
 log = logging.getLogger(__name__)
 
 
-def build_app(settings: Settings, services: Services) -> App:
+def build_app(settings: Settings, services: CommandServices, client: WebClient) -> App:
     """The Bolt app, pointed at the configured Slack API URL only. Calls auth.test once."""
-    client = make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     try:
         app = App(
             client=client,
@@ -40,9 +46,28 @@ def build_app(settings: Settings, services: Services) -> App:
         raise SlackUnavailable(
             f"Slack rejected the bot token or is unreachable at {settings.slack_api_url}: {e}"
         ) from e
-    attach_slack(services, settings, client)
     register(app, services)
     return app
+
+
+def start_background(background: Background, stop: threading.Event) -> None:
+    """Alerting first (it subscribes to the recorder), then the watchers, then the scheduler."""
+    background.alerting.start(stop, synced=background.tracker.wait_synced)
+
+    def watch() -> None:
+        try:
+            background.tracker.run(stop)
+        except Exception:  # the watch loop is an edge: log loudly, keep the bot answering commands
+            log.exception("the watchers stopped with an error")
+
+    threading.Thread(target=watch, name="watchers", daemon=True).start()
+    scheduler = start_scheduler(background.digest, prune=background.tracker.prune)
+
+    def shutdown() -> None:
+        stop.wait()
+        scheduler.shutdown(wait=False)
+
+    threading.Thread(target=shutdown, name="scheduler-stop", daemon=True).start()
 
 
 class BotRunner:
@@ -51,18 +76,24 @@ class BotRunner:
     def __init__(
         self,
         settings: Settings,
-        services: Services,
         *,
         http: bool,
+        permissions: bool = True,
+        kube: KubeClient | None = None,
+        verbs: VerbRegistry | None = None,
         ping_interval: float = 10,
         background: bool = True,
     ) -> None:
         self.settings = settings
-        self.services = services
         self.http = http
+        self.permissions = permissions
+        self.kube = kube
+        self.verbs = verbs
         self.ping_interval = ping_interval
-        self.background = background
+        self.run_background = background
         self.stop_event = threading.Event()
+        self.core: Core | None = None
+        self.background: Background | None = None
         self.app: App | None = None
         self.socket_handler: SocketModeHandler | None = None
         self.server: ThreadingHTTPServer | None = None
@@ -73,38 +104,46 @@ class BotRunner:
         assert self.server is not None, "not started"
         return f"http://{self.settings.http_host}:{self.server.server_address[1]}"
 
+    @property
+    def commands(self) -> CommandServices:
+        """The command path's services of the running bot."""
+        assert self.core is not None, "not started"
+        return self.core.commands
+
     def _slack_connected(self) -> bool:
         if self.socket_handler is None:
             return self.app is not None  # HTTP mode: auth.test passed when the app was built
         return bool(self.socket_handler.client.is_connected())
 
     def _cluster_reachable(self) -> bool:
-        self.services.kube.get("/version")
+        assert self.core is not None
+        self.core.kube.get("/version")
         return True
 
     def start(self) -> BotRunner:
-        self.app = build_app(self.settings, self.services)
+        settings = self.settings
+        client = make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        core = self.core = build_core(
+            settings, permissions=self.permissions, slack=client, kube=self.kube, verbs=self.verbs
+        )
+        self.app = build_app(settings, core.commands, client)
         readiness = Readiness(slack_connected=self._slack_connected, cluster_reachable=self._cluster_reachable)
         self.server = make_server(
             app=self.app if self.http else None,
             readiness=readiness,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
+            host=settings.http_host,
+            port=settings.http_port,
         )
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         log.info("serving %s on %s", "Slack events and health" if self.http else "health", self.url)
         if not self.http:
-            self.socket_handler = SocketModeHandler(
-                self.app, self.settings.slack_app_token, ping_interval=self.ping_interval
-            )
+            self.socket_handler = SocketModeHandler(self.app, settings.slack_app_token, ping_interval=self.ping_interval)
             self.socket_handler.connect()
             log.info("connected to Slack in Socket Mode")
-        if self.background:
-            from k8sbot.background import starters
-
-            poster = self.services.extras["poster"]  # set by attach_slack in build_app
-            for starter in starters(self.services, self.settings, poster):
-                starter(self.stop_event)
+        if self.run_background:
+            poster = core.poster or Poster(client)
+            self.background = build_background(core, poster)
+            start_background(self.background, self.stop_event)
         return self
 
     def stop(self) -> None:
@@ -119,9 +158,9 @@ class BotRunner:
         log.info("stopped")
 
 
-def serve(settings: Settings, services: Services, *, http: bool) -> None:
+def serve(settings: Settings, *, http: bool) -> None:
     """Run until SIGTERM or SIGINT."""
-    runner = BotRunner(settings, services, http=http).start()
+    runner = BotRunner(settings, http=http).start()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         runner.stop_event.set()

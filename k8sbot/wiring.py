@@ -1,31 +1,74 @@
-"""Building the long-lived services from Settings.
+"""The composition root: every long-lived component, built once, with explicit arguments.
 
-`build_services` makes nothing talk to Slack; `attach_slack` adds what needs the Slack Web API
-(the user-group directory for permissions, posting to the audit channel) once the Slack client is
-built, after the configuration has been validated.
+`build_core` makes the bot without its Slack connection (what `ask`, `watch`, `run` and the operator
+commands share); it is given the Slack Web API client when there is one, for the user-group directory
+and the audit channel. `build_background` adds what `k8sbot run` runs beside the Slack connection:
+the change tracker's watchers, the alert engine and the digest scheduler. Nothing here is looked up
+by name later: each component gets the others it needs as constructor arguments, and mypy checks it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from slack_sdk import WebClient
 
-from bot.context import Services
+from bot.alerting.engine import ALERT_KINDS, AlertEngine, AlertSettings
+from bot.alerting.grouping import Timing
+from bot.changes.recording import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter
+from bot.changes.tracking import ChangeTracker
+from bot.clock import Clock, utcnow
+from bot.commands.context import CommandServices, Placement
+from bot.commands.registry import VerbRegistry
+from bot.diagnosis.analyzers import AnalyzerRegistry
+from bot.digest.content import AlertLine, DigestSender, DigestTeam
 from bot.errors import ClusterUnavailable, ConfigError
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
-from bot.permissions.engine import PermissionEngine, engine_of, install
-from bot.permissions.identity import CachedDirectory
-from bot.permissions.policy import PolicyFile
+from bot.permissions.engine import PermissionEngine
+from bot.permissions.identity import Directory
+from bot.permissions.policy import Policy, PolicyFile
 from bot.settings import Settings
+from bot.slack.alerts import BlockKitAlerts
 from bot.slack.client import Poster
 from bot.slack.directory import SlackDirectory
+from bot.store.alerts import AlertStore
 from bot.store.audit import AuditLog
+from bot.store.changes import ChangeStore
 from bot.store.database import Database
+from bot.store.digests import DigestLedger
+from bot.store.events import EventStore
+from bot.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+WATCHED_KINDS = (*DEFAULT_KINDS, *ALERT_KINDS)
+"""What `k8sbot run` watches: the change tracker's kinds plus what alerting needs (Pods)."""
+
+
+@dataclass(frozen=True)
+class Core:
+    """The bot without its Slack connection: stores, the change recorder, permissions, the command path."""
+
+    settings: Settings
+    kube: KubeClient
+    database: Database
+    changes: ChangeStore
+    events: EventStore
+    alerts: AlertStore
+    outbox: Outbox
+    audit: AuditLog
+    recorder: ChangeRecorder
+    permissions: PermissionEngine | None
+    commands: CommandServices
+    poster: Poster | None
+    """The bot's Slack poster, when a Slack client was given."""
+    clock: Clock
 
 
 def check_permissions_file(settings: Settings) -> Path:
@@ -35,44 +78,161 @@ def check_permissions_file(settings: Settings) -> Path:
     return path
 
 
-def build_services(settings: Settings, *, permissions: bool = True) -> Services:
-    """Services for `run` and `ask`. With `permissions`, permissions.yaml is loaded (and validated)
-    now, so a bad file stops the start with its file:line error."""
-    kube: KubeClient
+def connect_kube(settings: Settings) -> KubeClient:
+    """The bot's own client; an unconfigured one (every call explains why) when there is no cluster."""
     try:
-        kube = KubeClient.from_kubeconfig(settings.kubeconfig, context=settings.kube_context)
+        return KubeClient.from_kubeconfig(settings.kubeconfig, context=settings.kube_context)
     except ClusterUnavailable as e:
         log.info("%s", e)
-        kube = UnconfiguredKubeClient(str(e))
-    services = Services(
-        kube=kube,
-        db=Database(settings.db),
-        cluster_name=settings.cluster_name,
-        channel_namespaces=dict(settings.channel_namespaces),
-        default_namespace=settings.default_namespace,
+        return UnconfiguredKubeClient(str(e))
+
+
+def build_core(
+    settings: Settings,
+    *,
+    permissions: bool,
+    slack: WebClient | None = None,
+    kube: KubeClient | None = None,
+    verbs: VerbRegistry | None = None,
+    directory: Directory | None = None,
+    clock: Clock = utcnow,
+) -> Core:
+    """Everything but the Slack connection. With `permissions`, permissions.yaml is loaded (and
+    validated) now, so a bad file stops the start with its file:line error. `slack` gives the
+    permission engine Slack's user groups and the audit log its channel; `kube` replaces the
+    kubeconfig's client, `verbs` the discovered verbs and `directory` Slack's user groups (tests)."""
+    kube = kube or connect_kube(settings)
+    database = Database(settings.db)
+    retention = timedelta(days=settings.retention_days)
+    changes = ChangeStore(database, retention=retention, clock=clock)
+    events = EventStore(database, retention=retention, clock=clock)
+    poster = Poster(slack) if slack is not None else None
+    audit = AuditLog(
+        database,
+        channel=settings.audit_channel,
+        post=poster.post_text if poster is not None and settings.audit_channel else None,
+        clock=clock,
     )
-    services.extras["settings"] = settings
-    services.extras["audit"] = AuditLog(services.db, channel=settings.audit_channel, clock=services.clock)
+    verbs = verbs or VerbRegistry.discover()
+    engine: PermissionEngine | None = None
     if permissions:
-        check_permissions_file(settings)
-        install(services, PermissionEngine(PolicyFile(settings.permissions)))
-    return services
+        path = check_permissions_file(settings)
+        if directory is None and slack is not None:
+            directory = SlackDirectory(slack)
+        engine = PermissionEngine(PolicyFile(path, verbs=verbs.names()), kube=kube, directory=directory)
+    recorder = ChangeRecorder(
+        changes,
+        events,
+        namespaces=NamespaceFilter(tuple(settings.watch_namespaces), tuple(settings.ignore_namespaces)),
+        clock=clock,
+    )
+    alerts = AlertStore(database, clock=clock)
+    commands = CommandServices(
+        kube=kube,
+        audit=audit,
+        changes=changes,
+        alerts=alerts,
+        verbs=verbs,
+        analyzers=AnalyzerRegistry.discover(),
+        permissions=engine,
+        placement=Placement(settings.cluster_name, dict(settings.channel_namespaces), settings.default_namespace),
+        clock=clock,
+    )
+    return Core(
+        settings=settings,
+        kube=kube,
+        database=database,
+        changes=changes,
+        events=events,
+        alerts=alerts,
+        outbox=Outbox(database, clock=clock),
+        audit=audit,
+        recorder=recorder,
+        permissions=engine,
+        commands=commands,
+        poster=poster,
+        clock=clock,
+    )
 
 
-def attach_slack(services: Services, settings: Settings, client: WebClient) -> None:
-    """Give permissions the Slack user-group directory and the audit log a way to post."""
-    engine = engine_of(services)
-    if engine is not None:
-        engine.directory = CachedDirectory(SlackDirectory(client), ttl=300.0)
-    poster = Poster(client)
-    services.extras["poster"] = poster
-    audit = services.extras.get("audit")
-    if isinstance(audit, AuditLog) and settings.audit_channel:
+# -- what `k8sbot run` runs beside the Slack connection ---------------------------------------------
 
-        def post_audit(channel: str, text: str) -> None:
-            poster.post(channel, text=text)
 
-        audit.post = post_audit
+@dataclass(frozen=True)
+class Background:
+    """The change tracker, the alert engine and the digest, built and ready to start."""
+
+    tracker: ChangeTracker
+    alerting: AlertEngine
+    digest: DigestSender
+
+
+def build_background(core: Core, poster: Poster) -> Background:
+    settings = core.settings
+    alerting = AlertEngine(
+        alerts=core.alerts,
+        outbox=core.outbox,
+        kube=core.kube,
+        recorder=core.recorder,
+        poster=poster,
+        messages=BlockKitAlerts(),
+        analyzers=core.commands.analyzers,
+        settings=AlertSettings(
+            cluster_name=settings.cluster_name,
+            default_channel=settings.default_channel,
+            timing=Timing(settle=settings.alert_settle_seconds, resolve_after=settings.alert_resolve_seconds),
+        ),
+        policy=current_policy(core.permissions),
+        clock=core.clock,
+    )
+    digest = DigestSender(
+        DigestLedger(core.database, clock=core.clock),
+        changes=core.changes,
+        events=core.events,
+        teams=digest_teams(current_policy(core.permissions)(), settings),
+        post=poster.post_text,
+        cron=settings.digest_cron,
+        timezone=settings.timezone,
+        alerts=alert_lines(core.alerts),
+        clock=core.clock,
+    )
+    tracker = ChangeTracker(kube=core.kube, recorder=core.recorder, kinds=WATCHED_KINDS)
+    return Background(tracker=tracker, alerting=alerting, digest=digest)
+
+
+def current_policy(engine: PermissionEngine | None) -> Callable[[], Policy | None]:
+    """The permission file's current policy (reloaded as it changes), for routing and digests."""
+
+    def current() -> Policy | None:
+        return engine.policy if engine is not None else None
+
+    return current
+
+
+def digest_teams(policy: Policy | None, settings: Settings) -> list[DigestTeam]:
+    """Team channels from permissions.yaml; the default channel gets what no team claims."""
+    teams = [
+        DigestTeam(channel=team.channel, namespaces=tuple(team.namespaces))
+        for team in (policy.teams.values() if policy else ())
+        if team.channel
+    ]
+    if settings.default_channel and not any(t.channel == settings.default_channel for t in teams):
+        teams.append(DigestTeam(channel=settings.default_channel, namespaces=("*",)))
+    return teams
+
+
+def alert_lines(store: AlertStore) -> Callable[[datetime, datetime], Iterator[AlertLine]]:
+    """The digest's view of alerting: the alerts fired inside a period."""
+
+    def lines(start: datetime, end: datetime) -> Iterator[AlertLine]:
+        hours = max(1, math.ceil((end - start).total_seconds() / 3600))
+        for namespace, records in store.recent_by_namespace(now=end, hours=hours).items():
+            for record in records:
+                if record.fired_at >= start:
+                    state = "resolved" if record.resolved_at else record.state
+                    yield AlertLine(namespace or None, f"{record.title} ({state})")
+
+    return lines
 
 
 def configure_logging(level: str) -> None:

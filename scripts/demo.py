@@ -23,13 +23,11 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot.context import Services  # noqa: E402
 from bot.errors import Conflict  # noqa: E402
 from bot.kube.client import KubeClient  # noqa: E402
 from bot.kube.kinds import KINDS  # noqa: E402
-from bot.store.database import Database  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
 from k8sbot.running import BotRunner  # noqa: E402
-from k8sbot.wiring import build_services  # noqa: E402
 from slack_emulator import SlackEmulator  # noqa: E402
 
 USER, CHANNEL = "U0DEMOALICE", "C0DEMO0001"
@@ -154,7 +152,6 @@ def main() -> int:
     emu.add_user(USER, name="alice", real_name="Alice (on call)")
     emu.add_channel(CHANNEL, "demo-team", members=[USER], bot_member=True)
     os.environ.update({"KUBECONFIG": kubeconfig})
-    from bot.settings import load_settings
 
     settings = load_settings(
         {},
@@ -171,9 +168,7 @@ def main() -> int:
         alert_resolve_seconds=5,
         watch_namespaces=["demo"],
     )
-    services: Services = build_services(settings, permissions=True)
-    assert isinstance(services.db, Database)
-    runner = BotRunner(settings, services, http=True).start()
+    runner = BotRunner(settings, http=True).start()
     emu.driver.configure(mode="http", url=runner.url + "/slack/events")
     print(f"Slack emulator at {emu.api_url}, bot at {runner.url} (HTTP mode), cluster {kube.server}")
     try:

@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .emulator import SlackEmulator
 
 EXAMPLE = """\
@@ -30,14 +32,7 @@ usergroups:
 def load_config(path: str) -> dict[str, Any]:
     """Read a workspace file (YAML or JSON)."""
     text = Path(path).read_text(encoding="utf-8")
-    if path.endswith(".json"):
-        data = json.loads(text)
-    else:
-        try:
-            import yaml
-        except ImportError as exc:  # pragma: no cover
-            raise SystemExit("PyYAML is needed for YAML configs; use a .json file instead") from exc
-        data = yaml.safe_load(text)
+    data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     return data or {}
 
 

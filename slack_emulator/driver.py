@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import payloads
+from .blocks import validate_view
 from .responses import apply_command_ack, mint_response_url
 from .socket_mode import Envelope
 from .state import View
-from .webapi import view_api
+from .webapi import ApiError, _store_view, view_api
 
 if TYPE_CHECKING:
     from .emulator import SlackEmulator
@@ -293,7 +294,6 @@ class Driver:
                                       tamper=None)
 
     def _apply_view_ack(self, view: View, user: str, ack: JSONDict | None) -> None:
-        from .webapi import ApiError, _store_view
         ws = self.emu.workspace
         action = (ack or {}).get("response_action")
         with ws.lock:
@@ -301,7 +301,6 @@ class Driver:
                 self.emu.view_errors.append({"view_id": view.id, "errors": (ack or {}).get("errors", {})})
                 return
             if action in ("update", "push") and isinstance((ack or {}).get("view"), dict):
-                from .blocks import validate_view
                 val = validate_view(ack["view"])  # type: ignore[index]
                 if not val.ok:
                     self.emu.view_errors.append({"view_id": view.id, "invalid_view": val.errors})

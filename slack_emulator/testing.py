@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from slack_bolt.request import BoltRequest
+
 SCRUBBED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy",
                 "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_CLIENT_ID",
                 "SLACK_CLIENT_SECRET")
@@ -32,8 +34,6 @@ class BoltHttpServer:
     """Serve a ``slack_bolt.App`` on ``http://127.0.0.1:PORT/slack/events`` via ``App.dispatch``."""
 
     def __init__(self, app: Any, path: str = "/slack/events") -> None:
-        from slack_bolt.request import BoltRequest
-
         bolt_app, route = app, path
 
         class Handler(BaseHTTPRequestHandler):

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bot.context import Services
+from bot.commands.registry import VerbRegistry
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
 from bot.settings import Settings, load_settings
-from bot.store.database import Database
 from k8sbot.running import BotRunner
 from slack_emulator import SlackEmulator
 
@@ -49,28 +48,27 @@ def running_bot(
     mode: str,
     db: str,
     kube: KubeClient | None = None,
-    services: Services | None = None,
+    verbs: VerbRegistry | None = None,
     background: bool = False,
     **settings_overrides: object,
 ) -> Iterator[BotRunner]:
     """Start the bot against `emu` (HTTP mode: the driver posts to the bot's /slack/events).
 
-    `background` also starts the watchers, the alert engine and the scheduler, as `k8sbot run` does.
+    With a kubeconfig in the settings this is the full wiring of `k8sbot run` (permissions.yaml
+    included); without one, `kube` (or no cluster) and no permissions file. `background` also starts
+    the watchers, the alert engine and the scheduler, as `k8sbot run` does.
     """
     settings = bot_settings(emu, db=db, **settings_overrides)
-    if services is None and settings.kubeconfig:  # the full wiring of `k8sbot run`
-        from k8sbot.wiring import build_services
-
-        services = build_services(settings, permissions=True)
-    if services is None:
-        services = Services(
-            kube=kube or UnconfiguredKubeClient("no cluster in this test"),
-            db=Database(db),
-            cluster_name=settings.cluster_name,
-            channel_namespaces=dict(settings.channel_namespaces),
-            default_namespace=settings.default_namespace,
-        )
-    runner = BotRunner(settings, services, http=mode == "http", ping_interval=0.3, background=background).start()
+    full = bool(settings.kubeconfig)
+    runner = BotRunner(
+        settings,
+        http=mode == "http",
+        permissions=full,
+        kube=None if full else kube or UnconfiguredKubeClient("no cluster in this test"),
+        verbs=verbs,
+        ping_interval=0.3,
+        background=background,
+    ).start()
     try:
         if mode == "http":
             emu.driver.configure(mode="http", url=runner.url + "/slack/events")

@@ -19,7 +19,7 @@ import pytest
 from kube_helpers import bind_role, get, set_pod_logs, wait_rolled_out
 from scenarios import break_image, deploy_checkout
 
-from bot.dispatch import execute
+from bot.commands.dispatch import execute
 from bot.kube.client import KubeClient
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, BOB, SHOP, running_bot, wait_answer
@@ -123,10 +123,10 @@ def test_typed_rollback_confirm_runs_once_as_the_clicker_and_replaces_the_previe
             for e in b["elements"]
             if e["text"]["text"] == "Confirm"
         )
-        again = execute(runner.services, text=confirm_command, slack_user=ALICE, channel=SHOP, confirmed=True)
+        again = execute(runner.commands, text=confirm_command, slack_user=ALICE, channel=SHOP, confirmed=True)
         assert again.data.get("outcome") == "duplicate"
         assert get(kube, "apps/v1", "Deployment", namespace, "checkout")["metadata"]["generation"] == generation
-    rows = [r for r in runner.services.extras["audit"].since(None, limit=50) if r.verb == "rollback"]
+    rows = [r for r in runner.commands.audit.since(None, limit=50) if r.verb == "rollback"]
     confirmed = [r for r in rows if r.action_id and r.slack_user == ALICE and r.decision == "allowed"]
     assert len(confirmed) == 1 and confirmed[0].repeats == 1, rows
     assert [r.decision for r in rows if r.slack_user == BOB] == ["denied"], rows

@@ -9,6 +9,7 @@ from typing import Any
 from bot.alerting.detection import context, evaluate
 from bot.alerting.index import ClusterIndex
 from bot.model import Category, ObjectRef
+from tests.wiring_helpers import ANALYZERS
 
 NS = "shop"
 GOOD, BAD = "registry.example.com/checkout:1.4.2", "registry.example.com/checkout:1.4.3-rc0"
@@ -73,7 +74,7 @@ def test_a_bad_image_rollout_is_one_image_pull_finding_set_with_the_culprit_and_
     )
     workload = ObjectRef("Deployment", NS, "checkout")
     assert index.workload_of("Pod", index.get("Pod", NS, "checkout-new-a") or {}) == workload
-    evaluation = evaluate(index, workload)
+    evaluation = evaluate(index, workload, analyzers=ANALYZERS)
     assert set(evaluation.found) == {Category.IMAGE_PULL}  # the rollout itself is not "stuck" yet
     assert evaluation.pods_total == 3
     ctx = context(evaluation, Category.IMAGE_PULL, history=None, now=datetime.now(UTC))
@@ -94,7 +95,7 @@ def test_a_rollout_progressing_normally_pages_nothing() -> None:
         pod("checkout-old-a", "checkout-old", ready=True),
         starting,
     )
-    assert evaluate(index, ObjectRef("Deployment", NS, "checkout")).found == {}
+    assert evaluate(index, ObjectRef("Deployment", NS, "checkout"), analyzers=ANALYZERS).found == {}
 
 
 def test_the_index_keeps_only_what_analyzers_read_and_forgets_deleted_pods() -> None:
@@ -110,9 +111,9 @@ def test_a_pod_whose_owners_are_not_known_yet_is_evaluated_later() -> None:
     index = ClusterIndex()
     (ref,) = index.apply("Pod", "ADDED", pod("checkout-new-a", "checkout-new", waiting="ImagePullBackOff"))
     assert ref == ObjectRef("ReplicaSet", NS, "checkout-new")
-    assert evaluate(index, ref).ready is False
+    assert evaluate(index, ref, analyzers=ANALYZERS).ready is False
     (ref,) = index.apply("ReplicaSet", "ADDED", replicaset("checkout-new", 2, BAD, replicas=1, ready=0))
     assert ref == ObjectRef("Deployment", NS, "checkout")  # named by the ReplicaSet's owner reference
-    assert evaluate(index, ref).ready is False  # ...which is not indexed yet either
+    assert evaluate(index, ref, analyzers=ANALYZERS).ready is False  # ...which is not indexed yet either
     index.apply("Deployment", "ADDED", deployment(2, BAD, progressing="ReplicaSetUpdated"))
-    assert set(evaluate(index, ref).found) == {Category.IMAGE_PULL}
+    assert set(evaluate(index, ref, analyzers=ANALYZERS).found) == {Category.IMAGE_PULL}

@@ -20,20 +20,24 @@ from test_permissions_cluster import FakeDirectory, _may
 
 from bot.alerting.engine import ALERT_KINDS, AlertEngine, AlertSettings
 from bot.alerting.grouping import Timing
-from bot.context import Services
+from bot.changes.recording import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter
+from bot.commands.context import CommandServices, Placement
 from bot.kube.client import KubeClient
-from bot.kube.watching import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter, Watchers
-from bot.permissions.engine import PermissionEngine, install
+from bot.kube.watching import Watchers
+from bot.permissions.engine import PermissionEngine
 from bot.permissions.policy import PolicyFile
 from bot.settings import Settings
+from bot.slack.alerts import BlockKitAlerts
 from bot.slack.client import Poster, make_web_client
+from bot.store.alerts import AlertStore
 from bot.store.changes import ChangeStore
 from bot.store.database import Database
 from bot.store.events import EventStore
-from bot.verbs import load_all
+from bot.store.outbox import Outbox
 from k8sbot.running import build_app
 from slack_emulator import SlackEmulator
 from slack_emulator.testing import BoltHttpServer, clean_slack_env
+from tests.wiring_helpers import ANALYZERS, VERB_NAMES, command_services
 
 pytestmark = pytest.mark.kwok
 
@@ -78,7 +82,8 @@ class Bot:
         self.watchers = Watchers(self.kube, recorder, kinds=(*DEFAULT_KINDS, *ALERT_KINDS), watch_seconds=60)
         poster = Poster(make_web_client(token=self.emu.bot_token, base_url=self.emu.api_url))
         self.engine = AlertEngine(
-            database=db, kube=self.kube, recorder=recorder, poster=poster,
+            alerts=AlertStore(db), outbox=Outbox(db), kube=self.kube, recorder=recorder, poster=poster,
+            messages=BlockKitAlerts(), analyzers=ANALYZERS,
             settings=AlertSettings(cluster_name="test-cluster", default_channel=DEFAULT,
                                    timing=Timing(settle=2, resolve_after=3, repeat_interval=5)),
             policy=self.policy.current, backoff=(0.5, 4.0),
@@ -112,23 +117,25 @@ def bot(kube: KubeClient, namespace: str, tmp_path: Path) -> Iterator[Bot]:
             emu.add_channel(channel, name, members=[emu.workspace.bot_user_id, "U0ALICE", "U0VIEW"])
         path = tmp_path / "permissions.yaml"
         path.write_text(POLICY.format(ns=namespace))
-        load_all()  # the policy may name every registered verb (silence included)
-        policy = PolicyFile(path)
+        policy = PolicyFile(path, verbs=VERB_NAMES)  # the policy may name every verb (silence included)
         running = Bot(kube, namespace, tmp_path / "bot.db", emu, policy)
         yield running
         running.halt()
 
 
 @pytest.fixture
-def slack_app(bot: Bot, kube: KubeClient, namespace: str) -> Iterator[Services]:
+def slack_app(bot: Bot, kube: KubeClient, namespace: str) -> Iterator[CommandServices]:
     """The Bolt app in HTTP mode, with the permission gate, so clicks run as the clicker."""
     bind_role(kube, namespace, "edit", group="team-edit")
     wait_for(lambda: _may(kube, "team-edit", namespace, "patch", "deployments"), 30, "team-edit to be bound")
-    services = Services(kube=kube, db=Database(bot.db_path), cluster_name="test-cluster")
-    install(services, PermissionEngine(bot.policy, directory=FakeDirectory({})))
+    engine = PermissionEngine(bot.policy, kube=kube, directory=FakeDirectory({}))
+    services = command_services(
+        kube, Database(bot.db_path), permissions=engine, placement=Placement(cluster_name="test-cluster")
+    )
     settings = Settings(slack_bot_token=bot.emu.bot_token, slack_signing_secret=bot.emu.signing_secret,
                         slack_api_url=bot.emu.api_url)
-    with BoltHttpServer(build_app(settings, services)) as server:
+    client = make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    with BoltHttpServer(build_app(settings, services, client)) as server:
         bot.emu.driver.configure(mode="http", url=server.url)
         yield services
 
@@ -158,7 +165,7 @@ def _pods_ready(kube: KubeClient, namespace: str, want: int) -> bool:
 
 
 def test_a_bad_image_rollout_alerts_the_team_once_and_its_rollback_button_fixes_it(
-    bot: Bot, slack_app: Services, kube: KubeClient, namespace: str
+    bot: Bot, slack_app: CommandServices, kube: KubeClient, namespace: str
 ) -> None:
     app = deploy_checkout(kube, namespace)
     bot.start()

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.analyzers.exit_codes import explain_exit_code
-from bot.analyzers.pod import analyze_pod
+from bot.diagnosis.analyzers.pod import analyze_pod
+from bot.diagnosis.exit_codes import explain_exit_code
 from bot.kube.snapshot import Snapshot
 from bot.model import Category, Finding, KubeObject, Severity
 

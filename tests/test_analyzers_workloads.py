@@ -8,13 +8,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bot.analyzers.deployment import analyze_deployment
-from bot.analyzers.hpa import analyze_hpa
-from bot.analyzers.job import analyze_job
-from bot.analyzers.node import analyze_node
-from bot.analyzers.references import missing_references
-from bot.analyzers.replicaset import analyze_replicaset
-from bot.analyzers.service import analyze_service
+from bot.diagnosis.analyzers.deployment import analyze_deployment
+from bot.diagnosis.analyzers.hpa import analyze_hpa
+from bot.diagnosis.analyzers.job import analyze_job
+from bot.diagnosis.analyzers.node import analyze_node
+from bot.diagnosis.analyzers.replicaset import analyze_replicaset
+from bot.diagnosis.analyzers.service import analyze_service
+from bot.diagnosis.references import missing_references
 from bot.kube.snapshot import Snapshot
 from bot.model import Category, KubeObject
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli_permissions import add_parsers, since_time
-from bot.context import Services
 from bot.kube.client import UnconfiguredKubeClient
 from bot.model import Command, Decision, Subject
+from bot.settings import Settings
 from bot.store.audit import AlreadyClaimed, AuditLog
 from bot.store.database import Database
+from k8sbot.cli_permissions import add_parsers, since_time
+from k8sbot.wiring import build_core
 
 ALICE = Subject("U0ALICE", frozenset({"S0SHOPDEV"}), "slack:U0ALICE", ("team-shop",))
 ROLLBACK = Command("rollback", "checkout", "shop", (("to-revision", "1"),))
@@ -124,14 +125,17 @@ def test_since_accepts_durations_dates_and_all() -> None:
     assert since_time("all", now) is None
 
 
-def test_k8sbot_audit_lists_the_rows(database: Database, clock: Clock, capsys: pytest.CaptureFixture[str]) -> None:
-    services = Services(kube=UnconfiguredKubeClient("none"), db=database, clock=clock)
+def test_k8sbot_audit_lists_the_rows(tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]) -> None:
+    core = build_core(
+        Settings(db=str(tmp_path / "audit.db")), permissions=False, kube=UnconfiguredKubeClient("none"), clock=clock
+    )
+    database = core.database
     AuditLog(database, clock=clock).record(
         subject=ALICE, command=ROLLBACK, channel=None, decision=Decision(False, "not an operator"), outcome="denied"
     )
     parser = argparse.ArgumentParser()
     add_parsers(parser.add_subparsers(dest="cmd"))
     args = parser.parse_args(["audit", "--since", "1h"])
-    assert args.handler(args, services) == 0
+    assert args.handler(args, core) == 0
     out = capsys.readouterr().out
     assert "DENIED  U0ALICE as slack:U0ALICE: rollback checkout -n shop --to-revision 1 — not an operator" in out

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.kube.watching import ChangeRecorder, NamespaceFilter
+from bot.changes.recording import ChangeRecorder, NamespaceFilter
 from bot.model import ChangeKind, ObjectRef
 from bot.store.changes import ChangeStore
 from bot.store.database import Database

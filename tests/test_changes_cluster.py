@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,14 +12,16 @@ from typing import Any
 import pytest
 from kube_helpers import WaitTimeout, create, patch, wait_for
 
-from bot.context import Services
-from bot.dispatch import execute
+from bot.changes.recording import ChangeRecorder, NamespaceFilter
+from bot.commands.dispatch import execute
+from bot.errors import NotFound, UsageError
 from bot.kube.client import Gone, KubeClient, iter_lines
-from bot.kube.watching import ChangeRecorder, NamespaceFilter, WatchedKind, Watchers
+from bot.kube.watching import WatchedKind, Watchers
 from bot.model import Change, ChangeKind, ObjectRef
 from bot.store.changes import ChangeStore
 from bot.store.database import Database
 from bot.store.events import EventStore
+from tests.wiring_helpers import command_services
 
 KINDS = (WatchedKind("Deployment"), WatchedKind("ReplicaSet"), WatchedKind("ConfigMap"), WatchedKind("Secret"))
 SECRET_VALUE = "s3cr3t-v4lue-never-stored-9d1c"
@@ -109,7 +112,7 @@ def test_image_update_recorded_once_with_before_after_revision_and_actor(
         30,
         "the rollout",
     )
-    assert [c.kind for c in bot.changes(ref=web(namespace))] == [ChangeKind.IMAGE, ChangeKind.CREATED]
+    assert [c.kind for c in bot.changes.tracking(ref=web(namespace))] == [ChangeKind.IMAGE, ChangeKind.CREATED]
 
 
 def test_scale_restart_and_rollback_are_recognised(bot: Bot, kube: KubeClient, namespace: str) -> None:
@@ -186,11 +189,10 @@ def test_configmap_and_secret_edits(bot: Bot, kube: KubeClient, namespace: str, 
     assert edit.summary == "Secret keys changed: password"
     assert [f.path for f in edit.fields] == ["data.password"]
     # the value appears in no rendered message and nowhere in the database files
-    services = Services(kube=kube, db=bot.db, extras={"change_store": bot.store})
+    services = command_services(kube, bot.db, changes=bot.store)
     answer = execute(services, text=f"changes db -n {namespace} --since 1h")
     shown = repr(answer.data) + answer.title + "\n".join(answer.lines)
     assert "data.password" in shown
-    import base64
 
     encoded = base64.b64encode(SECRET_VALUE.encode()).decode()
     assert SECRET_VALUE not in shown and encoded not in shown
@@ -211,7 +213,7 @@ def test_dropped_connections_and_restarts_lose_and_duplicate_nothing(
         set_image(kube, namespace, f"registry.local/web:2.{n}")
         bot.wait_change(web(namespace), ChangeKind.IMAGE, f"image change {n}")
         wait_for(
-            lambda n=n: len([c for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == n + 1,
+            lambda n=n: len([c for c in bot.changes.tracking(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == n + 1,
             30,
             f"{n + 1} image changes",
         )
@@ -228,10 +230,10 @@ def test_dropped_connections_and_restarts_lose_and_duplicate_nothing(
         "the controller to observe the offline change",
     )
     bot.start()
-    wait_for(lambda: any("web:3.0" in c.summary for c in bot.changes(ref=web(namespace))), 30, "the offline change")
+    wait_for(lambda: any("web:3.0" in c.summary for c in bot.changes.tracking(ref=web(namespace))), 30, "the offline change")
     bot.stop()
     bot.start()  # a second restart with nothing new
-    images = [c.summary.split(" → ")[1] for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]
+    images = [c.summary.split(" → ")[1] for c in bot.changes.tracking(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]
     assert images == [
         "registry.local/web:3.0",
         "registry.local/web:2.2",
@@ -275,7 +277,7 @@ def test_too_old_resource_version_is_handled_by_relisting(bot: Bot, kube: KubeCl
     wait_for(lambda: bot.watchers is not None and bot.watchers["Deployment"].relists >= 1, 30, "a re-list after 410")
     change = bot.wait_change(web(namespace), ChangeKind.IMAGE, "the change made before the re-list")
     assert "registry.local/web:9.9" in change.summary
-    assert len([c for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == 1
+    assert len([c for c in bot.changes.tracking(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == 1
 
 
 def test_changes_verb_timeline_and_errors(bot: Bot, kube: KubeClient, namespace: str) -> None:
@@ -283,7 +285,7 @@ def test_changes_verb_timeline_and_errors(bot: Bot, kube: KubeClient, namespace:
     bot.wait_change(web(namespace), ChangeKind.CREATED, "creation")
     set_image(kube, namespace, "registry.local/web:1.5")
     bot.wait_change(web(namespace), ChangeKind.IMAGE, "the image change")
-    services = Services(kube=kube, db=bot.db, extras={"change_store": bot.store})
+    services = command_services(kube, bot.db, changes=bot.store)
     answer = execute(services, text=f"changes deploy/web -n {namespace} --since 2h")
     first = answer.data["changes"][0]
     assert set(first) >= {"id", "at", "ref", "actor", "revision", "summary", "fields"}
@@ -298,7 +300,6 @@ def test_changes_verb_timeline_and_errors(bot: Bot, kube: KubeClient, namespace:
     assert answer.lines[1].strip() == (
         "spec.template.spec.containers[0].image: registry.local/web:1.0 → registry.local/web:1.5"
     )
-    from bot.errors import NotFound, UsageError
 
     with pytest.raises(NotFound):
         execute(services, text=f"changes nosuchthing -n {namespace}")

@@ -7,7 +7,8 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.kube.diffing import build_change, field_changes, find_actor, render_path, snapshot, template_hash
+from bot.changes.diffing import build_change, find_actor, snapshot, template_hash
+from bot.kube.fields import differences_between, render_path
 from bot.model import ChangeKind
 
 AT = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -95,7 +96,7 @@ def test_reordering_named_list_items_is_not_a_change() -> None:
     containers.reverse()
     containers[1]["env"].reverse()
     assert (
-        field_changes(
+        differences_between(
             snapshot("Deployment", old, fingerprint=fingerprint).body,
             snapshot("Deployment", new, fingerprint=fingerprint).body,
         )
@@ -108,7 +109,7 @@ def test_env_change_is_matched_by_name_and_rendered_with_index() -> None:
     new = copy.deepcopy(old)
     new["spec"]["template"]["spec"]["containers"].reverse()  # web is now [1]
     new["spec"]["template"]["spec"]["containers"][1]["env"][1]["value"] = "3"
-    diffs = field_changes(
+    diffs = differences_between(
         snapshot("Deployment", old, fingerprint=fingerprint).body,
         snapshot("Deployment", new, fingerprint=fingerprint).body,
     )

@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.digest import AlertLine, DigestSender, Team, latest_period
+from bot.digest.content import AlertLine, DigestSender, DigestTeam, latest_period
+from bot.digest.scheduling import DIGEST_JOB, build_scheduler, schedule_digest, start_scheduler
 from bot.model import Change, ChangeKind, FieldChange, ObjectRef
-from bot.scheduling import DIGEST_JOB, build_scheduler, schedule_digest
 from bot.store.changes import ChangeStore, Recorded
 from bot.store.database import Database
+from bot.store.digests import DigestLedger
 from bot.store.events import EventStore, WarningEvent
 
 TZ = "Europe/Berlin"
@@ -29,7 +30,7 @@ class Outbox:
     def __init__(self) -> None:
         self.posts: list[tuple[str, str]] = []
 
-    def __call__(self, channel: str, text: str, blocks: Any = None) -> None:
+    def __call__(self, channel: str, text: str) -> None:
         self.posts.append((channel, text))
 
 
@@ -57,8 +58,8 @@ def setup(tmp_path: Path, clock: Clock, outbox: Outbox, **kw: Any) -> tuple[Chan
     db = Database(tmp_path / "k.db")
     changes = ChangeStore(db, clock=clock)
     events = EventStore(db, clock=clock)
-    teams = [Team("C-SHOP", ("shop", "shop-*")), Team("C-OPS", ("ops",))]
-    sender = DigestSender(db, changes=changes, events=events, teams=teams, post=outbox, timezone=TZ, clock=clock, **kw)
+    teams = [DigestTeam("C-SHOP", ("shop", "shop-*")), DigestTeam("C-OPS", ("ops",))]
+    sender = DigestSender(DigestLedger(db, clock=clock), changes=changes, events=events, teams=teams, post=outbox, timezone=TZ, clock=clock, **kw)
     return changes, events, sender
 
 
@@ -170,25 +171,14 @@ def test_scheduler_job_has_a_stable_id_and_the_configured_cron(tmp_path: Path) -
     scheduler.shutdown(wait=False)
 
 
-def test_start_scheduler_catches_up_from_services(tmp_path: Path) -> None:
-    from kubernetes import client as k8s_client
-
-    from bot.context import Services
-    from bot.kube.client import KubeClient
-    from bot.scheduling import start_scheduler
-    from bot.settings import Settings
-
+def test_start_scheduler_catches_up_at_start(tmp_path: Path) -> None:
     clock, outbox = Clock(MONDAY_0900 + timedelta(hours=1)), Outbox()
-    services = Services(
-        kube=KubeClient(k8s_client.Configuration()),
-        db=Database(tmp_path / "k.db"),
-        clock=clock,
-        extras={"settings": Settings(timezone=TZ)},
-    )
-    scheduler = start_scheduler(services, teams=[Team("C-SHOP", ("shop",))], post=outbox)
+    _, _, sender = setup(tmp_path, clock, outbox)
+    pruned: list[bool] = []
+    scheduler = start_scheduler(sender, prune=lambda: pruned.append(True))
     try:
         assert sorted(j.id for j in scheduler.get_jobs()) == ["digest", "prune-history"]
-        assert [c for c, _ in outbox.posts] == ["C-SHOP"]  # the 09:00 digest, missed: sent on start
+        assert [c for c, _ in outbox.posts] == ["C-SHOP", "C-OPS"]  # the 09:00 digest, missed: sent on start
         assert "sent late" in outbox.posts[0][1]
     finally:
         scheduler.shutdown(wait=False)

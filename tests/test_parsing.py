@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import FlagSpec, Registry, VerbSpec, duration_seconds, parse
+from bot.commands.parsing import duration_seconds, parse
+from bot.commands.registry import VerbRegistry
+from bot.commands.specs import FlagSpec, VerbSpec
 from bot.errors import UsageError
 from bot.model import Answer, Command
 
 
 @pytest.fixture
-def registry() -> Registry:
-    reg = Registry()
+def registry() -> VerbRegistry:
+    reg = VerbRegistry()
 
     def noop(ctx: object, command: Command) -> Answer:
         return Answer(verb=command.verb, data={}, title="")
 
-    reg.verb(VerbSpec(name="why", summary="", usage="why <target> [-n ns]", target="required"))(noop)
-    reg.verb(
+    reg.add(VerbSpec(name="why", summary="", usage="why <target> [-n ns]", target="required"), noop)
+    reg.add(
         VerbSpec(
             name="scale",
             summary="",
@@ -25,26 +27,26 @@ def registry() -> Registry:
             target="required",
             flags=(FlagSpec("replicas", "int", "replicas", maximum=1000), FlagSpec("yes", "bool", "confirm")),
         )
-    )(noop)
-    reg.verb(
+    , noop)
+    reg.add(
         VerbSpec(name="changes", summary="", usage="changes", flags=(FlagSpec("since", "duration", "window"),))
-    )(noop)
-    reg.verb(VerbSpec(name="status", summary="", usage="status", target="none"))(noop)
+    , noop)
+    reg.add(VerbSpec(name="status", summary="", usage="status", target="none"), noop)
     return reg
 
 
-def test_verb_target_and_namespace(registry: Registry) -> None:
+def test_verb_target_and_namespace(registry: VerbRegistry) -> None:
     command = parse("why checkout -n shop", registry=registry)
     assert (command.verb, command.target, command.namespace) == ("why", "checkout", "shop")
 
 
-def test_namespace_from_ns_slash_name_and_kind_slash_name(registry: Registry) -> None:
+def test_namespace_from_ns_slash_name_and_kind_slash_name(registry: VerbRegistry) -> None:
     assert parse("why shop/checkout", registry=registry).namespace == "shop"
     command = parse("why deploy/checkout -n shop", registry=registry)
     assert (command.target, command.namespace) == ("deploy/checkout", "shop")
 
 
-def test_flags_and_canonical_text_round_trip(registry: Registry) -> None:
+def test_flags_and_canonical_text_round_trip(registry: VerbRegistry) -> None:
     command = parse("scale checkout --replicas=3 -n shop --yes", registry=registry)
     assert command.flag("replicas") == "3" and command.flag("yes") is True
     assert parse(command.as_text(), registry=registry) == Command(
@@ -52,7 +54,7 @@ def test_flags_and_canonical_text_round_trip(registry: Registry) -> None:
     )
 
 
-def test_empty_text_is_help(registry: Registry) -> None:
+def test_empty_text_is_help(registry: VerbRegistry) -> None:
     assert parse("   ", registry=registry).verb == "help"
 
 
@@ -80,13 +82,13 @@ def test_empty_text_is_help(registry: Registry) -> None:
         ("why other/checkout -n shop", "-n` says `shop`"),
     ],
 )
-def test_bad_input_gets_a_clear_usage_error(registry: Registry, text: str, expected: str) -> None:
+def test_bad_input_gets_a_clear_usage_error(registry: VerbRegistry, text: str, expected: str) -> None:
     with pytest.raises(UsageError) as error:
         parse(text, registry=registry)
     assert expected in str(error.value)
 
 
-def test_usage_error_carries_the_verb_usage(registry: Registry) -> None:
+def test_usage_error_carries_the_verb_usage(registry: VerbRegistry) -> None:
     with pytest.raises(UsageError) as error:
         parse("scale checkout --replicas x", registry=registry)
     assert error.value.usage == "scale <target> --replicas N"

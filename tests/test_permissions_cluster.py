@@ -5,7 +5,7 @@ A shop namespace with `checkout`, permissions.yaml naming that namespace, and Ro
   U0ALICE  operator, acts as slack:U0ALICE in team-edit      (both locks open for actions)
   U0WEAK   operator, acts as slack:U0WEAK in team-view       (the file says yes, RBAC says no)
   U0VIEW   viewer (via Slack user group S0VIEWERS), team-edit (the file says no)
-Every command goes through `bot.dispatch.execute`, the path Slack and `k8sbot ask` use.
+Every command goes through `bot.commands.dispatch.execute`, the path Slack and `k8sbot ask` use.
 """
 
 from __future__ import annotations
@@ -20,16 +20,14 @@ import pytest
 from kube_helpers import bind_role, get, resource_path, wait_for
 from scenarios import App, deploy_checkout
 
-from bot.cli_permissions import add_parsers
-from bot.context import Services
-from bot.dispatch import execute
+from bot.commands.dispatch import execute
 from bot.errors import PermissionDenied
 from bot.kube.client import KubeClient
 from bot.model import Answer
-from bot.permissions.engine import PermissionEngine, install
-from bot.permissions.policy import PolicyFile
+from bot.settings import Settings
 from bot.store.audit import AuditEntry, AuditLog
-from bot.store.database import Database
+from k8sbot.cli_permissions import add_parsers
+from k8sbot.wiring import Core, build_core
 
 POLICY = """
 roles:
@@ -71,7 +69,7 @@ class FakeDirectory:
 @dataclass
 class Shop:
     kube: KubeClient
-    services: Services
+    core: Core
     app: App
     audit: AuditLog
 
@@ -80,7 +78,7 @@ class Shop:
         return self.app.namespace
 
     def run(self, user: str, text: str, *, confirmed: bool = False) -> Answer:
-        return execute(self.services, text=text, slack_user=user, confirmed=confirmed)
+        return execute(self.core.commands, text=text, slack_user=user, confirmed=confirmed)
 
     def deployment(self) -> dict[str, Any]:
         return get(self.kube, "apps/v1", "Deployment", self.namespace, self.app.name)
@@ -122,10 +120,10 @@ def open_shop(kube: KubeClient, namespace: str, tmp_path: Path) -> Iterator[Shop
     app = deploy_checkout(kube, namespace)
     path = tmp_path / "permissions.yaml"
     path.write_text(POLICY.format(ns=namespace))
-    services = Services(kube=kube, db=Database(tmp_path / "bot.db"))
-    install(services, PermissionEngine(PolicyFile(path), directory=FakeDirectory({"S0VIEWERS": {"U0VIEW"}})))
-    yield Shop(kube, services, app, AuditLog(services.db))
-    services.db.close()
+    settings = Settings(db=str(tmp_path / "bot.db"), permissions=str(path))
+    core = build_core(settings, permissions=True, kube=kube, directory=FakeDirectory({"S0VIEWERS": {"U0VIEW"}}))
+    yield Shop(kube, core, app, core.audit)
+    core.database.close()
 
 
 def test_a_viewer_is_refused_by_the_file_and_nothing_changes(shop: Shop) -> None:
@@ -191,7 +189,7 @@ def test_permissions_check_from_a_terminal_gives_the_same_decision(
 
     def check(*argv: str) -> int:
         args = parser.parse_args(["permissions", "check", *argv, "--namespace", shop.namespace])
-        code: int = args.handler(args, shop.services)
+        code: int = args.handler(args, shop.core)
         return code
 
     assert check("--as", "U0ALICE", "--verb", "rollback", "--target", "checkout") == 0

@@ -9,20 +9,25 @@ from typing import Any
 
 import pytest
 
-from bot.actions import run_audited
-from bot.commands import parse
-from bot.context import Services, VerbContext
+from bot.commands.auditing import run_audited
+from bot.commands.context import CommandServices, VerbContext
+from bot.commands.parsing import parse as parse_with
 from bot.errors import PermissionDenied, SlackUnavailable, UsageError
 from bot.kube.client import UnconfiguredKubeClient
 from bot.model import Command, Decision, Subject
-from bot.permissions.engine import PermissionEngine, file_decision, install, limit_decision, needs_for, target_kind
+from bot.permissions.engine import PermissionEngine, file_decision, limit_decision, needs_for, target_kind
 from bot.permissions.identity import CachedDirectory, grants_for, subject_from_policy
 from bot.permissions.policy import PolicyFile, parse_policy
-from bot.store.audit import AuditLog
 from bot.store.database import Database
-from bot.verbs import load_all
+from tests.wiring_helpers import VERB_NAMES, VERBS, command_services
 
-POLICY = parse_policy("""
+
+def parse(text: str) -> Command:
+    return parse_with(text, registry=VERBS)
+
+
+POLICY = parse_policy(
+    """
 roles:
   viewer:   [why, status, logs, describe, changes, can-i]
   operator: [why, status, logs, describe, changes, can-i, rollback, scale, restart]
@@ -46,7 +51,9 @@ bindings:
   - {users: [U0VIC], role: viewer, namespaces: [shop]}
 defaults: {role: viewer, namespaces: [public]}
 limits: {max_replicas: 20}
-""")
+""",
+    verbs=VERB_NAMES,
+)
 
 
 class FakeDirectory:
@@ -110,7 +117,7 @@ def test_defaults_apply_only_to_people_matching_nothing_else() -> None:
 
 
 def test_no_grant_at_all_says_so() -> None:
-    policy = parse_policy("roles: {viewer: [why]}\n")
+    policy = parse_policy("roles: {viewer: [why]}\n", verbs=VERB_NAMES)
     decision = file_decision(policy, Subject("U0X"), "why", "shop")
     assert not decision.allowed and "in no team or binding, and defaults.role is not set" in decision.reason
     assert not file_decision(policy, Subject(None), "why", "shop").allowed
@@ -148,7 +155,6 @@ def test_the_api_permissions_each_action_needs() -> None:
         kind, name = target_kind(command)
         return [need.describe(name) for need in needs_for(command.verb, kind)]
 
-    load_all()
     assert described("rollback checkout -n shop") == [
         "get deployments.apps checkout",
         "patch deployments.apps checkout",
@@ -186,8 +192,7 @@ def test_cached_directory_uses_the_ttl_and_survives_slack_outages() -> None:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Services:
-    load_all()
+def services(tmp_path: Path) -> CommandServices:
     (tmp_path / "permissions.yaml").write_text(
         "roles: {viewer: [why, status, can-i], operator: [why, status, can-i, rollback, scale, restart]}\n"
         "teams:\n"
@@ -195,21 +200,26 @@ def services(tmp_path: Path) -> Services:
         "  look: {namespaces: [shop], members: {users: [U0VIEW]}, role: viewer}\n"
         "limits: {max_replicas: 5}\n"
     )
-    found = Services(kube=UnconfiguredKubeClient("no cluster in pure tests"), db=Database(tmp_path / "bot.db"))
+    kube = UnconfiguredKubeClient("no cluster in pure tests")
     directory = FakeDirectory({"S0SHOPDEV": {"U0BOB"}})
     directory.deleted.add("U0GONE")
-    install(found, PermissionEngine(PolicyFile(tmp_path / "permissions.yaml"), directory=directory))
-    return found
+    engine = PermissionEngine(PolicyFile(tmp_path / "permissions.yaml", verbs=VERB_NAMES), kube=kube, directory=directory)
+    return command_services(kube, Database(tmp_path / "bot.db"), permissions=engine)
 
 
-def _attempt(services: Services, user: str, text: str, *, confirmed: bool = False) -> None:
-    engine = services.extras["gate"]
+def _attempt(services: CommandServices, user: str, text: str, *, confirmed: bool = False) -> None:
+    engine = _engine(services)
     ctx = VerbContext(services=services, subject=engine.subject_for(user), confirmed=confirmed)
-    run_audited(ctx, parse(text), decide=engine.authorize)
+    run_audited(ctx, parse(text), decide=lambda c, cmd: engine.authorize(c.subject, cmd, c.namespace_or_none(cmd)))
 
 
-def test_usergroup_membership_comes_from_the_directory(services: Services) -> None:
-    bob = services.extras["gate"].subject_for("U0BOB")
+def _engine(services: CommandServices) -> PermissionEngine:
+    assert services.permissions is not None
+    return services.permissions
+
+
+def test_usergroup_membership_comes_from_the_directory(services: CommandServices) -> None:
+    bob = _engine(services).subject_for("U0BOB")
     assert bob.usergroups == {"S0SHOPDEV"}
 
 
@@ -224,22 +234,22 @@ def test_usergroup_membership_comes_from_the_directory(services: Services) -> No
     ],
 )
 def test_refusals_change_nothing_and_leave_exactly_one_audit_row(
-    services: Services, user: str, text: str, reason: str
+    services: CommandServices, user: str, text: str, reason: str
 ) -> None:
     with pytest.raises(PermissionDenied, match=reason):
         _attempt(services, user, text, confirmed=True)
-    rows = AuditLog(services.db).since(None)
+    rows = services.audit.since(None)
     assert len(rows) == 1
     assert rows[0].decision == "denied" and rows[0].outcome == "denied" and reason in rows[0].reason
     assert rows[0].slack_user == user and rows[0].action_id is None
     assert services.kube.calls == 0  # nothing was sent to any cluster
 
 
-def test_a_deactivated_slack_account_is_refused(services: Services, tmp_path: Path) -> None:
+def test_a_deactivated_slack_account_is_refused(services: CommandServices, tmp_path: Path) -> None:
     (tmp_path / "permissions.yaml").write_text(
         "roles: {viewer: [status]}\nteams: {t: {namespaces: [shop], members: {users: [U0GONE]}, role: viewer}}\n"
     )
-    services.extras["gate"].policy_file.check_every = 0
+    _engine(services).policy_file.check_every = 0
     with pytest.raises(PermissionDenied, match="deactivated"):
         _attempt(services, "U0GONE", "status -n shop")
 
@@ -260,29 +270,26 @@ def test_a_deactivated_slack_account_is_refused(services: Services, tmp_path: Pa
     ],
 )
 def test_hostile_input_is_refused_by_the_parser(text: str) -> None:
-    load_all()
     with pytest.raises(UsageError):
         parse(text)
 
 
-def test_a_forged_action_id_is_refused_and_recorded_once(services: Services) -> None:
+def test_a_forged_action_id_is_refused_and_recorded_once(services: CommandServices) -> None:
     with pytest.raises(UsageError, match="not one the bot issued"):
         _attempt(services, "U0ALICE", "rollback checkout -n shop --action-id 'x;reboot'", confirmed=True)
-    rows = AuditLog(services.db).since(None)
+    rows = services.audit.since(None)
     assert [(r.outcome, r.decision) for r in rows] == [("failed", "allowed")]
     assert services.kube.calls == 0
 
 
 def test_can_i_parses_the_verb_as_its_first_word_and_round_trips() -> None:
-    load_all()
     command = parse("can-i rollback checkout -n shop")
     assert (command.flag("verb"), command.target, command.namespace) == ("rollback", "checkout", "shop")
     assert parse(command.as_text()) == Command(command.verb, "checkout", "shop", command.flags, command.as_text())
 
 
-def test_gate_decision_type_is_the_shared_one(services: Services) -> None:
-    engine = services.extras["gate"]
-    ctx = VerbContext(services=services, subject=engine.subject_for("U0VIEW"))
-    assert engine.authorize(ctx, parse("rollback checkout -n shop")) == Decision(
+def test_gate_decision_type_is_the_shared_one(services: CommandServices) -> None:
+    engine = _engine(services)
+    assert engine.authorize(engine.subject_for("U0VIEW"), parse("rollback checkout -n shop"), "shop") == Decision(
         False, "permissions.yaml: your role viewer (team look) does not include rollback"
     )

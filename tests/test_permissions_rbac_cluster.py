@@ -15,14 +15,13 @@ from kube_helpers import REPO, bind_role, create, delete, get, resource_path, wa
 from scenarios import deploy_checkout
 from test_permissions_cluster import FakeDirectory, _may
 
-from bot.context import Services
-from bot.dispatch import execute
+from bot.commands.dispatch import execute
 from bot.errors import PermissionDenied
 from bot.kube.client import KubeClient
-from bot.permissions.engine import PermissionEngine, install
+from bot.permissions.engine import PermissionEngine
 from bot.permissions.policy import PolicyFile
-from bot.store.audit import AuditLog
 from bot.store.database import Database
+from tests.wiring_helpers import VERB_NAMES, command_services
 
 POLICY = """
 roles: {{operator: [status, can-i, scale, rollback, restart]}}
@@ -120,8 +119,8 @@ def test_the_command_path_works_with_only_the_bots_own_role(
     deploy_checkout(kube, namespace, replicas=1, wait=False)
     path = tmp_path / "permissions.yaml"
     path.write_text(POLICY.format(ns=namespace))
-    services = Services(kube=bot, db=Database(tmp_path / "bot.db"))
-    install(services, PermissionEngine(PolicyFile(path), directory=FakeDirectory({})))
+    engine = PermissionEngine(PolicyFile(path, verbs=VERB_NAMES), kube=bot, directory=FakeDirectory({}))
+    services = command_services(bot, Database(tmp_path / "bot.db"), permissions=engine)
 
     preview = execute(services, text=f"scale checkout -n {namespace} --replicas 2", slack_user="U0ALICE")
     done = execute(services, text=preview.data["confirm"]["command"], slack_user="U0ALICE", confirmed=True)
@@ -133,7 +132,7 @@ def test_the_command_path_works_with_only_the_bots_own_role(
     with pytest.raises(PermissionDenied, match="impersonate"):
         execute(services, text=f"scale checkout -n {namespace} --replicas 1", slack_user="U0MALLORY", confirmed=True)
     assert get(kube, "apps/v1", "Deployment", namespace, "checkout")["spec"]["replicas"] == 2
-    assert [(r.slack_user, r.outcome) for r in AuditLog(services.db).since(None)] == [
+    assert [(r.slack_user, r.outcome) for r in services.audit.since(None)] == [
         ("U0ALICE", "done"),
         ("U0MALLORY", "failed"),
     ]

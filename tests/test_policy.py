@@ -10,6 +10,7 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.permissions.policy import PolicyFile, load_policy, parse_policy
+from tests.wiring_helpers import VERB_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,12 +34,12 @@ limits: {max_replicas: 20}
 
 def _error(text: str) -> str:
     with pytest.raises(ConfigError) as caught:
-        parse_policy(text, source="perms.yaml")
+        parse_policy(text, verbs=VERB_NAMES, source="perms.yaml")
     return str(caught.value)
 
 
 def test_the_contract_shape_loads() -> None:
-    policy = parse_policy(GOOD)
+    policy = parse_policy(GOOD, verbs=VERB_NAMES)
     shop = policy.teams["shop"]
     assert shop.namespaces == ("shop", "shop-*")
     assert shop.kubernetes is not None and shop.kubernetes.user_for("U0ALICE") == "slack:U0ALICE"
@@ -49,7 +50,7 @@ def test_the_contract_shape_loads() -> None:
 
 
 def test_the_example_at_the_repo_root_is_valid() -> None:
-    policy = load_policy(REPO / "permissions.yaml")
+    policy = load_policy(REPO / "permissions.yaml", verbs=VERB_NAMES)
     assert {"viewer", "operator"} <= set(policy.roles)
     assert policy.teams
 
@@ -145,7 +146,7 @@ def test_wrong_top_level_shapes(text: str) -> None:
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read permissions file"):
-        load_policy(tmp_path / "absent.yaml")
+        load_policy(tmp_path / "absent.yaml", verbs=VERB_NAMES)
 
 
 def test_reload_picks_up_a_good_edit_and_keeps_the_last_good_policy_on_a_bad_one(
@@ -153,7 +154,7 @@ def test_reload_picks_up_a_good_edit_and_keeps_the_last_good_policy_on_a_bad_one
 ) -> None:
     path = tmp_path / "permissions.yaml"
     path.write_text(GOOD)
-    policy_file = PolicyFile(path, check_every=0)
+    policy_file = PolicyFile(path, verbs=VERB_NAMES, check_every=0)
     assert policy_file.current().limits.max_replicas == 20
 
     path.write_text(GOOD.replace("max_replicas: 20", "max_replicas: 5"))
@@ -174,7 +175,7 @@ def test_reload_picks_up_a_good_edit_and_keeps_the_last_good_policy_on_a_bad_one
 def test_a_deleted_file_keeps_the_policy(tmp_path: Path) -> None:
     path = tmp_path / "permissions.yaml"
     path.write_text(GOOD)
-    policy_file = PolicyFile(path, check_every=0)
+    policy_file = PolicyFile(path, verbs=VERB_NAMES, check_every=0)
     path.unlink()
     assert policy_file.current().teams["shop"].role == "operator"
 
@@ -183,4 +184,4 @@ def test_the_first_load_of_a_bad_file_stops_the_start(tmp_path: Path) -> None:
     path = tmp_path / "permissions.yaml"
     path.write_text(GOOD.replace("role: operator\n", "role: admin\n", 1))
     with pytest.raises(ConfigError, match=r"permissions.yaml:9: teams.shop.role"):
-        PolicyFile(path)
+        PolicyFile(path, verbs=VERB_NAMES)

@@ -41,11 +41,13 @@ def test_removed_and_added_fields() -> None:
     ]
 
 
-def test_annotation_keys_with_dots_are_quoted() -> None:
+def test_an_annotation_map_that_appears_is_named_key_by_key() -> None:
+    # One diff of object fields for the whole bot: the same path the change history records.
     before, after = template(), template()
     after["metadata"]["annotations"] = {"kubectl.kubernetes.io/restartedAt": "2026-03-01T10:00:00Z"}
     [change] = template_diff(before, after)
-    assert change.path == "spec.template.metadata.annotations"
+    assert change.path == "spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt"
+    assert (change.before, change.after) == (None, "2026-03-01T10:00:00Z")
 
 
 def test_revision_change_blames_the_newest_revision_against_the_serving_one() -> None:

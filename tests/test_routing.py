@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.alerting.routing import TEAM_ANNOTATION, route
 from bot.permissions.policy import parse_policy
+from tests.wiring_helpers import VERB_NAMES
 
 POLICY = parse_policy(
     """
@@ -25,7 +26,8 @@ teams:
   silent:
     namespaces: ["quiet"]
     role: operator
-"""
+""",
+    verbs=VERB_NAMES,
 )
 
 

@@ -57,7 +57,7 @@ def test_run_records_the_change_alerts_the_team_and_answers_changes(
         alert_settle_seconds=1.0,
         alert_resolve_seconds=2.0,
     ) as runner:
-        assert runner.services.extras["watchers"].wait_synced(60)
+        assert runner.background is not None and runner.background.tracker.wait_synced(60)
         breakage = break_image(kube, app)
         slack.wait_for(
             lambda: any(breakage.after in t for t in _message_texts(slack, SHOP)),

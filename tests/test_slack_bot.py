@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -9,18 +10,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-from bot.commands import REGISTRY, FlagSpec, VerbSpec
-from bot.context import VerbContext
+from bot.commands.context import VerbContext
+from bot.commands.registry import VerbRegistry
+from bot.commands.specs import FlagSpec, VerbSpec
 from bot.model import Answer, Command
 from bot.slack.blocks import MAX_BLOCKS, render_answer
-from bot.slack.client import ChannelRateLimiter, Poster, make_web_client
+from bot.slack.client import POST_BURST, POST_RATE, ChannelRateLimiter, Poster, make_web_client
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, OPS, answers_after, running_bot, wait_answer
+from tests.wiring_helpers import VERBS
 
 MODES = ["http", "socket"]
 
@@ -35,10 +39,17 @@ def db(tmp_path: Path) -> str:
     return str(tmp_path / "k8sbot.db")
 
 
+class Runs(list[Command]):
+    """The commands a test verb ran, and the registry it is in (the production verbs plus it)."""
+
+    verbs: VerbRegistry
+
+
 @pytest.fixture
-def slow_verb() -> Iterator[list[Command]]:
-    """A slow verb for exercising the plumbing (placeholder, ack deadline, trimming). Removed after."""
-    runs: list[Command] = []
+def slow_verb() -> Runs:
+    """A slow verb for exercising the plumbing (placeholder, ack deadline, trimming), in a registry of
+    this test's own: pass `verbs=slow_verb.verbs` to the bot."""
+    runs = Runs()
     spec = VerbSpec(
         name="plumbing",
         summary="test verb",
@@ -53,12 +64,8 @@ def slow_verb() -> Iterator[list[Command]]:
         lines = tuple(f"line {i} <!here> *x*" + " pad" * 40 for i in range(int(command.flag("lines", "3"))))
         return Answer(verb="plumbing", data={"n": len(lines)}, title="Plumbing works", lines=lines)
 
-    REGISTRY.verb(spec)(run)
-    try:
-        yield runs
-    finally:
-        REGISTRY.specs.pop("plumbing")
-        REGISTRY.funcs.pop("plumbing")
+    runs.verbs = VerbRegistry.of([*((VERBS.specs[n], VERBS.funcs[n]) for n in VERBS.specs), (spec, run)])
+    return runs
 
 
 def _ack_text(result: object) -> str:
@@ -81,8 +88,8 @@ def test_help_round_trip(emu: SlackEmulator, db: str, mode: str) -> None:
     assert result.payload["response_type"] == "ephemeral"
     text = _ack_text(result)
     assert "/k8s help [verb]" in text
-    for name in REGISTRY.specs:
-        assert f"/k8s {REGISTRY.specs[name].usage}".replace("<", "&lt;").replace(">", "&gt;") in text
+    for name in VERBS.specs:
+        assert f"/k8s {VERBS.specs[name].usage}".replace("<", "&lt;").replace(">", "&gt;") in text
     assert emu.lints(kind="ping") == []
 
 
@@ -101,10 +108,10 @@ def test_malformed_command_gets_private_usage(emu: SlackEmulator, db: str, mode:
 
 @pytest.mark.parametrize("tamper", ["bad_signature", "stale_timestamp", "no_signature"])
 def test_bad_or_stale_signature_is_rejected_and_nothing_runs(
-    emu: SlackEmulator, db: str, tamper: str, slow_verb: list[Command], caplog: pytest.LogCaptureFixture
+    emu: SlackEmulator, db: str, tamper: str, slow_verb: Runs, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.dispatch")
-    with running_bot(emu, mode="http", db=db):
+    caplog.set_level(logging.INFO, logger="bot.commands.dispatch")
+    with running_bot(emu, mode="http", db=db, verbs=slow_verb.verbs):
         result = emu.driver.slash_command("plumbing", user_id=ALICE, channel_id=OPS, tamper=tamper)
         time.sleep(0.5)  # give a wrongly accepted command time to run, so the checks below would see it
     assert result.status == 401
@@ -115,9 +122,9 @@ def test_bad_or_stale_signature_is_rejected_and_nothing_runs(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_slow_verb_acks_at_once_posts_placeholder_then_replaces_it(
-    emu: SlackEmulator, db: str, mode: str, slow_verb: list[Command]
+    emu: SlackEmulator, db: str, mode: str, slow_verb: Runs
 ) -> None:
-    with running_bot(emu, mode=mode, db=db):
+    with running_bot(emu, mode=mode, db=db, verbs=slow_verb.verbs):
         result = emu.driver.slash_command("plumbing --sleep 4", user_id=ALICE, channel_id=OPS)
         assert result.ok and not result.timed_out  # acked well inside Slack's 3 seconds
         wait_answer(emu, 0, what="the answer", timeout=15)
@@ -133,9 +140,9 @@ def test_slow_verb_acks_at_once_posts_placeholder_then_replaces_it(
 
 
 def test_a_message_beyond_block_kit_limits_is_trimmed_never_rejected(
-    emu: SlackEmulator, db: str, slow_verb: list[Command]
+    emu: SlackEmulator, db: str, slow_verb: Runs
 ) -> None:
-    with running_bot(emu, mode="http", db=db):
+    with running_bot(emu, mode="http", db=db, verbs=slow_verb.verbs):
         emu.driver.slash_command("plumbing --lines 5000", user_id=ALICE, channel_id=OPS)
         wait_answer(emu, 0, what="the long answer", timeout=15)
     answer = emu.response_posts()[-1]
@@ -152,9 +159,9 @@ def test_a_message_beyond_block_kit_limits_is_trimmed_never_rejected(
 
 
 def test_socket_mode_reconnects_and_loses_or_repeats_no_command(
-    emu: SlackEmulator, db: str, slow_verb: list[Command]
+    emu: SlackEmulator, db: str, slow_verb: Runs
 ) -> None:
-    with running_bot(emu, mode="socket", db=db):
+    with running_bot(emu, mode="socket", db=db, verbs=slow_verb.verbs):
         first = [emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS) for i in (1, 2)]
         emu.socket.disconnect("refresh_requested", close_after=0.5)
         during = [
@@ -188,12 +195,55 @@ def test_429_from_chat_post_message_is_retried_after_retry_after(emu: SlackEmula
 
 
 def test_one_channel_never_gets_more_than_the_posting_rate(emu: SlackEmulator) -> None:
+    """More messages than Slack's burst, back to back, to one channel: the bot's default pacing gets them
+    all there, in order, without a single 429 (a 429 would be retried, so look at the emulator's calls)."""
+    emu.enforce_posting_rate(per_second=1.0, burst=3)  # Slack's documented ~1 msg/s per channel, short bursts
+    poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
+    texts = [f"message {i}" for i in range(5)]
+    for text in texts:
+        poster.post(OPS, text=text)
+    assert [c.status for c in emu.calls("chat.postMessage")] == [200] * len(texts)  # nothing rejected
+    assert [m["text"] for m in emu.messages(OPS)] == texts  # nothing lost, nothing reordered
+
+
+def test_channel_rate_limiter_bursts_then_paces_each_channel() -> None:
+    """Pure, on a fake clock: `POST_BURST` messages go at once, then one every 1/`POST_RATE` seconds."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = ChannelRateLimiter(clock=lambda: now[0], sleep=sleep)
+    sent = []
+    for _ in range(6):
+        limiter.acquire(OPS)
+        sent.append(now[0])
+    assert sent[:POST_BURST] == [0.0] * POST_BURST
+    gaps = [sent[i] - sent[i - 1] for i in range(POST_BURST, len(sent))]
+    assert gaps == pytest.approx([1 / POST_RATE] * len(gaps))
+    assert limiter.acquire("C0OTHER01") == 0.0  # another channel has its own bucket
+
+
+def test_default_pacing_keeps_a_margin_under_slacks_posting_rate(emu: SlackEmulator) -> None:
+    """Deterministic, no sleeping: the default limiter and the emulator's posting bucket share one fake
+    timeline, and the first request is slow (0.5 s, like a connection set-up) while the rest arrive at
+    once. A limiter pacing at exactly Slack's rate and burst gets a 429 on the fourth message here."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limiter = ChannelRateLimiter(clock=lambda: now[0], sleep=sleep)
     emu.enforce_posting_rate(per_second=1.0, burst=3)
-    poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url), limiter=ChannelRateLimiter())
-    for i in range(6):
-        poster.post(OPS, text=f"message {i}")
-    assert [c.status for c in emu.calls("chat.postMessage")] == [200] * 6
-    assert len(emu.messages(OPS)) == 6
+    start = emu.clock.now()
+    client = WebClient(token=emu.bot_token, base_url=emu.api_url)  # no 429 retries
+    for i in range(8):
+        limiter.acquire(OPS)
+        now[0] += 0.5 if i == 0 else 0.0  # request latency
+        emu.clock.freeze(start + now[0])  # the emulator sees the request arrive
+        with contextlib.suppress(SlackApiError):  # a 429 is recorded by the emulator; asserted below
+            client.chat_postMessage(channel=OPS, text=f"message {i}")
+    assert [c.status for c in emu.calls("chat.postMessage")] == [200] * 8
 
 
 def test_health_and_readiness(emu: SlackEmulator, db: str) -> None:

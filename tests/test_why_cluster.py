@@ -4,10 +4,12 @@ forbidden and unreachable targets get clear answers."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
 from kube_helpers import SIM_LABEL, apply, create, get, set_pod_logs
+from kubernetes import client as k8s_client
 from scenarios import (
     BREAKERS,
     EXPECTED_CATEGORY,
@@ -16,26 +18,23 @@ from scenarios import (
     run_failing_job,
 )
 
-from bot.commands import parse
-from bot.context import Services, VerbContext
+from bot.commands.context import VerbContext
+from bot.commands.parsing import parse
 from bot.errors import Ambiguous, ClusterUnavailable, NotFound, PermissionDenied
 from bot.kube.client import KubeClient
 from bot.model import Subject
 from bot.store.database import Database
-from bot.verbs import load_all
+from tests.wiring_helpers import VERBS, command_services
 
 EXPECTED = EXPECTED_CATEGORY
 
 
 def ask(kube: KubeClient, text: str, *, subject: Subject | None = None, tmp_db: Any = None) -> dict[str, Any]:
     """Run a verb the way `k8sbot ask --json` does and return its JSON contract."""
-    load_all()
-    from bot.commands import REGISTRY
-
-    services = Services(kube=kube, db=tmp_db or Database(":memory:"))
+    services = command_services(kube, tmp_db or Database(":memory:"))
     ctx = VerbContext(services=services, subject=subject or Subject(slack_user=None))
-    command = parse(text)
-    answer = REGISTRY.funcs[command.verb](ctx, command)
+    command = parse(text, registry=VERBS)
+    answer = VERBS.funcs[command.verb](ctx, command)
     return answer.data
 
 
@@ -174,9 +173,6 @@ def test_namespace_the_caller_may_not_read(kube: KubeClient, namespace: str) -> 
 
 
 def test_unreachable_cluster_is_a_clear_message() -> None:
-    import socket
-
-    from kubernetes import client as k8s_client
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -204,16 +200,13 @@ def test_logs_are_redacted_and_long_logs_attached(kube: KubeClient, namespace: s
     deploy_checkout(kube, namespace, replicas=1)
     lines = [f"line {i}" for i in range(100)] + ["Authorization: Bearer abcdefghijklmnop", "db password=s3cret"]
     set_pod_logs(kube, namespace, "app=checkout", "app", current=lines)
-    load_all()
-    from bot.commands import REGISTRY
-
-    ctx = VerbContext(services=Services(kube=kube, db=Database(":memory:")), subject=Subject(slack_user=None))
-    answer = REGISTRY.funcs["logs"](ctx, parse(f"logs checkout -n {namespace}"))
+    ctx = VerbContext(services=command_services(kube, Database(":memory:")), subject=Subject(slack_user=None))
+    answer = VERBS.funcs["logs"](ctx, parse(f"logs checkout -n {namespace}", registry=VERBS))
     text = "\n".join(answer.lines) + "".join(content for _, content in answer.attachments)
     assert "abcdefghijklmnop" not in text and "s3cret" not in text
     assert answer.data["truncated"] is True and answer.attachments
     assert "line 0" in answer.attachments[0][1]
-    grep = REGISTRY.funcs["logs"](ctx, parse(f"logs checkout -n {namespace} --grep password"))
+    grep = VERBS.funcs["logs"](ctx, parse(f"logs checkout -n {namespace} --grep password", registry=VERBS))
     assert grep.data["lines"] == ["db password=[REDACTED]"]
 
 

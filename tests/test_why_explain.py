@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 from test_analyzers_workloads import IMAGE_V1, NS, deployment, node, replicaset, rs_pod, service, template
 
-from bot.analyzers import ANALYZERS, load_all
-from bot.diagnosis import explain
+from bot.diagnosis.analyzers import AnalyzerRegistry
+from bot.diagnosis.engine import explain
 from bot.errors import Ambiguous, NotFound
 from bot.kube.resolving import resolve
 from bot.kube.snapshot import Snapshot
 from bot.model import Category, Change, ChangeKind, FieldChange, Finding, KubeObject, ObjectRef
+from tests.wiring_helpers import ANALYZERS
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BAD_IMAGE = "shop/checkout:1.5.0-rc0"
@@ -32,6 +33,7 @@ def bad_image_namespace() -> list[KubeObject]:
 
 def why(objects: list[KubeObject], target: str = "checkout", **kwargs: object):  # type: ignore[no-untyped-def]
     snapshot = Snapshot.build(NS, objects)
+    kwargs.setdefault("analyzers", ANALYZERS)
     return explain(snapshot, resolve(snapshot, target), now=NOW, **kwargs)  # type: ignore[arg-type]
 
 
@@ -134,21 +136,17 @@ def test_error_lines_from_previous_logs_are_redacted() -> None:
     assert "log (previous) checkout-h1-p0000/app: ERROR cannot connect: password=[REDACTED]" in top.evidence
 
 
-@pytest.fixture
-def broken_analyzer() -> Iterator[None]:
-    load_all()
+def with_broken_analyzer() -> AnalyzerRegistry:
+    """The production analyzers plus one that always raises on Services (a private registry)."""
 
     def explode(obj: KubeObject, snapshot: Snapshot) -> list[Finding]:
         raise RuntimeError("boom")
 
-    ANALYZERS["Service"].append(explode)
-    yield
-    ANALYZERS["Service"].remove(explode)
+    return AnalyzerRegistry.of([*((k, a) for k in ANALYZERS.kinds() for a in ANALYZERS.for_kind(k)), ("Service", explode)])
 
 
-@pytest.mark.usefixtures("broken_analyzer")
 def test_a_failing_analyzer_is_reported_and_the_rest_still_answer() -> None:
-    diagnosis = why(bad_image_namespace())
+    diagnosis = why(bad_image_namespace(), analyzers=with_broken_analyzer())
     assert diagnosis.causes[0].category == Category.IMAGE_PULL
     assert diagnosis.errors == ("analyzer explode failed on Service checkout: boom",)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s_client
 from scenarios import BREAKERS, EXPECTED_CATEGORY, deploy_checkout, run_failing_job
 
 from bot.kube.client import KubeClient
@@ -107,8 +108,6 @@ def test_why_offers_rollback_and_logs_buttons_that_carry_commands(
 
 
 def test_unknown_target_and_unreachable_cluster_answer_privately(emu: SlackEmulator, tmp_path: Path) -> None:
-    from kubernetes import client as k8s_client
-
     configuration = k8s_client.Configuration()
     configuration.host = "https://127.0.0.1:9"  # nothing listens: connection refused
     with running_bot(emu, mode="http", db=str(tmp_path / "bot.db"), kube=KubeClient(configuration)):

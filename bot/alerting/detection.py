@@ -2,7 +2,7 @@
 
 No rule engine of its own: `evaluate` builds a `bot.kube.snapshot.Snapshot` from the in-memory
 index (the workload, its ReplicaSets or Jobs, their pods and recent Warning events) and calls
-`bot.diagnosis.run_analyzers`. What it adds is the alerting policy on top of the findings:
+`bot.diagnosis.engine.run_analyzers`. What it adds is the alerting policy on top of the findings:
 
 * only failure categories page (not "scaled to zero", which someone chose, nor HPA limits);
 * informational findings (a cordoned node) do not page;
@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.alerting.index import ClusterIndex, Key
-from bot.analyzers.culprits import Evidence, culprit
-from bot.diagnosis import run_analyzers
+from bot.diagnosis.analyzers import AnalyzerRegistry
+from bot.diagnosis.culprits import Evidence, culprit
+from bot.diagnosis.engine import run_analyzers
 from bot.kube.revisions import RevisionChange, revision_change, revision_of
 from bot.kube.snapshot import Snapshot
 from bot.model import Category, Change, CulpritChange, Finding, KubeObject, ObjectRef, Severity
@@ -90,7 +91,7 @@ def scope(index: ClusterIndex, workload: ObjectRef) -> tuple[list[KubeObject], b
     return objects, True
 
 
-def evaluate(index: ClusterIndex, workload: ObjectRef) -> Evaluation:
+def evaluate(index: ClusterIndex, workload: ObjectRef, *, analyzers: AnalyzerRegistry) -> Evaluation:
     """Run the analyzers over `workload`'s objects and keep the findings that should page."""
     objects, ready = scope(index, workload)
     if not objects:
@@ -104,7 +105,7 @@ def evaluate(index: ClusterIndex, workload: ObjectRef) -> Evaluation:
     frozen = {k: tuple(v) for k, v in by_kind.items()}
     snapshot = Snapshot(workload.namespace or "", frozen, missing=UNLISTED)
     analyzed = [o for o in live if o.get("kind") != "Event"]
-    findings, errors = run_analyzers(analyzed, snapshot)
+    findings, errors = run_analyzers(analyzed, snapshot, analyzers=analyzers)
     for error in errors:
         log.warning("alert detection for %s: %s", workload, error)
     found: dict[Category, list[Finding]] = {}

@@ -18,24 +18,25 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bot.alerting import detection
 from bot.alerting.grouping import AlertKey, Decision, Fire, Repeat, Resolve, Timing, Tracker
 from bot.alerting.index import ClusterIndex
-from bot.alerting.message import duration_text, render_alert, render_note, render_repeat
 from bot.alerting.routing import route
-from bot.alerting.sending import OutboxSender
+from bot.alerting.sending import AlertPoster, OutboxSender
+from bot.changes.recording import ChangeRecorder
+from bot.clock import Clock, utcnow
+from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS
-from bot.kube.watching import ChangeRecorder, WatchedKind
+from bot.kube.watching import WatchedKind
 from bot.model import Change, ChangeKind, KubeObject, ObjectRef
 from bot.permissions.policy import Policy
-from bot.slack.client import Poster
 from bot.store.alerts import AlertStore
-from bot.store.database import Database
 from bot.store.events import WarningEvent
 from bot.store.outbox import Outbox
+from bot.text import duration_text
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,20 @@ RETRIES = 50
 """Evaluations of a workload whose owner is not indexed yet, before it counts as gone (~10 s)."""
 NOTABLE_CHANGES = frozenset({ChangeKind.ROLLBACK, ChangeKind.IMAGE, ChangeKind.SCALE, ChangeKind.RESTART,
                              ChangeKind.CONFIG, ChangeKind.SPEC})
+
+
+Rendered = tuple[str, list[dict[str, Any]]]
+"""(fallback text, blocks) of one chat message."""
+
+
+class AlertMessages(Protocol):
+    """How alerts look in chat (Block Kit in the bot: `bot.slack.alerts.BlockKitAlerts`)."""
+
+    def alert(self, details: dict[str, Any]) -> Rendered: ...
+
+    def repeat(self, details: dict[str, Any], *, new_subjects: list[str], evidence: list[str]) -> Rendered: ...
+
+    def note(self, text: str) -> Rendered: ...
 
 
 @dataclass
@@ -63,22 +78,27 @@ class AlertEngine:
     def __init__(
         self,
         *,
-        database: Database,
+        alerts: AlertStore,
+        outbox: Outbox,
         kube: KubeClient,
         recorder: ChangeRecorder,
-        poster: Poster,
+        poster: AlertPoster,
+        messages: AlertMessages,
+        analyzers: AnalyzerRegistry,
         settings: AlertSettings,
         policy: Callable[[], Policy | None] = lambda: None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = utcnow,
         backoff: tuple[float, float] = (1.0, 10.0),
     ) -> None:
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         self.kube = kube
         self.recorder = recorder
         self.settings = settings
         self.policy = policy
-        self.store = AlertStore(database, clock=self.clock)
-        self.outbox = Outbox(database, clock=self.clock)
+        self.store = alerts
+        self.outbox = outbox
+        self.messages = messages
+        self.analyzers = analyzers
         self.sender = OutboxSender(self.outbox, poster, default_channel=settings.default_channel, backoff=backoff)
         self.index = ClusterIndex()
         self.tracker = Tracker(settings.timing)
@@ -192,7 +212,7 @@ class AlertEngine:
         retry: set[ObjectRef] = set()
         evaluations: dict[ObjectRef, detection.Evaluation] = {}
         for ref in sorted(dirty):
-            evaluation = detection.evaluate(self.index, ref)
+            evaluation = detection.evaluate(self.index, ref, analyzers=self.analyzers)
             self.evaluations += 1
             if not evaluation.ready:
                 tries = self._retries.get(ref, 0) + 1
@@ -218,7 +238,7 @@ class AlertEngine:
 
     def _act(self, decision: Decision, evaluations: dict[ObjectRef, detection.Evaluation]) -> None:
         workload = decision.key.workload
-        evaluation = evaluations.get(workload) or detection.evaluate(self.index, workload)
+        evaluation = evaluations.get(workload) or detection.evaluate(self.index, workload, analyzers=self.analyzers)
         if isinstance(decision, Fire):
             self._fire(decision, evaluation)
         elif isinstance(decision, Repeat):
@@ -250,7 +270,7 @@ class AlertEngine:
             details["id"] = alert_id
             self.store.set_details(db, alert_id, details)
             if where.channel:
-                text, blocks = render_alert(details)
+                text, blocks = self.messages.alert(details)
                 self.outbox.enqueue(db, alert_id=alert_id, op="post", channel=where.channel, text=text,
                                     blocks=blocks)
         if where.channel:
@@ -269,7 +289,7 @@ class AlertEngine:
         again = datetime.fromtimestamp(fire.since, UTC)
         details["notes"] = [*details.get("notes", []), f"Firing again since {again:%H:%M:%S} UTC"]
         self._store_update(record.id, record.channel, details, state="firing",
-                           reply=render_note("Firing again: the same cause came back."))
+                           reply=self.messages.note("Firing again: the same cause came back."))
         self.tracker.fired(fire.key, record.id)
 
     def _repeat(self, repeat: Repeat) -> None:
@@ -281,7 +301,7 @@ class AlertEngine:
         details = dict(record.details)
         details["affected"] = len({f.subject for f in repeat.findings})
         self._store_update(record.id, record.channel, details, state="firing",
-                           reply=render_repeat(details, new_subjects=subjects, evidence=evidence))
+                           reply=self.messages.repeat(details, new_subjects=subjects, evidence=evidence))
 
     def _resolve(self, resolve: Resolve) -> None:
         if resolve.alert_id is None:
@@ -294,18 +314,18 @@ class AlertEngine:
         details = dict(record.details)
         details.update(state="resolved", resolved_at=at.isoformat(), duration=duration)
         self._store_update(record.id, record.channel, details, state="resolved", at=at,
-                           reply=render_note(f"Resolved: healthy again after {duration}."))
+                           reply=self.messages.note(f"Resolved: healthy again after {duration}."))
         log.info("alerting: alert %d %s resolved after %s", record.id, resolve.key, duration)
 
     def _store_update(
         self, alert_id: int, channel: str | None, details: dict[str, Any], *, state: str,
-        reply: tuple[str, list[dict[str, Any]]] | None = None, at: datetime | None = None,
+        reply: Rendered | None = None, at: datetime | None = None,
     ) -> None:
         with self.store.database.transaction() as db:
             self.store.set_details(db, alert_id, details)
             self.store.set_state(db, alert_id, state=state if channel else "undeliverable", at=at)
             if channel:
-                text, blocks = render_alert(details)
+                text, blocks = self.messages.alert(details)
                 self.outbox.enqueue(db, alert_id=alert_id, op="update", channel=channel, text=text, blocks=blocks)
                 if reply is not None:
                     self.outbox.enqueue(db, alert_id=alert_id, op="reply", channel=channel, text=reply[0],
@@ -326,7 +346,7 @@ class AlertEngine:
                 note = f"{change.summary}{who} at {change.at:%H:%M:%S} UTC"
                 details = dict(record.details)
                 details["notes"] = [*details.get("notes", []), note]
-                self._store_update(record.id, record.channel, details, state="firing", reply=render_note(note))
+                self._store_update(record.id, record.channel, details, state="firing", reply=self.messages.note(note))
 
     # -- building the alert ------------------------------------------------------------------------
 

@@ -14,7 +14,10 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from bot.alerting.routing import TEAM_ANNOTATION
+from bot.kube.revisions import REVISION_ANNOTATION
 from bot.model import KubeObject, ObjectRef
+from bot.text import clip
 
 KINDS = ("Pod", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Node", "Namespace")
 EVENTS_PER_OBJECT = 4
@@ -28,7 +31,7 @@ def _pick(obj: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def _short(text: Any) -> Any:
-    return text[:MESSAGE_CHARS] if isinstance(text, str) else text
+    return clip(text, MESSAGE_CHARS) if isinstance(text, str) else text
 
 
 def _meta(obj: KubeObject, *, annotations: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -108,9 +111,6 @@ def _managed_fields(obj: KubeObject) -> list[dict[str, Any]]:
 
 
 def strip_workload(kind: str, obj: KubeObject) -> KubeObject:
-    from bot.alerting.routing import TEAM_ANNOTATION
-    from bot.kube.revisions import REVISION_ANNOTATION
-
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     meta = _meta(obj, annotations=(REVISION_ANNOTATION, TEAM_ANNOTATION))
     managed = _managed_fields(obj) if kind == "Deployment" else []
@@ -131,8 +131,6 @@ def strip(kind: str, obj: KubeObject) -> KubeObject:
     if kind == "Pod":
         return strip_pod(obj)
     if kind == "Namespace":
-        from bot.alerting.routing import TEAM_ANNOTATION
-
         return {"kind": kind, "metadata": _meta(obj, annotations=(TEAM_ANNOTATION,))}
     return strip_workload(kind, obj)
 

@@ -13,12 +13,9 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from typing import Any
-
-from slack_sdk.errors import SlackApiError
+from typing import Any, Protocol
 
 from bot.errors import SlackUnavailable
-from bot.slack.client import Poster
 from bot.store.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -37,22 +34,36 @@ class LookupFailed(SlackUnavailable):
     """We could not tell whether an in-doubt message was posted: it stays in doubt."""
 
 
-def slack_error(error: SlackUnavailable) -> str | None:
-    """Slack's error code when Slack answered (ok: false), None when no clear answer came."""
-    cause = error.__cause__
-    if isinstance(cause, SlackApiError) and cause.response is not None:
-        status = cause.response.status_code
-        if status is not None and status >= 500:
-            return None
-        return str(cause.response.get("error") or "unknown")
-    return None
+class AlertPoster(Protocol):
+    """What the sender needs from the chat service (the Slack client's `Poster` in the bot).
+
+    Failures raise `SlackUnavailable` whose `code` is the service's error code when it answered
+    clearly (`channel_not_found`, ...) and None when no clear answer came (it may have been taken).
+    """
+
+    def post(
+        self,
+        channel: str,
+        *,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str: ...
+
+    def update(self, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
+
+    def find_posted(
+        self, channel: str, *, event_type: str, dedupe_key: str, thread_ts: str | None, oldest: float | None
+    ) -> str | None:
+        """The ts of a message in the channel (or thread) whose metadata carries `dedupe_key`."""
 
 
 class OutboxSender:
     def __init__(
         self,
         outbox: Outbox,
-        poster: Poster,
+        poster: AlertPoster,
         *,
         default_channel: str | None = None,
         backoff: tuple[float, float] = (1.0, 10.0),
@@ -118,35 +129,23 @@ class OutboxSender:
 
     def _already_posted(self, row: OutboxRow, *, thread_ts: str | None) -> str | None:
         """The ts of a message carrying this row's dedupe key, if Slack has one (raises if we can't tell)."""
-        client = self.poster.client
+        oldest = (row.claimed_at or 0) - 300 if row.claimed_at else None
         try:
-            if thread_ts:
-                response = client.conversations_replies(channel=row.channel, ts=thread_ts, include_all_metadata=True,
-                                                        limit=200)
-            else:
-                oldest = f"{(row.claimed_at or 0) - 300:.6f}" if row.claimed_at else None
-                response = client.conversations_history(channel=row.channel, oldest=oldest,
-                                                        include_all_metadata=True, limit=200)
-        except SlackApiError as e:
-            if e.response is not None and e.response.get("error") in CANNOT_LOOK:
+            return self.poster.find_posted(
+                row.channel, event_type=EVENT_TYPE, dedupe_key=row.dedupe_key, thread_ts=thread_ts, oldest=oldest
+            )
+        except SlackUnavailable as e:
+            if e.code in CANNOT_LOOK:
                 # Losing the alert is worse than a possible duplicate: post, and say why loudly.
                 log.error("outbox: can't check %s for an earlier post of alert %d (%s; the app needs "
                           "channels:history/groups:history); posting it, which may duplicate it",
-                          row.channel, row.alert_id, e.response.get("error"))
+                          row.channel, row.alert_id, e.code)
                 return None
             raise LookupFailed(f"checking {row.channel} for an earlier post failed: {e}") from e
-        except OSError as e:
-            raise LookupFailed(f"checking {row.channel} for an earlier post failed: {e}") from e
-        messages: list[dict[str, Any]] = list(response.get("messages") or [])
-        for message in messages:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("dedupe") == row.dedupe_key:
-                return str(message.get("ts"))
-        return None
 
     def _failed(self, row: OutboxRow, error: SlackUnavailable) -> None:
         self.failures += 1
-        code = None if isinstance(error, LookupFailed) else slack_error(error)
+        code = None if isinstance(error, LookupFailed) else error.code
         if code in REROUTABLE and self.default_channel and row.channel != self.default_channel:
             log.error("outbox: alert %d can't go to %s (%s); sending it to the default channel %s",
                       row.alert_id, row.channel, code, self.default_channel)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bot.errors import Ambiguous, NotFound
 from bot.kube.kinds import kind_named
+from bot.kube.selectors import selected_workloads, selector_matches, template_labels
 from bot.kube.snapshot import WORKLOAD_KINDS, Snapshot, name_of
 from bot.model import KubeObject, ObjectRef
 
@@ -44,8 +45,6 @@ def split_kind(target: str) -> tuple[str | None, str]:
 
 def resolve(snapshot: Snapshot, target: str) -> Resolution:
     """Resolve `target` in the snapshot's namespace, or raise Ambiguous / NotFound."""
-    from bot.analyzers.service import selected_workloads
-
     kind, name = split_kind(target)
     if kind is not None:
         obj = snapshot.named(kind, name)
@@ -79,12 +78,10 @@ def resolve(snapshot: Snapshot, target: str) -> Resolution:
 
 
 def _by_label(snapshot: Snapshot, name: str) -> list[KubeObject]:
-    from bot.analyzers.service import _template_labels
-
     found = []
     for kind in WORKLOAD_KINDS:
         for obj in snapshot.of(kind):
-            labels = {**((obj.get("metadata") or {}).get("labels") or {}), **_template_labels(obj)}
+            labels = {**((obj.get("metadata") or {}).get("labels") or {}), **template_labels(obj)}
             if any(labels.get(label) == name for label in NAME_LABELS):
                 found.append(obj)
     # A CronJob's Jobs carry its labels too; the CronJob stands for them.
@@ -99,8 +96,6 @@ def _owner_name(obj: KubeObject) -> str | None:
 
 
 def _resolution(snapshot: Snapshot, obj: KubeObject) -> Resolution:
-    from bot.analyzers.service import selected_workloads, selector_matches
-
     kind = str(obj.get("kind"))
     ref = ObjectRef(kind, snapshot.namespace, name_of(obj))
     if kind == "Service":

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.kube.fields import field_changes
 from bot.kube.snapshot import Snapshot, name_of
 from bot.model import FieldChange, KubeObject, ObjectRef, parse_time
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-_VOLATILE_LABELS = ("pod-template-hash",)
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+_VOLATILE_LABELS = (TEMPLATE_HASH_LABEL,)
 _SCALED = re.compile(r"Scaled (?:up|down) replica set (\S+) (?:to (\d+) )?from (\d+) to (\d+)")
 
 
@@ -136,7 +138,7 @@ def _writer(deployment: KubeObject, owns: Any, *, include_scale: bool = False) -
 
 def template_diff(before: dict[str, Any], after: dict[str, Any]) -> Iterator[FieldChange]:
     """Changed leaves between two pod templates, as `spec.template.…` paths with list indices."""
-    yield from _diff(_clean(before), _clean(after), "spec.template")
+    yield from field_changes(_clean(before), _clean(after), prefix="spec.template")
 
 
 def _clean(template: dict[str, Any]) -> dict[str, Any]:
@@ -149,41 +151,6 @@ def _clean(template: dict[str, Any]) -> dict[str, Any]:
     cleaned = dict(template)
     cleaned["metadata"] = meta
     return cleaned
-
-
-def _diff(before: Any, after: Any, path: str) -> Iterator[FieldChange]:
-    if isinstance(before, dict) and isinstance(after, dict):
-        for key in list(before) + [k for k in after if k not in before]:
-            yield from _diff(before.get(key), after.get(key), _join(path, key))
-        return
-    if isinstance(before, list) and isinstance(after, list):
-        yield from _diff_list(before, after, path)
-        return
-    if before != after:
-        yield FieldChange(path, before, after)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{path}[{key!r}]"
-
-
-def _diff_list(before: list[Any], after: list[Any], path: str) -> Iterator[FieldChange]:
-    """Lists of named items (containers, env, volumes) match by name; others by position."""
-    if all(isinstance(x, dict) and "name" in x for x in before + after):
-        old = {x["name"]: (i, x) for i, x in enumerate(before)}
-        new_names = set()
-        for i, item in enumerate(after):
-            new_names.add(item["name"])
-            if item["name"] in old:
-                yield from _diff(old[item["name"]][1], item, f"{path}[{i}]")
-            else:
-                yield FieldChange(f"{path}[{i}]", None, item)
-        for name, (i, item) in old.items():
-            if name not in new_names:
-                yield FieldChange(f"{path}[{i}]", item, None)
-        return
-    for i in range(max(len(before), len(after))):
-        yield from _diff(before[i] if i < len(before) else None, after[i] if i < len(after) else None, f"{path}[{i}]")
 
 
 @dataclass(frozen=True, slots=True)

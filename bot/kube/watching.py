@@ -1,49 +1,41 @@
-"""Watching the cluster: one list+watch thread per kind, feeding a ChangeRecorder.
+"""Watching the cluster: one list+watch thread per kind, feeding a `WatchSink`.
 
 Each `KindWatcher` lists its kind (in pages), then watches from the list's resourceVersion with
 bookmarks; a 410 Gone (an HTTP 410 or an ERROR event with code 410) means "too old" and triggers a
 re-list; a dropped connection or an unavailable API server backs off and resumes from the last
-resourceVersion seen. Nothing is lost or recorded twice across reconnects and restarts because the
-recorder compares every object with its stored last-seen state (see `ChangeRecorder`), and the
-store refuses a second change for the same (uid, resourceVersion).
+resourceVersion seen. What the watchers see goes to the sink: the change tracker's
+`bot.changes.recording.ChangeRecorder` in the bot, which compares every object with its stored
+last-seen state, so nothing is lost or recorded twice across reconnects and restarts.
 
-The recorder also has a small subscription hook, `subscribe(on_change=, on_event=, on_object=)`,
-for features that react to what the watchers see (alerting); `WatchedKind(kind, mode="objects")`
-watches a kind only for those callbacks, without recording changes (Pods, for instance).
+`WatchedKind(kind, mode=...)` says what a kind is watched for: "changes" (recorded, resumable from
+the sink's checkpoint), "events" (Warning Events stored) or "objects" (only passed on, e.g. Pods for
+alerting).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 
 from bot.errors import ClusterUnavailable, K8sBotError
 from bot.kube.client import Gone, KubeClient, iter_lines
-from bot.kube.diffing import ObjectState, build_change, snapshot
 from bot.kube.kinds import KINDS
-from bot.model import Change, ChangeKind, KubeObject, ObjectRef
-from bot.store.changes import ChangeStore, Recorded
-from bot.store.events import EventStore, WarningEvent, warning_event_of
+from bot.model import KubeObject
 
 log = logging.getLogger(__name__)
 
-ChangeCallback = Callable[[Change], None]
-EventCallback = Callable[[WarningEvent], None]
-ObjectCallback = Callable[[str, str, KubeObject], None]
-"""(kind, event type "ADDED" | "MODIFIED" | "DELETED" | "LISTED", the object as the API sent it)."""
-
 PAGE_SIZE = 500
-CHECKPOINT_EVERY = 10.0  # seconds; a checkpoint that lags only makes a restart re-compare a few events
+
+Pages = Iterator[tuple[list[KubeObject], str]]
+"""A listing in pages: (objects, the page's resourceVersion)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,251 +47,27 @@ class WatchedKind:
     field_selector: str | None = None
 
 
-DEFAULT_KINDS: tuple[WatchedKind, ...] = (
-    *(
-        WatchedKind(kind)
-        for kind in (
-            "Deployment",
-            "StatefulSet",
-            "DaemonSet",
-            "ReplicaSet",
-            "ConfigMap",
-            "Secret",
-            "Service",
-            "Ingress",
-            "HorizontalPodAutoscaler",
-            "Job",
-            "CronJob",
-            "Node",
-            "Namespace",
-        )
-    ),
-    WatchedKind("Event", mode="events", field_selector="type=Warning"),
-)
-SILENT_KINDS = frozenset({"ReplicaSet"})
-"""Kinds whose state is kept (a ReplicaSet's revision and template, for rollbacks) but whose changes are
-controller bookkeeping, not something a person did."""
 
 
-@dataclass(frozen=True, slots=True)
-class NamespaceFilter:
-    """Which namespaces are watched: those matching an `include` glob and no `exclude` glob."""
+class WatchSink(Protocol):
+    """Where the watchers deliver what they see (called from watcher threads)."""
 
-    include: tuple[str, ...] = ("*",)
-    exclude: tuple[str, ...] = ()
+    def checkpoint(self, kind: str) -> str | None:
+        """The resourceVersion a "changes" watch may resume from, None to list first."""
 
-    def allows(self, namespace: str | None) -> bool:
-        if namespace is None:
-            return True
-        if any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.exclude):
-            return False
-        return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.include)
+    def record_listing(self, kind: str, pages: Pages) -> tuple[object, str]:
+        """A full listing of a "changes" kind; returns (anything, the listing's resourceVersion)."""
 
-    def allows_object(self, kind: str, obj: KubeObject) -> bool:
-        meta = obj.get("metadata") or {}
-        if kind == "Namespace":
-            return self.allows(meta.get("name"))
-        if kind == "Event":
-            involved = obj.get("involvedObject") or obj.get("regarding") or {}
-            return self.allows(involved.get("namespace") or meta.get("namespace"))
-        return self.allows(meta.get("namespace"))
+    def record_event(self, kind: str, event_type: str, obj: KubeObject) -> object:
+        """One watch event (ADDED / MODIFIED / DELETED) of a "changes" kind."""
 
+    def record_bookmark(self, kind: str, resource_version: str) -> None: ...
 
-class ChangeRecorder:
-    """Turns what the watchers see into recorded changes and events, and tells subscribers."""
+    def record_warning(self, obj: KubeObject) -> object:
+        """One Warning Event ("events" kinds)."""
 
-    def __init__(
-        self,
-        changes: ChangeStore,
-        events: EventStore,
-        *,
-        namespaces: NamespaceFilter | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        self.changes = changes
-        self.events = events
-        self.namespaces = namespaces or NamespaceFilter()
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self._on_change: list[ChangeCallback] = []
-        self._on_event: list[EventCallback] = []
-        self._on_object: list[ObjectCallback] = []
-        self._lock = threading.Lock()
-        self._last_checkpoint: dict[str, float] = {}
-
-    # -- subscriptions ----------------------------------------------------------------------------
-
-    def subscribe(
-        self,
-        *,
-        on_change: ChangeCallback | None = None,
-        on_event: EventCallback | None = None,
-        on_object: ObjectCallback | None = None,
-    ) -> Callable[[], None]:
-        """Register callbacks (called in watcher threads; keep them quick). Returns an unsubscribe function."""
-        pairs: list[tuple[list[Any], Any]] = [
-            (self._on_change, on_change),
-            (self._on_event, on_event),
-            (self._on_object, on_object),
-        ]
-        with self._lock:
-            for registry, callback in pairs:
-                if callback is not None:
-                    registry.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                for registry, callback in pairs:
-                    if callback is not None and callback in registry:
-                        registry.remove(callback)
-
-        return unsubscribe
-
-    def _notify(self, registry: Sequence[Callable[..., None]], *args: Any) -> None:
-        for callback in list(registry):
-            try:
-                callback(*args)
-            except Exception:  # a subscriber's bug must not stop the watch
-                log.exception("change subscriber %r failed", callback)
-
-    # -- listings ---------------------------------------------------------------------------------
-
-    def record_listing(self, kind: str, pages: Iterator[tuple[list[KubeObject], str]]) -> tuple[list[Change], str]:
-        """Record a full listing of `kind`. Returns the changes found and the listing's resourceVersion.
-
-        The very first listing of a kind is a baseline: states are stored, no change is recorded.
-        Later listings (after a restart or a 410) compare each object with its stored state: what
-        differs, appeared or disappeared is recorded once; what is equal records nothing.
-        """
-        baseline = self.changes.checkpoint(kind) is None
-        seen: set[ObjectRef] = set()
-        found: list[Change] = []
-        resource_version = ""
-        for items, page_version in pages:
-            resource_version = page_version
-            recorded: list[Recorded] = []
-            states: list[ObjectState] = []
-            for obj in items:
-                if not self.namespaces.allows_object(kind, obj):
-                    continue
-                new = snapshot(kind, obj, fingerprint=self.changes.fingerprint)
-                seen.add(new.ref)
-                self._notify(self._on_object, kind, "LISTED", obj)
-                if not new.settled:
-                    continue  # recorded when its controller has caught up (see diffing._settled)
-                old = self.changes.state(new.ref)
-                if not baseline:
-                    recorded += self._changes_between(old, new, obj)
-                states.append(new)
-            found += self.changes.commit(changes=recorded, states=states)
-        gone = [ref for ref in self.changes.states(kind) if ref not in seen and self.namespaces.allows(ref.namespace)]
-        deletions = [] if baseline else [self._deletion(ref) for ref in gone if kind not in SILENT_KINDS]
-        found += self.changes.commit(changes=deletions, deleted=gone, checkpoint=(kind, resource_version))
-        self._last_checkpoint[kind] = time.monotonic()
-        for change in found:
-            self._notify(self._on_change, change)
-        return found, resource_version
-
-    def _deletion(self, ref: ObjectRef) -> Recorded:
-        old = self.changes.state(ref)
-        change = Change(ref, self.clock(), ChangeKind.DELETED, "deleted", revision=old.revision if old else None)
-        return Recorded(change, uid=old.uid if old else None, resource_version="deleted")
-
-    # -- watch events -----------------------------------------------------------------------------
-
-    def record_event(self, kind: str, event_type: str, obj: KubeObject) -> list[Change]:
-        """Record one watch event (ADDED / MODIFIED / DELETED) of `kind`. Returns the changes stored."""
-        if not self.namespaces.allows_object(kind, obj):
-            return []
-        self._notify(self._on_object, kind, event_type, obj)
-        new = snapshot(kind, obj, fingerprint=self.changes.fingerprint)
-        checkpoint = self._due_checkpoint(kind, new.resource_version)
-        if event_type == "DELETED":
-            old = self.changes.state(new.ref)
-            recorded = [] if old is None or kind in SILENT_KINDS else [self._deleted(old, new)]
-            stored = self.changes.commit(changes=recorded, deleted=[new.ref], checkpoint=checkpoint)
-        elif not new.settled:
-            stored = self.changes.commit(checkpoint=checkpoint) if checkpoint else []
-        else:
-            old = self.changes.state(new.ref)
-            if old is not None and _older(new, old):
-                return []  # a replayed event older than what is stored: recording it would undo a change
-            recorded = self._changes_between(old, new, obj)
-            unchanged = old is not None and _same_state(old, new)
-            if unchanged and checkpoint is None:
-                return []
-            stored = self.changes.commit(changes=recorded, states=[] if unchanged else [new], checkpoint=checkpoint)
-        for change in stored:
-            self._notify(self._on_change, change)
-        return stored
-
-    def record_bookmark(self, kind: str, resource_version: str) -> None:
-        self.changes.set_checkpoint(kind, resource_version)
-        self._last_checkpoint[kind] = time.monotonic()
-
-    def record_warning(self, obj: KubeObject) -> WarningEvent | None:
-        if not self.namespaces.allows_object("Event", obj):
-            return None
-        event = warning_event_of(obj, now=self.clock())
-        if event is None:
-            return None
-        self.events.record(event)
-        self._notify(self._on_event, event)
-        return event
-
-    def _due_checkpoint(self, kind: str, resource_version: str) -> tuple[str, str] | None:
-        now = time.monotonic()
-        if not resource_version or now - self._last_checkpoint.get(kind, 0.0) < CHECKPOINT_EVERY:
-            return None
-        self._last_checkpoint[kind] = now
-        return (kind, resource_version)
-
-    def _deleted(self, old: ObjectState, new: ObjectState) -> Recorded:
-        change = Change(old.ref, self.clock(), ChangeKind.DELETED, "deleted", revision=old.revision)
-        return Recorded(change, uid=new.uid or old.uid, resource_version="deleted")
-
-    def _changes_between(self, old: ObjectState | None, new: ObjectState, obj: KubeObject) -> list[Recorded]:
-        if new.ref.kind in SILENT_KINDS:
-            return []
-        at = self.clock()
-        recorded: list[Recorded] = []
-        if old is not None and old.uid and new.uid and old.uid != new.uid:  # deleted and created again
-            recorded.append(self._deleted(old, old))
-            old = None
-        change = build_change(old, new, obj=obj, at=at, rollback_to=self._rollback_target(old, new))
-        if change is not None:
-            recorded.append(Recorded(change, uid=new.uid, resource_version=new.resource_version))
-        return recorded
-
-    def _rollback_target(self, old: ObjectState | None, new: ObjectState) -> int | None:
-        """The earlier revision whose pod template a Deployment went back to, if it did."""
-        if new.ref.kind != "Deployment" or old is None or old.template_hash == new.template_hash:
-            return None
-        if not new.template_hash or new.revision is None:
-            return None
-        earlier = self.changes.first_revision_of_template(
-            namespace=new.ref.namespace, owner=new.ref.name, template_hash=new.template_hash
-        )
-        return earlier if earlier is not None and earlier < new.revision else None
-
-
-def _older(new: ObjectState, old: ObjectState) -> bool:
-    """True when `new` is an earlier version of the same object than `old`.
-
-    resourceVersions are opaque to clients in general, but every API server backed by etcd hands out
-    increasing integers; when both are integers, an older one is a replay and must not count.
-    """
-    if new.uid != old.uid or not (new.resource_version.isdigit() and old.resource_version.isdigit()):
-        return False
-    return int(new.resource_version) <= int(old.resource_version)
-
-
-def _same_state(old: ObjectState, new: ObjectState) -> bool:
-    return (old.body, old.revision, old.template_hash, old.owner) == (
-        new.body,
-        new.revision,
-        new.template_hash,
-        new.owner,
-    )
+    def observe(self, kind: str, event_type: str, obj: KubeObject) -> None:
+        """An object of an "objects" kind, listed ("LISTED") or watched."""
 
 
 # -- the watch loop -------------------------------------------------------------------------------
@@ -312,7 +80,7 @@ class KindWatcher:
         self,
         kube: KubeClient,
         watched: WatchedKind,
-        recorder: ChangeRecorder,
+        sink: WatchSink,
         *,
         stop: threading.Event,
         watch_seconds: int = 240,
@@ -321,7 +89,7 @@ class KindWatcher:
         # a client of its own: its connection can be shut down without touching anyone else's
         self.kube = KubeClient(kube.configuration)
         self.watched = watched
-        self.recorder = recorder
+        self.sink = sink
         self.stop = stop
         self.watch_seconds = watch_seconds
         self.backoff = backoff
@@ -340,7 +108,7 @@ class KindWatcher:
         return self.watched.kind
 
     def run(self) -> None:
-        self.resource_version = self.recorder.changes.checkpoint(self.kind) if self.watched.mode == "changes" else None
+        self.resource_version = self.sink.checkpoint(self.kind) if self.watched.mode == "changes" else None
         if self.resource_version is not None:
             self.synced.set()  # resuming from a checkpoint: the stored states are the sync point
         delay = self.backoff[0]
@@ -380,7 +148,7 @@ class KindWatcher:
     def _list(self) -> str:
         pages = self._pages()
         if self.watched.mode == "changes":
-            _, resource_version = self.recorder.record_listing(self.kind, pages)
+            _, resource_version = self.sink.record_listing(self.kind, pages)
         else:
             resource_version = ""
             for items, page_version in pages:
@@ -436,7 +204,7 @@ class KindWatcher:
         new_version = str((obj.get("metadata") or {}).get("resourceVersion") or resource_version)
         if event_type == "BOOKMARK":
             if self.watched.mode == "changes":
-                self.recorder.record_bookmark(self.kind, new_version)
+                self.sink.record_bookmark(self.kind, new_version)
             return new_version
         self.events_seen += 1
         self._dispatch(str(event_type), {**obj, "kind": self.kind})
@@ -444,12 +212,12 @@ class KindWatcher:
 
     def _dispatch(self, event_type: str, obj: KubeObject) -> None:
         if self.watched.mode == "changes":
-            self.recorder.record_event(self.kind, event_type, obj)
+            self.sink.record_event(self.kind, event_type, obj)
         elif self.watched.mode == "events":
             if event_type != "DELETED":
-                self.recorder.record_warning(obj)
-        elif self.recorder.namespaces.allows_object(self.kind, obj):
-            self.recorder._notify(self.recorder._on_object, self.kind, event_type, obj)
+                self.sink.record_warning(obj)
+        else:
+            self.sink.observe(self.kind, event_type, obj)
 
 
 def _cont(token: str | None) -> dict[str, str]:
@@ -462,15 +230,15 @@ class Watchers:
     def __init__(
         self,
         kube: KubeClient,
-        recorder: ChangeRecorder,
+        sink: WatchSink,
         *,
-        kinds: Sequence[WatchedKind] = DEFAULT_KINDS,
+        kinds: Sequence[WatchedKind],
         watch_seconds: int = 240,
     ) -> None:
         self.stop_event = threading.Event()
-        self.recorder = recorder
+        self.sink = sink
         self.watchers = [
-            KindWatcher(kube, watched, recorder, stop=self.stop_event, watch_seconds=watch_seconds) for watched in kinds
+            KindWatcher(kube, watched, sink, stop=self.stop_event, watch_seconds=watch_seconds) for watched in kinds
         ]
         self._threads: list[threading.Thread] = []
 

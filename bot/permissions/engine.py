@@ -7,7 +7,7 @@
    call the verb needs, so the cluster's RBAC can still say no — and the person is told which call.
    The verb itself then runs through a client impersonating that identity (`VerbContext.kube`).
 
-`PermissionEngine` is the `Gate` that `bot.dispatch` looks for in `services.extras["gate"]`.
+`PermissionEngine` is built once by the composition root and handed to the command path.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.context import Services, VerbContext
-from bot.errors import K8sBotError, UsageError
+from bot.errors import K8sBotError
+from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS, Kind, kind_named
 from bot.model import Command, Decision, Subject
 from bot.permissions.identity import CachedDirectory, Directory, Grant, grants_for, subject_from_policy
@@ -27,7 +27,6 @@ from bot.permissions.policy import Policy, PolicyFile
 
 log = logging.getLogger(__name__)
 
-GATE_KEY = "gate"
 SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 AUTHENTICATED = "system:authenticated"  # the API server adds it to every impersonated user
 
@@ -158,7 +157,7 @@ def limit_decision(policy: Policy, command: Command) -> Decision | None:
 # -- the cluster's lock --------------------------------------------------------------------------
 
 
-def access_review(kube_admin: Any, subject: Subject, attributes: dict[str, str]) -> tuple[bool, str]:
+def access_review(kube_admin: KubeClient, subject: Subject, attributes: dict[str, str]) -> tuple[bool, str]:
     """Ask the API server (as the bot) whether the subject's identity may do `attributes`."""
     body = {
         "apiVersion": "authorization.k8s.io/v1",
@@ -174,7 +173,7 @@ def access_review(kube_admin: Any, subject: Subject, attributes: dict[str, str])
     return bool(status.get("allowed")) and not status.get("denied"), reason
 
 
-def cluster_decision(services: Services, subject: Subject, command: Command, namespace: str | None) -> Decision | None:
+def cluster_decision(kube: KubeClient, subject: Subject, command: Command, namespace: str | None) -> Decision | None:
     """The cluster's RBAC answer for every call the verb needs; None when the bot acts as itself."""
     if not subject.k8s_user:
         return None
@@ -184,7 +183,7 @@ def cluster_decision(services: Services, subject: Subject, command: Command, nam
     allowed: list[str] = []
     for need in needs:
         try:
-            ok, reason = access_review(services.kube, subject, need.attributes(namespace, name))
+            ok, reason = access_review(kube, subject, need.attributes(namespace, name))
         except K8sBotError as e:
             # Fail closed: without the cluster's answer the bot must not act.
             return Decision(False, f"cluster: could not check RBAC for {who}: {e}")
@@ -251,11 +250,14 @@ class PermissionEngine:
         self,
         policy_file: PolicyFile,
         *,
+        kube: KubeClient,
         directory: Directory | None = None,
         ttl: float = 300.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy_file = policy_file
+        self.kube = kube
+        """The bot's own client: it asks the SubjectAccessReviews."""
         self.directory = CachedDirectory(directory, ttl=ttl, monotonic=monotonic) if directory else None
 
     @property
@@ -274,21 +276,21 @@ class PermissionEngine:
         """A Subject with user groups given by the caller (the terminal's --as-group)."""
         return subject_from_policy(self.policy, slack_user, frozenset(usergroups))
 
-    def explain(self, ctx: VerbContext, command: Command) -> Explanation:
+    def explain(self, subject: Subject, command: Command, namespace: str | None) -> Explanation:
+        """Both locks for `command` as `subject` in `namespace` (None: no namespace, needs a grant on "*")."""
         policy = self.policy
-        namespace = _namespace(ctx, command)
-        file = file_decision(policy, ctx.subject, command.verb, namespace)
-        if file.allowed and self.directory and ctx.subject.slack_user:
-            file = self._active(ctx.subject.slack_user) or file
+        file = file_decision(policy, subject, command.verb, namespace)
+        if file.allowed and self.directory and subject.slack_user:
+            file = self._active(subject.slack_user) or file
         limit = limit_decision(policy, command) if file.allowed else None
         cluster = None
         if file.allowed and (limit is None or limit.allowed):
-            cluster = cluster_decision(ctx.services, ctx.subject, command, namespace)
-        return Explanation(ctx.subject, namespace, file, limit, cluster)
+            cluster = cluster_decision(self.kube, subject, command, namespace)
+        return Explanation(subject, namespace, file, limit, cluster)
 
-    def authorize(self, ctx: VerbContext, command: Command) -> Decision:
-        """Both locks for `command` as `ctx.subject`; the reason names the rule that decided."""
-        return self.explain(ctx, command).decision
+    def authorize(self, subject: Subject, command: Command, namespace: str | None) -> Decision:
+        """The decision of `explain`; its reason names the rule that decided."""
+        return self.explain(subject, command, namespace).decision
 
     def _active(self, slack_user: str) -> Decision | None:
         assert self.directory is not None
@@ -297,18 +299,3 @@ class PermissionEngine:
             return Decision(False, f"Slack: {slack_user} is a deactivated account or a bot")
         return None
 
-
-def _namespace(ctx: VerbContext, command: Command) -> str | None:
-    try:
-        return ctx.namespace_for(command)
-    except UsageError:
-        return None  # the verb will ask; for the decision, "no namespace" needs a grant on "*"
-
-
-def install(services: Services, engine: PermissionEngine) -> None:
-    services.extras[GATE_KEY] = engine
-
-
-def engine_of(services: Services) -> PermissionEngine | None:
-    engine = services.extras.get(GATE_KEY)
-    return engine if isinstance(engine, PermissionEngine) else None

@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +33,6 @@ from pydantic import (
     field_validator,
 )
 
-from bot.commands import PLANNED_VERBS, REGISTRY
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,11 +48,6 @@ _KEY = re.compile(r"^[a-z0-9]([-_a-z0-9]{0,61}[a-z0-9])?$")
 # Kubernetes user/group names travel in Impersonate-* headers: printable, no spaces or separators.
 _K8S_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.:@]{0,127}$")
 PLACEHOLDER = "{user_id}"
-
-
-def known_verbs() -> frozenset[str]:
-    """Verbs a role may list: the planned ones and any registered since."""
-    return frozenset(PLANNED_VERBS) | frozenset(REGISTRY.specs)
 
 
 def _slack_user(value: str) -> str:
@@ -102,8 +96,9 @@ def _user_template(value: str) -> str:
     return value
 
 
-def _verb(value: str) -> str:
-    known = known_verbs()
+def _verb(value: str, info: ValidationInfo) -> str:
+    """A verb the bot knows: the parser's registry names them (`verbs` in the validation context)."""
+    known = frozenset((info.context or {}).get("verbs") or ())
     if value not in known:
         raise ValueError(f"unknown verb {value!r} (verbs: {', '.join(sorted(known))})")
     return value
@@ -299,8 +294,10 @@ def _describe(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def parse_policy(text: str, *, source: str = DEFAULT_PATH) -> Policy:
-    """Validate permissions.yaml text; raise ConfigError listing every problem as `file:line: field: why`."""
+def parse_policy(text: str, *, verbs: Collection[str], source: str = DEFAULT_PATH) -> Policy:
+    """Validate permissions.yaml text; raise ConfigError listing every problem as `file:line: field: why`.
+
+    `verbs` are the verbs roles may list (the bot's verb registry names them)."""
     root, data = _compose(text, source)
     problems = [f"{source}:{p}" for p in _duplicate_keys(root)]
     if problems:
@@ -308,7 +305,7 @@ def parse_policy(text: str, *, source: str = DEFAULT_PATH) -> Policy:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping with `roles:`, `teams:`, ...")
     roles = data.get("roles")
-    context = {"roles": set(roles) if isinstance(roles, dict) else None}
+    context = {"roles": set(roles) if isinstance(roles, dict) else None, "verbs": frozenset(verbs)}
     try:
         return Policy.model_validate(data, context=context)
     except ValidationError as e:
@@ -320,12 +317,12 @@ def parse_policy(text: str, *, source: str = DEFAULT_PATH) -> Policy:
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | Path, *, verbs: Collection[str]) -> Policy:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read permissions file {path}: {e.strerror or e}") from e
-    return parse_policy(text, source=str(path))
+    return parse_policy(text, verbs=verbs, source=str(path))
 
 
 def policy_path() -> Path:
@@ -350,14 +347,16 @@ class PolicyFile:
         self,
         path: str | Path,
         *,
+        verbs: Collection[str],
         check_every: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
+        self.verbs = frozenset(verbs)
         self.check_every = check_every
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._policy = load_policy(self.path)
+        self._policy = load_policy(self.path, verbs=self.verbs)
         self._stamp = self._stat()
         self._digest = self._hash()
         self._checked_at = monotonic()
@@ -394,7 +393,7 @@ class PolicyFile:
             return
         self._digest = digest
         try:
-            self._policy = load_policy(self.path)
+            self._policy = load_policy(self.path, verbs=self.verbs)
         except ConfigError as e:
             self.last_error = str(e)
             log.error("permissions file %s is invalid; keeping the last good policy:\n%s", self.path, e)

@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.model import Answer, Button
+from bot.text import clip
 
 MAX_BLOCKS = 50
 SECTION_TEXT = 3000
@@ -67,10 +68,6 @@ def escape_mrkdwn(text: str) -> str:
 def escape_plain(text: str) -> str:
     """plain_text objects are not parsed as mrkdwn, but `&<>` must still be entity-encoded."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass

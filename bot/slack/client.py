@@ -5,6 +5,15 @@
 - `Poster` keeps each channel under Slack's posting rate (about one message per second, short bursts
   allowed) with a token bucket per channel, and turns failures into `SlackUnavailable` after logging
   them with the method, channel and Slack's error code.
+
+Posting rate: Slack (and the Slack emulator, which models it as a 1 msg/s, burst 3 token bucket per
+channel) and this bot apply the same kind of rule, but each measures time on its own side of the
+network. If the bot paced at exactly Slack's rate, request latency jitter alone (a slow first request,
+a fast next one) would let a message reach Slack a moment before Slack's bucket has refilled, and it
+would be answered 429. So the bot keeps a margin: `POST_RATE` is below one message per second and
+`POST_BURST` is smaller than the emulator's burst of 3 (Slack only says "short bursts allowed",
+docs/slack-platform.md in the shared docs, api.slack.com/docs/rate-limits). A 429 would still be retried after
+`Retry-After`, but only by delaying the message.
 """
 
 from __future__ import annotations
@@ -27,6 +36,11 @@ from bot.errors import SlackUnavailable
 
 log = logging.getLogger(__name__)
 
+POST_RATE = 0.8
+"""Messages per second per channel the bot allows itself: below Slack's ~1/s, on purpose (see above)."""
+POST_BURST = 2
+"""Messages the bot may post to one channel back to back: fewer than the burst Slack allows."""
+
 
 def make_web_client(*, token: str | None, base_url: str, timeout: int = 15) -> WebClient:
     client = WebClient(token=token, base_url=base_url, timeout=timeout)
@@ -39,13 +53,14 @@ def make_web_client(*, token: str | None, base_url: str, timeout: int = 15) -> W
 
 
 class ChannelRateLimiter:
-    """A token bucket per channel: `rate` messages per second with bursts up to `burst`."""
+    """A token bucket per channel: `rate` messages per second with bursts up to `burst`
+    (by default `POST_RATE` and `POST_BURST`, a margin below Slack's own limit)."""
 
     def __init__(
         self,
         *,
-        rate: float = 1.0,
-        burst: int = 3,
+        rate: float = POST_RATE,
+        burst: int = POST_BURST,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -64,8 +79,10 @@ class ChannelRateLimiter:
                 now = self._clock()
                 tokens, last = self._buckets.get(channel, (float(self.burst), now))
                 tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-                if tokens >= 1.0:
-                    self._buckets[channel] = (tokens - 1.0, now)
+                # Rounding can leave the bucket a hair short of a token after sleeping exactly the
+                # computed delay; without the tolerance an injected (fake) clock would spin forever.
+                if tokens >= 1.0 - 1e-9:
+                    self._buckets[channel] = (max(0.0, tokens - 1.0), now)
                     return waited
                 self._buckets[channel] = (tokens, now)
                 delay = (1.0 - tokens) / self.rate
@@ -87,7 +104,9 @@ class Poster:
             error = e.response.get("error") if e.response is not None else None
             status = e.response.status_code if e.response is not None else None
             log.error("slack %s to %s failed: %s (HTTP %s)", method, channel, error, status)
-            raise SlackUnavailable(f"Slack {method} to {channel} failed: {error}") from e
+            clear = status is None or status < 500  # a 5xx is no clear answer: the call may have been taken
+            code = str(error or "unknown") if e.response is not None and clear else None
+            raise SlackUnavailable(f"Slack {method} to {channel} failed: {error}", code=code) from e
         except (SlackClientError, OSError) as e:
             log.error("slack %s to %s failed: %s", method, channel, e)
             raise SlackUnavailable(f"Slack {method} to {channel} failed: {e}") from e
@@ -133,3 +152,39 @@ class Poster:
                 channel=channel, filename=filename, content=content, title=filename, thread_ts=thread_ts
             ),
         )
+
+    def find_posted(
+        self, channel: str, *, event_type: str, dedupe_key: str, thread_ts: str | None, oldest: float | None
+    ) -> str | None:
+        """The ts of a bot message in the channel (or thread) whose metadata carries `dedupe_key`.
+
+        Needs the history scopes (channels:history, groups:history); raises SlackUnavailable otherwise.
+        """
+        if thread_ts:
+            response = self._call(
+                "conversations.replies",
+                channel,
+                lambda: self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=200
+                ),
+            )
+        else:
+            since = f"{oldest:.6f}" if oldest else None
+            response = self._call(
+                "conversations.history",
+                channel,
+                lambda: self.client.conversations_history(
+                    channel=channel, oldest=since, include_all_metadata=True, limit=200
+                ),
+            )
+        for message in list(response.get("messages") or []):
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == event_type and (metadata.get("event_payload") or {}).get(
+                "dedupe"
+            ) == dedupe_key:
+                return str(message.get("ts"))
+        return None
+
+    def post_text(self, channel: str, text: str) -> str:
+        """`post(channel, text)` for the digest and the audit channel (`bot.model.PostText`)."""
+        return self.post(channel, text=text)

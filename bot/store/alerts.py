@@ -13,13 +13,13 @@ Times are UNIX seconds (REAL). The digest reads `recent_by_namespace`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from bot.clock import Clock, utcnow
 from bot.model import Category, ObjectRef
 from bot.store.database import Database
 
@@ -115,9 +115,9 @@ class Silence:
 class AlertStore:
     """Reads and writes alerts and silences (one SQLite connection per thread, via Database)."""
 
-    def __init__(self, database: Database, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, database: Database, *, clock: Clock = utcnow) -> None:
         self.database = database
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         database.ensure_schema("alerts", MIGRATIONS)
 
     # -- alerts -----------------------------------------------------------------------------------
@@ -239,8 +239,8 @@ def _record(row: Any) -> AlertRecord:
         category=Category(category),
         state=state,
         title=title,
-        since=_dt(since) or datetime.now(UTC),
-        fired_at=_dt(fired_at) or datetime.now(UTC),
+        since=_dt(since) or utcnow(),
+        fired_at=_dt(fired_at) or utcnow(),
         resolved_at=_dt(resolved_at),
         channel=channel,
         team=team,

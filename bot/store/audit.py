@@ -13,24 +13,19 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlite_utils
 
-from bot.model import Command, Decision, Subject
+from bot.clock import Clock, utcnow
+from bot.model import Command, Decision, PostText, Subject
 from bot.store.database import Database
-
-if TYPE_CHECKING:
-    from bot.context import Services
 
 log = logging.getLogger(__name__)
 
-AUDIT_KEY = "audit"
 RUNNING, DONE, FAILED, DENIED = "running", "done", "failed", "denied"
-Post = Callable[[str, str], None]
 
 
 def _create(db: sqlite_utils.Database) -> None:
@@ -159,14 +154,14 @@ class AuditLog:
         self,
         database: Database,
         *,
-        post: Post | None = None,
+        post: PostText | None = None,
         channel: str | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.database = database
         self.post = post
         self.channel = channel
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
         database.ensure_schema("audit", MIGRATIONS)
 
     def _now(self) -> str:
@@ -312,12 +307,3 @@ class AuditLog:
             return None
         return AuditEntry.from_row(dict(zip([c[0] for c in cursor.description], row, strict=True)))
 
-
-def audit_of(services: Services) -> AuditLog:
-    """The AuditLog installed in `services.extras["audit"]`, created (without posting) when absent."""
-    existing = services.extras.get(AUDIT_KEY)
-    if isinstance(existing, AuditLog):
-        return existing
-    created = AuditLog(services.db, clock=services.clock)
-    services.extras[AUDIT_KEY] = created
-    return created

@@ -4,7 +4,7 @@ Tables (component "changes"):
 
 * `changes` — one row per recorded change; indexed for "this object since T" and "this namespace
   since T". `(uid, resource_version)` is unique, so replaying a watch event records nothing twice.
-* `change_state` — the last-seen, stripped state of every watched object (`diffing.ObjectState`). A
+* `change_state` — the last-seen, stripped state of every watched object (`model.ObjectState`). A
   restart compares what it lists with this, so a change made while the bot was down is recorded
   exactly once, and an unchanged object records nothing.
 * `watch_checkpoints` — the resourceVersion each kind's watch has reached; its presence also says
@@ -21,15 +21,15 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
-from bot.kube.diffing import ObjectState
-from bot.model import Change, ChangeKind, FieldChange, ObjectRef
+from bot.clock import Clock, utcnow
+from bot.model import Change, ChangeKind, FieldChange, ObjectRef, ObjectState
 from bot.store.database import Database
 
 DEFAULT_RETENTION = timedelta(days=30)
@@ -103,11 +103,11 @@ class ChangeStore:
         database: Database,
         *,
         retention: timedelta = DEFAULT_RETENTION,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.database = database
         self.retention = retention
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         database.ensure_schema("changes", MIGRATIONS)
         self._key = self._fingerprint_key()
 
@@ -241,6 +241,13 @@ class ChangeStore:
         sql = f"SELECT * FROM changes WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608
         rows = self.database.db.execute(sql, [*params, limit]).fetchall()
         return [_change_from_row(row) for row in rows]
+
+    def changes_for(self, refs: Sequence[ObjectRef], since: datetime) -> list[Change]:
+        """The recorded changes of these objects since `since`, newest first (what diagnosis and alerts read)."""
+        found: list[Change] = []
+        for ref in refs:
+            found += self.query(since=since, ref=ref, limit=50)
+        return sorted(found, key=lambda c: (c.at, c.id or 0), reverse=True)
 
     def count(self, *, since: datetime, namespace: str | None = None) -> int:
         if namespace is None:

@@ -6,13 +6,13 @@ The alerting work and the daily digest read them ("node events of the last 24 h"
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from bot.clock import Clock, utcnow
 from bot.model import KubeObject, ObjectRef, parse_time
 from bot.store.database import Database
 
@@ -99,11 +99,11 @@ class EventStore:
         database: Database,
         *,
         retention: timedelta = DEFAULT_RETENTION,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.database = database
         self.retention = retention
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         database.ensure_schema("events", MIGRATIONS)
 
     def record(self, event: WarningEvent, *, db: sqlite_utils.Database | None = None) -> None:

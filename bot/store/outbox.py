@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
+from bot.clock import Clock, utcnow
 from bot.store.database import Database
 
 OPS = ("post", "reply", "update")
@@ -72,9 +71,9 @@ class OutboxRow:
 
 
 class Outbox:
-    def __init__(self, database: Database, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, database: Database, *, clock: Clock = utcnow) -> None:
         self.database = database
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock
         database.ensure_schema("outbox", MIGRATIONS)
 
     def _now(self) -> float:

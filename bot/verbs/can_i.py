@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import difflib
 
-from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, verb
-from bot.context import VerbContext
+from bot.commands.context import VerbContext
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.errors import UsageError
 from bot.model import Answer, Command, Decision
-from bot.permissions.engine import engine_of
-from bot.permissions.policy import known_verbs
 
 USAGE = "can-i <verb> [target] [-n namespace] [--replicas N]"
 
@@ -35,13 +34,13 @@ USAGE = "can-i <verb> [target] [-n namespace] [--replicas N]"
     )
 )
 def can_i_verb(ctx: VerbContext, command: Command) -> Answer:
-    inner = checked_command(command)
-    engine = engine_of(ctx.services)
+    inner = checked_command(command, known=ctx.services.verbs.names())
+    engine = ctx.services.permissions
     if engine is None:
         reason = "no permissions.yaml is loaded: commands run with the kubeconfig's own identity"
         data = {"verb": inner.verb, "allowed": True, "reason": reason, "file": None, "limit": None, "cluster": None}
         return Answer("can-i", data, f"Yes: {inner.verb} — {reason}", private=True)
-    explanation = engine.explain(ctx, inner)
+    explanation = engine.explain(ctx.subject, inner, ctx.namespace_or_none(inner))
     decision = explanation.decision
     what = " ".join(part for part in (inner.verb, inner.target) if part)
     where = f" in {explanation.namespace}" if explanation.namespace else ""
@@ -58,15 +57,15 @@ def can_i_verb(ctx: VerbContext, command: Command) -> Answer:
     return Answer("can-i", data, title, tuple(line for line in lines if line), private=True)
 
 
-def checked_command(command: Command) -> Command:
-    """The command being asked about, from can-i's own flags."""
+def checked_command(command: Command, *, known: frozenset[str]) -> Command:
+    """The command being asked about, from can-i's own flags (`known`: the verbs the bot has)."""
     name = command.flag("verb")
     if not name:
         raise UsageError("Which verb? e.g. `/k8s can-i rollback checkout -n shop`.", usage=USAGE)
-    known = sorted(known_verbs() - {"help"})
-    if name not in known:
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f" Did you mean `{close[0]}`?" if close else f" Verbs: {', '.join(known)}."
+    verbs = sorted(known - {"help"})
+    if name not in verbs:
+        close = difflib.get_close_matches(str(name), verbs, n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else f" Verbs: {', '.join(verbs)}."
         raise UsageError(f"`{str(name)[:40]}` is not a verb.{hint}", usage=USAGE)
     flags = (("replicas", command.flag("replicas")),) if command.flag("replicas") is not None else ()
     return Command(verb=str(name), target=command.target, namespace=command.namespace, flags=flags)

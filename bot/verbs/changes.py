@@ -6,17 +6,20 @@ fields show fingerprints, never values (they are stored that way).
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import timedelta
 from typing import Any
 
-from bot.changes import change_store
-from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, duration_seconds, verb
-from bot.context import VerbContext
+from bot.commands.context import VerbContext
+from bot.commands.parsing import duration_seconds
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.errors import NotFound, UsageError
 from bot.kube.kinds import KINDS, kind_named
 from bot.model import Answer, Change, Command, ObjectRef
 from bot.store.changes import ChangeStore
+from bot.text import clip
 
 DEFAULT_SINCE = "24h"
 MAX_SINCE = timedelta(days=90)
@@ -39,7 +42,7 @@ SPEC = VerbSpec(
 
 @verb(SPEC)
 def changes_verb(ctx: VerbContext, command: Command) -> Answer:
-    store = change_store(ctx.services)
+    store = ctx.services.changes
     since_text = str(command.flag("since", DEFAULT_SINCE))
     window = timedelta(seconds=duration_seconds(since_text))
     if window.total_seconds() <= 0:
@@ -101,8 +104,6 @@ def _resolve_target(store: ChangeStore, target: str, namespace: str | None) -> t
 
 
 def _candidates(known: list[ObjectRef], name: str) -> tuple[str, ...]:
-    import difflib
-
     names = sorted({f"{r.kind.lower()}/{r.name}" for r in known})
     return tuple(difflib.get_close_matches(name, [n.split("/", 1)[1] for n in names], n=3, cutoff=0.6))
 
@@ -129,4 +130,4 @@ def _value(value: Any) -> str:
     if value is None:
         return "(none)"
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
+    return clip(text, VALUE_CHARS)

@@ -10,15 +10,17 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from bot.analyzers.events import summarize
-from bot.analyzers.exit_codes import explain_exit_code
-from bot.analyzers.pod import describe_probe
-from bot.commands import NAMESPACE_FLAG, VerbSpec, verb
-from bot.context import VerbContext
+from bot.commands.context import VerbContext
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
+from bot.diagnosis.analyzers.pod import describe_probe
+from bot.diagnosis.events import summarize
+from bot.diagnosis.exit_codes import explain_exit_code
 from bot.errors import UsageError
 from bot.kube.kinds import KINDS
 from bot.kube.redaction import redact
 from bot.kube.resolving import split_kind
+from bot.kube.revisions import REVISION_ANNOTATION
 from bot.kube.snapshot import VALUE_FREE_KINDS, strip_values
 from bot.model import Answer, Command, KubeObject, ObjectRef
 
@@ -162,7 +164,7 @@ def _workload(obj: KubeObject) -> list[str]:
         f"{status.get('readyReplicas', 0)} ready, {status.get('availableReplicas', 0)} available",
         f"Selector: {_pairs((spec.get('selector') or {}).get('matchLabels'))}",
     ]
-    if "deployment.kubernetes.io/revision" in annotations:
+    if REVISION_ANNOTATION in annotations:
         lines.append(f"Revision: {annotations['deployment.kubernetes.io/revision']}")
     strategy = spec.get("strategy") or spec.get("updateStrategy") or {}
     if strategy:

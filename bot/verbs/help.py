@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bot.commands import REGISTRY, VerbSpec, verb
-from bot.context import VerbContext
+from bot.commands.context import VerbContext
+from bot.commands.registry import verb
+from bot.commands.specs import VerbSpec
 from bot.errors import UsageError
 from bot.model import Answer, Command
 
@@ -31,7 +32,7 @@ def _verb_lines(spec: VerbSpec, *, detailed: bool) -> list[str]:
 )
 def help_verb(ctx: VerbContext, command: Command) -> Answer:
     if command.target:
-        spec = REGISTRY.specs.get(command.target)
+        spec = ctx.services.verbs.specs.get(command.target)
         if spec is None:
             raise UsageError(f"There is no verb `{command.target}`. Try `/k8s help`.")
         lines = _verb_lines(spec, detailed=True)
@@ -43,12 +44,12 @@ def help_verb(ctx: VerbContext, command: Command) -> Answer:
             private=True,
         )
     lines = ["Usage: /k8s <verb> [target] [-n namespace] [flags]", ""]
-    for name in sorted(REGISTRY.specs):
-        lines += _verb_lines(REGISTRY.specs[name], detailed=False)
+    for name in sorted(ctx.services.verbs.specs):
+        lines += _verb_lines(ctx.services.verbs.specs[name], detailed=False)
     lines += ["", "Targets: name, ns/name or kind/name (deploy/checkout). `/k8s help <verb>` shows every option."]
     return Answer(
         verb="help",
-        data={"verbs": [_spec_json(REGISTRY.specs[n]) for n in sorted(REGISTRY.specs)]},
+        data={"verbs": [_spec_json(ctx.services.verbs.specs[n]) for n in sorted(ctx.services.verbs.specs)]},
         title="k8sbot: troubleshoot Kubernetes from Slack",
         lines=tuple(lines),
         private=True,

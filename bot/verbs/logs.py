@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, duration_seconds, verb
-from bot.context import VerbContext
+from bot.commands.context import VerbContext
+from bot.commands.parsing import duration_seconds
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
+from bot.diagnosis.engine import scope_of
 from bot.errors import NotFound, UsageError
 from bot.kube.redaction import redact_lines
 from bot.kube.resolving import resolve, split_kind
@@ -98,8 +101,6 @@ def _pick_pod(ctx: VerbContext, namespace: str, target: str) -> KubeObject:
     resolution = resolve(snapshot, target)
     if resolution.obj.get("kind") == "Pod":
         return resolution.obj
-    from bot.diagnosis import scope_of
-
     pods = list(scope_of(snapshot, resolution).pods)
     if not pods:
         raise NotFound(f"{resolution.ref.kind} {resolution.ref.name} has no pods, so no logs.")

@@ -6,9 +6,11 @@ every pod by its usual rolling update; the pod spec is otherwise untouched.
 
 from __future__ import annotations
 
-from bot.actions import ACTION_ID_FLAG, Applied, Plan, act, fetch_workload, field_manager
-from bot.commands import NAMESPACE_FLAG, VerbSpec, verb
-from bot.context import VerbContext
+from bot.commands.acting import Applied, Plan, act, fetch_workload, field_manager
+from bot.commands.auditing import ACTION_ID_FLAG
+from bot.commands.context import VerbContext
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
 from bot.errors import Conflict
 from bot.model import Answer, Command, FieldChange, ObjectRef
 

@@ -11,33 +11,33 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bot.actions import (
-    ACTION_ID_FLAG,
+from bot.commands.acting import (
     Applied,
     Plan,
     act,
-    age,
     change_lines,
     fetch_workload,
-    field_changes,
     field_manager,
     images,
     nothing_to_do,
 )
-from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, verb
-from bot.context import VerbContext
+from bot.commands.auditing import ACTION_ID_FLAG
+from bot.commands.context import VerbContext
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.errors import Conflict, NotFound
 from bot.kube.client import InvalidRequest, KubeClient
+from bot.kube.fields import field_changes
 from bot.kube.kinds import KINDS
+from bot.kube.revisions import REVISION_ANNOTATION, TEMPLATE_HASH_LABEL
 from bot.model import Answer, Command, KubeObject, ObjectRef, parse_time
+from bot.text import age
 
-REVISION = "deployment.kubernetes.io/revision"
-HASH_LABEL = "pod-template-hash"
 # Annotations a rollback keeps from the Deployment rather than copying from the ReplicaSet (kubectl's list).
 KEEP_FROM_DEPLOYMENT = frozenset(
     {
         "kubectl.kubernetes.io/last-applied-configuration",
-        REVISION,
+        REVISION_ANNOTATION,
         "deployment.kubernetes.io/revision-history",
         "deployment.kubernetes.io/desired-replicas",
         "deployment.kubernetes.io/max-replicas",
@@ -51,7 +51,7 @@ def _meta(obj: KubeObject) -> dict[str, Any]:
 
 
 def _revision(obj: KubeObject) -> int | None:
-    value = (_meta(obj).get("annotations") or {}).get(REVISION)
+    value = (_meta(obj).get("annotations") or {}).get(REVISION_ANNOTATION)
     return int(value) if value and str(value).isdigit() else None
 
 
@@ -73,7 +73,7 @@ def pod_template(rs: KubeObject) -> dict[str, Any]:
     template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
     labels = (template.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
-        labels.pop(HASH_LABEL, None)
+        labels.pop(TEMPLATE_HASH_LABEL, None)
     return template
 
 
@@ -127,7 +127,7 @@ def plan_rollback(ctx: VerbContext, command: Command) -> Plan:
     number = choose_revision(revisions, current, int(command.flag("to-revision") or 0))
     rs = revisions[number]
     template = pod_template(rs)
-    changes = field_changes((deployment.get("spec") or {}).get("template") or {}, template, "spec.template")
+    changes = field_changes((deployment.get("spec") or {}).get("template") or {}, template, prefix="spec.template")
     created = parse_time(_meta(rs).get("creationTimestamp"))
     to_images, to_age = images(template), age(created, ctx.now)
     target = {

@@ -7,13 +7,14 @@ gate, and again here so a terminal without a gate is bounded too).
 
 from __future__ import annotations
 
-from bot.actions import ACTION_ID_FLAG, Applied, Plan, act, fetch_workload, field_manager, nothing_to_do
-from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, verb
-from bot.context import VerbContext
+from bot.commands.acting import Applied, Plan, act, fetch_workload, field_manager, nothing_to_do
+from bot.commands.auditing import ACTION_ID_FLAG
+from bot.commands.context import VerbContext
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.errors import K8sBotError, PermissionDenied, UsageError
 from bot.kube.kinds import KINDS
 from bot.model import Answer, Command, FieldChange, ObjectRef
-from bot.permissions.engine import engine_of
 
 HARD_LIMIT = 10_000  # without a policy: a typo like 1000000 is refused, not sent
 
@@ -42,7 +43,7 @@ def wanted_replicas(ctx: VerbContext, command: Command) -> int:
     if value is None:
         raise UsageError("How many? Add `--replicas N`.", usage="scale <target> --replicas N [-n namespace]")
     replicas = int(value)
-    engine = engine_of(ctx.services)
+    engine = ctx.services.permissions
     limit = engine.policy.limits.max_replicas if engine else HARD_LIMIT
     if not 0 <= replicas <= limit:
         raise PermissionDenied(f"permissions.yaml: limits.max_replicas is {limit}; {replicas} replicas is above it")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.commands import NAMESPACE_FLAG, FlagSpec, VerbSpec, duration_seconds, verb
-from bot.context import VerbContext
+from bot.commands.context import VerbContext
+from bot.commands.parsing import duration_seconds
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.errors import UsageError
 from bot.kube.kinds import kind_named
 from bot.model import Answer, Category, Command, ObjectRef
-from bot.store.alerts import AlertStore
 
 MAX_SILENCE = timedelta(days=30)
 CATEGORIES = ", ".join(c.value for c in Category if c is not Category.HEALTHY)
@@ -59,7 +60,7 @@ def silence_verb(ctx: VerbContext, command: Command) -> Answer:
     namespace = None if kind is not None and not kind.namespaced else ctx.namespace_for(command)
     ref = silenced_ref(command, namespace or "")
     until = ctx.now + timedelta(seconds=seconds)
-    store = AlertStore(ctx.services.db, clock=ctx.services.clock)
+    store = ctx.services.alerts
     silence_id = store.silence(ref, until=until, category=category, by=ctx.subject.slack_user)
     what = f"{category.value} alerts" if category else "all alerts"
     title = f"Silenced {what} of {ref.kind} {ref.namespace + '/' if ref.namespace else ''}{ref.name} for {length}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.analyzers.events import summarize
-from bot.commands import NAMESPACE_FLAG, VerbSpec, verb
-from bot.context import VerbContext
-from bot.diagnosis import explain
+from bot.commands.context import VerbContext
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
+from bot.diagnosis.analyzers import AnalyzerRegistry
+from bot.diagnosis.engine import explain
+from bot.diagnosis.events import summarize
 from bot.kube.resolving import Resolution
 from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, owner_refs
 from bot.model import Answer, Command, KubeObject, ObjectRef
@@ -32,13 +34,13 @@ STATUS_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job")
 def status_verb(ctx: VerbContext, command: Command) -> Answer:
     namespace = ctx.namespace_for(command)
     snapshot = fetch_snapshot(ctx.kube, namespace)
-    data = namespace_status(snapshot)
+    data = namespace_status(snapshot, analyzers=ctx.services.analyzers)
     return Answer(verb="status", data=data, title=_title(data), lines=tuple(status_lines(data)))
 
 
-def namespace_status(snapshot: Snapshot) -> dict[str, Any]:
+def namespace_status(snapshot: Snapshot, *, analyzers: AnalyzerRegistry) -> dict[str, Any]:
     """Pure: the status contract for one snapshot."""
-    rows = [_row(obj, snapshot) for kind in STATUS_KINDS for obj in snapshot.of(kind) if not _owned_job(obj)]
+    rows = [_row(obj, snapshot, analyzers) for kind in STATUS_KINDS for obj in snapshot.of(kind) if not _owned_job(obj)]
     problems = [r for r in rows if not r["healthy"]]
     warnings = [s.line() for s in summarize(snapshot.of("Event"))[:SHOWN_WARNINGS]]
     return {
@@ -80,7 +82,7 @@ def _settled(obj: KubeObject) -> bool:
     return int(status.get("updatedReplicas") or 0) >= replicas and total <= replicas
 
 
-def _row(obj: KubeObject, snapshot: Snapshot) -> dict[str, Any]:
+def _row(obj: KubeObject, snapshot: Snapshot, analyzers: AnalyzerRegistry) -> dict[str, Any]:
     ref = ObjectRef(str(obj.get("kind")), snapshot.namespace, name_of(obj))
     ready, desired = _counts(obj)
     row: dict[str, Any] = {
@@ -94,7 +96,7 @@ def _row(obj: KubeObject, snapshot: Snapshot) -> dict[str, Any]:
     }
     if ref.kind in ("Deployment", "StatefulSet", "DaemonSet") and ready >= desired > 0 and _settled(obj):
         return row  # the common case on a big namespace: no analysis needed
-    diagnosis = explain(snapshot, Resolution(ref, obj, (obj,), ()))
+    diagnosis = explain(snapshot, Resolution(ref, obj, (obj,), ()), analyzers=analyzers)
     if not diagnosis.healthy and diagnosis.causes:
         top = diagnosis.causes[0]
         row.update(healthy=False, category=str(top.category), title=top.title)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import NAMESPACE_FLAG, VerbSpec, verb
-from bot.context import VerbContext
-from bot.diagnosis import ChangeHistory, diagnose
+from bot.commands.context import VerbContext
+from bot.commands.registry import verb
+from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
+from bot.diagnosis.engine import diagnose
 from bot.model import Answer, Button, Cause, Command, Diagnosis
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,14 @@ SHOWN_CAUSES = 3
 )
 def why_verb(ctx: VerbContext, command: Command) -> Answer:
     namespace = ctx.namespace_for(command)
-    diagnosis = diagnose(ctx.kube, namespace, str(command.target), history=_history(ctx), now=ctx.now)
+    diagnosis = diagnose(
+        ctx.kube,
+        namespace,
+        str(command.target),
+        analyzers=ctx.services.analyzers,
+        history=ctx.services.changes,
+        now=ctx.now,
+    )
     return Answer(
         verb="why",
         data=diagnosis.to_json(),
@@ -55,17 +63,6 @@ def buttons_for(diagnosis: Diagnosis) -> tuple[Button, ...]:
     if target.kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"):
         buttons.append(Button("Logs", f"logs {target.kind.lower()}/{target.name} {where}".strip()))
     return tuple(buttons)
-
-
-def _history(ctx: VerbContext) -> ChangeHistory | None:
-    """The change tracker's history when it is set up; `why` still works from revisions without it."""
-    try:
-        from bot.changes import change_history
-
-        return change_history(ctx.services)
-    except Exception:  # an unusable store must not cost the diagnosis
-        log.exception("change history unavailable")
-        return None
 
 
 def render_lines(diagnosis: Diagnosis) -> list[str]:

@@ -1,0 +1,51 @@
+"""The one command path: text → Command → Subject → authorize → verb → Answer.
+
+Slack commands, button clicks and `k8sbot ask` all come through `execute`, so they share parsing,
+the permission check and auditing. Without a permission engine (terminal use without permissions.yaml)
+every verb runs as the kubeconfig's own identity, and the cluster's RBAC still has the last word.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.commands.auditing import Decide, run_audited
+from bot.commands.context import CommandServices, VerbContext
+from bot.commands.parsing import parse
+from bot.model import Answer, Command, Decision, Subject
+from bot.permissions.engine import PermissionEngine
+
+log = logging.getLogger(__name__)
+
+
+def execute(
+    services: CommandServices,
+    *,
+    text: str | None = None,
+    command: Command | None = None,
+    slack_user: str | None = None,
+    channel: str | None = None,
+    confirmed: bool = False,
+) -> Answer:
+    """Run one command for one person. Raises bot.errors for anything the person should be told."""
+    if command is None:
+        command = parse(text or "", registry=services.verbs)
+    engine = services.permissions if slack_user else None
+    subject = engine.subject_for(slack_user) if engine is not None and slack_user else Subject(slack_user=slack_user)
+    ctx = VerbContext(services=services, subject=subject, channel=channel, confirmed=confirmed)
+    decide = _decider(engine) if engine is not None else None
+    log.info("running %r for %s in %s", command.as_text(), slack_user or "terminal", channel or "-")
+    # run_audited: the decision, the action id claim and exactly one audit row per attempt.
+    return run_audited(ctx, command, decide=decide)
+
+
+def _decider(engine: PermissionEngine) -> Decide:
+    def decide(ctx: VerbContext, command: Command) -> Decision:
+        return engine.authorize(ctx.subject, command, ctx.namespace_or_none(command))
+
+    return decide
+
+
+def is_slow(services: CommandServices, command: Command) -> bool:
+    """Whether the Slack edge should show a placeholder while this command runs."""
+    return services.verbs.specs[command.verb].slow

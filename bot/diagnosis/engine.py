@@ -1,0 +1,399 @@
+"""`why`'s engine: explain(target) → Diagnosis, from one fetched Snapshot.
+
+The steps: take the target's scope (workloads, their ReplicaSets, pods, Services, HPAs, nodes), run
+every analyzer on it (a failing analyzer adds an error; the rest still report), group findings into
+causes by category, rank them (root causes above the symptoms they produce: a Deployment scaled to
+zero also leaves its Service without endpoints), blame a change for each, and suggest a next step.
+Only the top cause gets log lines, fetched through `read_logs` (two requests at most).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.diagnosis.analyzers import AnalyzerRegistry
+from bot.diagnosis.culprits import Evidence, culprit, selector_change
+from bot.diagnosis.events import summarize
+from bot.diagnosis.references import references
+from bot.diagnosis.suggestions import Situation, suggest
+from bot.kube.client import KubeClient
+from bot.kube.owners import pods_of
+from bot.kube.redaction import redact
+from bot.kube.resolving import Resolution, resolve
+from bot.kube.revisions import revision_change, scale_change
+from bot.kube.selectors import pod_ready, selected_pods
+from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, read_pod_log
+from bot.model import Category, Cause, Change, Diagnosis, Finding, KubeObject, ObjectRef, Severity
+from bot.text import brief
+
+log = logging.getLogger(__name__)
+
+
+class ChangeHistory(Protocol):
+    """Recorded changes (the change tracker's store). Optional: `why` works without it."""
+
+    def changes_for(self, refs: Sequence[ObjectRef], since: datetime) -> list[Change]: ...
+
+
+LogReader = Callable[[str, str, bool], str]
+"""(pod, container, previous) → log text; raises bot.errors on failure."""
+
+BASE_CONFIDENCE: dict[Category, float] = {
+    Category.IMAGE_PULL: 0.9,
+    Category.CONFIG_ERROR: 0.9,
+    Category.SCALED_TO_ZERO: 0.9,
+    Category.OOM_KILLED: 0.85,
+    Category.QUOTA_EXCEEDED: 0.85,
+    Category.UNSCHEDULABLE: 0.85,
+    Category.JOB_FAILED: 0.85,
+    Category.CRASH_LOOP: 0.8,
+    Category.INIT_FAILURE: 0.8,
+    Category.VOLUME_ERROR: 0.75,
+    Category.PROBE_FAILURE: 0.75,
+    Category.NODE_NOT_READY: 0.7,
+    Category.EVICTED: 0.55,
+    Category.NO_ENDPOINTS: 0.5,
+    Category.HPA_LIMITED: 0.5,
+    Category.ROLLOUT_STUCK: 0.45,
+}
+REASON_CONFIDENCE: dict[tuple[Category, str], float] = {
+    (Category.NO_ENDPOINTS, "SelectorMatchesNothing"): 0.9,
+    (Category.ROLLOUT_STUCK, "ProgressDeadlineExceeded"): 0.6,
+    (Category.JOB_FAILED, "Retrying"): 0.6,
+    (Category.NODE_NOT_READY, "Pressure"): 0.4,
+    (Category.SCALED_TO_ZERO, "Suspended"): 0.6,
+}
+SYMPTOMS = frozenset({Category.ROLLOUT_STUCK, Category.NO_ENDPOINTS, Category.HPA_LIMITED})
+"""Categories that are usually the effect of another cause; demoted when a root cause is present."""
+LOGGED = frozenset(
+    {Category.CRASH_LOOP, Category.OOM_KILLED, Category.JOB_FAILED, Category.PROBE_FAILURE, Category.INIT_FAILURE}
+)
+ERROR_LINE = re.compile(r"(?i)\b(error|err|exception|fatal|panic|fail(ed|ure)?|traceback|refused|denied|killed)\b")
+MAX_EVIDENCE = 8
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The objects one diagnosis looks at."""
+
+    objects: tuple[KubeObject, ...]
+    pods: tuple[KubeObject, ...]
+    workload: KubeObject | None
+
+
+def scope_of(snapshot: Snapshot, resolution: Resolution) -> Scope:
+    workloads = list(resolution.workloads)
+    pods: list[KubeObject] = []
+    objects: list[KubeObject] = [*workloads, *resolution.services]
+    for workload in workloads:
+        if workload.get("kind") == "Deployment":
+            objects += snapshot.owned_by(workload, "ReplicaSet")
+            pods += pods_of(workload, snapshot)
+        elif workload.get("kind") == "CronJob":
+            jobs = sorted(snapshot.owned_by(workload, "Job"), key=_created)[-1:]
+            objects += jobs
+            pods += [p for job in jobs for p in snapshot.owned_by(job, "Pod")]
+        else:
+            pods += pods_of(workload, snapshot)
+    if resolution.obj.get("kind") == "Pod":
+        pods = [resolution.obj]
+    elif not workloads and resolution.obj.get("kind") == "Service":
+        pods = selected_pods(resolution.obj, snapshot)
+    names = {(w.get("kind"), name_of(w)) for w in workloads}
+    objects += [
+        h
+        for h in snapshot.of("HorizontalPodAutoscaler")
+        if (((h.get("spec") or {}).get("scaleTargetRef") or {}).get("kind"), _target_name(h)) in names
+    ]
+    nodes = {(p.get("spec") or {}).get("nodeName") for p in pods}
+    objects += [n for n in snapshot.of("Node") if name_of(n) in nodes]
+    objects += pods
+    primary = workloads[0] if len(workloads) == 1 else None
+    return Scope(tuple(objects), tuple(pods), primary)
+
+
+def _target_name(hpa: KubeObject) -> str:
+    return str(((hpa.get("spec") or {}).get("scaleTargetRef") or {}).get("name"))
+
+
+def _created(obj: KubeObject) -> str:
+    return str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def run_analyzers(
+    objects: Sequence[KubeObject], snapshot: Snapshot, *, analyzers: AnalyzerRegistry
+) -> tuple[list[Finding], list[str]]:
+    """Every analyzer on every object; an analyzer that raises is reported, never fatal."""
+    findings: list[Finding] = []
+    errors: list[str] = []
+    for obj in objects:
+        for analyzer in analyzers.for_kind(str(obj.get("kind"))):
+            try:
+                findings.extend(analyzer(obj, snapshot))
+            except Exception as e:  # a bug in one analyzer must not cost the whole answer
+                log.exception("analyzer %s failed on %s/%s", analyzer.__name__, obj.get("kind"), name_of(obj))
+                errors.append(f"analyzer {analyzer.__name__} failed on {obj.get('kind')} {name_of(obj)}: {e}")
+    return findings, errors
+
+
+def explain(
+    snapshot: Snapshot,
+    resolution: Resolution,
+    *,
+    analyzers: AnalyzerRegistry,
+    history: ChangeHistory | None = None,
+    read_logs: LogReader | None = None,
+    now: datetime | None = None,
+    window: timedelta = timedelta(days=1),
+) -> Diagnosis:
+    """Diagnose the resolved target. Never raises for a broken analyzer or a missing log."""
+    scope = scope_of(snapshot, resolution)
+    findings, errors = run_analyzers(scope.objects, snapshot, analyzers=analyzers)
+    errors = list(snapshot.errors) + errors
+    problems = [f for f in findings if f.severity != Severity.INFO]
+    if not problems:
+        return _healthy(resolution.ref, scope, findings, errors)
+    evidence = _change_evidence(snapshot, resolution, scope, history=history, now=now, window=window, errors=errors)
+    causes = _rank(
+        [
+            _cause(category, group, snapshot=snapshot, scope=scope, evidence=evidence, resolution=resolution)
+            for category, group in _by_category(findings).items()
+            if any(f.severity != Severity.INFO for f in group)
+        ]
+    )
+    causes = _with_rollout_context(causes, findings)
+    if read_logs is not None and causes and causes[0].category in LOGGED:
+        causes[0] = _with_logs(causes[0], scope, read_logs)
+    top = causes[0]
+    return Diagnosis(
+        resolution.ref, False, _summary(resolution.ref, top), tuple(causes), tuple(findings), tuple(errors)
+    )
+
+
+def diagnose(
+    kube: KubeClient,
+    namespace: str,
+    target: str,
+    *,
+    analyzers: AnalyzerRegistry,
+    history: ChangeHistory | None = None,
+    now: datetime | None = None,
+) -> Diagnosis:
+    """Fetch the namespace once, resolve `target` in it, explain it (with the top cause's logs)."""
+    snapshot = fetch_snapshot(kube, namespace)
+    resolution = resolve(snapshot, target)
+
+    def read_logs(pod: str, container: str, previous: bool) -> str:
+        return read_pod_log(
+            kube, namespace, pod, container=container, previous=previous, tail_lines=100, limit_bytes=64 * 1024
+        )
+
+    return explain(snapshot, resolution, analyzers=analyzers, history=history, read_logs=read_logs, now=now)
+
+
+def _healthy(ref: ObjectRef, scope: Scope, findings: list[Finding], errors: list[str]) -> Diagnosis:
+    ready = sum(1 for p in scope.pods if pod_ready(p))
+    total = len(scope.pods)
+    detail = f"{ready} of {total} pods ready" if total else "nothing wrong found"
+    title = f"{ref.kind} {ref.name} looks healthy: {detail}"
+    cause = Cause(Category.HEALTHY, 1.0, title, evidence=tuple(f.evidence[0] for f in findings if f.evidence))
+    return Diagnosis(ref, True, title + ".", (cause,), tuple(findings), tuple(errors))
+
+
+def _by_category(findings: list[Finding]) -> dict[Category, list[Finding]]:
+    groups: dict[Category, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(finding.category, []).append(finding)
+    return groups
+
+
+def _change_evidence(
+    snapshot: Snapshot,
+    resolution: Resolution,
+    scope: Scope,
+    *,
+    history: ChangeHistory | None,
+    now: datetime | None,
+    window: timedelta,
+    errors: list[str],
+) -> Evidence:
+    workload = scope.workload
+    changes: list[Change] = []
+    if history is not None and now is not None:
+        refs = [resolution.ref, *(ObjectRef.of(o) for o in (*resolution.workloads, *resolution.services))]
+        refs += _config_refs(workload, snapshot.namespace)
+        try:
+            changes = list(history.changes_for(sorted(set(refs)), now - window))
+        except Exception as e:  # the change store is an aid; without it we still have revisions
+            log.exception("change history failed")
+            errors.append(f"change history unavailable: {e}")
+    selector = next(
+        (
+            c
+            for s in resolution.services
+            if (c := selector_change(s, snapshot)) is not None and _selects_nothing(s, snapshot)
+        ),
+        None,
+    )
+    if workload is None:
+        return Evidence(history=changes, selector=selector)
+    ref = ObjectRef.of(workload)
+    if workload.get("kind") != "Deployment":
+        return Evidence(workload=ref, history=changes, selector=selector)
+    return Evidence(
+        workload=ref,
+        revision=revision_change(workload, snapshot),
+        scale=scale_change(workload, snapshot),
+        history=changes,
+        current_replicas=int((workload.get("spec") or {}).get("replicas", 1)),
+        selector=selector,
+    )
+
+
+def _selects_nothing(service: KubeObject, snapshot: Snapshot) -> bool:
+    return not selected_pods(service, snapshot)
+
+
+def _config_refs(workload: KubeObject | None, namespace: str) -> list[ObjectRef]:
+    """The ConfigMaps and Secrets the workload uses: their changes can break it too."""
+    if workload is None:
+        return []
+    template = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [ObjectRef(r.kind, namespace, r.name) for r in references(template)]
+
+
+def _cause(
+    category: Category,
+    group: list[Finding],
+    *,
+    snapshot: Snapshot,
+    scope: Scope,
+    evidence: Evidence,
+    resolution: Resolution,
+) -> Cause:
+    confidence = max(REASON_CONFIDENCE.get((category, f.reason), BASE_CONFIDENCE.get(category, 0.5)) for f in group)
+    if category == Category.OOM_KILLED and all(f.severity == Severity.WARNING for f in group):
+        confidence = 0.7  # killed before but running now: real, but maybe not today's outage
+    blamed = culprit(category, evidence)
+    if blamed is not None:
+        confidence = min(0.99, confidence + 0.05)
+    situation = Situation(resolution.ref, scope.workload, snapshot, blamed, evidence.revision, tuple(group))
+    return Cause(
+        category,
+        confidence,
+        _title(group, scope),
+        tuple(_evidence(group, snapshot)),
+        blamed,
+        suggest(category, situation),
+    )
+
+
+def _title(group: list[Finding], scope: Scope) -> str:
+    specific = [f for f in group if f.reason in ("MissingKey", "MissingObject", "SelectorMatchesNothing")]
+    messages = [f.message for f in (specific or group)]
+    title = max(set(messages), key=messages.count)
+    pods = {f.subject for f in group if f.subject.kind == "Pod"}
+    if pods and scope.pods:
+        title += f" ({len(pods)} of {len(scope.pods)} pods)"
+    return title[:1].upper() + title[1:]
+
+
+def _evidence(group: list[Finding], snapshot: Snapshot) -> list[str]:
+    lines: list[str] = []
+    for finding in group:
+        for line in finding.evidence:
+            if line not in lines:
+                lines.append(line)
+    shown = lines[: MAX_EVIDENCE - 2]
+    if len(lines) > len(shown):
+        shown.append(f"… and {len(lines) - len(shown)} more like these")
+    subjects = {f.subject for f in group} | {f.parent for f in group if f.parent}
+    events = [s.line() for s in summarize(snapshot.events_for(subjects))]
+    events = [e for e in events if e not in shown][:3]
+    return [redact(line) for line in shown + events]
+
+
+def _rank(causes: list[Cause]) -> list[Cause]:
+    roots = [c for c in causes if c.category not in SYMPTOMS and c.confidence >= 0.7]
+    if roots:
+        causes = [
+            Cause(c.category, c.confidence * 0.6, c.title, c.evidence, c.change, c.suggestion)
+            if c.category in SYMPTOMS and c.confidence < 0.9
+            else c
+            for c in causes
+        ]
+    return sorted(causes, key=lambda c: (-c.confidence, c.category))
+
+
+def _with_rollout_context(causes: list[Cause], findings: list[Finding]) -> list[Cause]:
+    """A new revision failing while old pods serve: say so on the top cause, where it is read."""
+    if not causes or causes[0].category == Category.ROLLOUT_STUCK:
+        return causes
+    rollout = [f for f in findings if f.reason == "NewRevisionNotReady"]
+    if not rollout:
+        return causes
+    top = causes[0]
+    extra = tuple(line for line in rollout[0].evidence if line not in top.evidence)
+    causes[0] = Cause(top.category, top.confidence, top.title, extra + top.evidence, top.change, top.suggestion)
+    return causes
+
+
+def _with_logs(cause: Cause, scope: Scope, read_logs: LogReader) -> Cause:
+    """Error lines from the failing container's previous and current logs (redacted, at most 5)."""
+    picked = _failing_container(scope.pods)
+    if picked is None:
+        return cause
+    pod, container, restarted = picked
+    lines: list[str] = []
+    for previous in (True, False) if restarted else (False,):
+        try:
+            text = read_logs(pod, container, previous)
+        except Exception as e:  # logs are a bonus: a pod without logs still gets its diagnosis
+            log.info("no logs for %s/%s (previous=%s): %s", pod, container, previous, e)
+            continue
+        label = "previous" if previous else "current"
+        lines += [f"log ({label}) {pod}/{container}: {redact(line.strip())[:300]}" for line in error_lines(text)]
+    if not lines:
+        return cause
+    return Cause(
+        cause.category, cause.confidence, cause.title, cause.evidence + tuple(lines[:5]), cause.change, cause.suggestion
+    )
+
+
+def error_lines(text: str, *, limit: int = 3) -> list[str]:
+    """The last lines that look like errors; else the last lines at all."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if ERROR_LINE.search(line)]
+    return (errors or lines)[-limit:]
+
+
+def _failing_container(pods: Sequence[KubeObject]) -> tuple[str, str, bool] | None:
+    for pod in pods:
+        status = pod.get("status") or {}
+        for cstatus in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            state = cstatus.get("state") or {}
+            restarted = bool((cstatus.get("lastState") or {}).get("terminated")) or bool(cstatus.get("restartCount"))
+            failing = (
+                restarted
+                or (state.get("terminated") or {}).get("exitCode") not in (None, 0)
+                or ("running" in state and not cstatus.get("ready"))
+            )
+            if failing and not (state.get("waiting") or {}).get("reason", "").startswith(("ErrImage", "ImagePull")):
+                return name_of(pod), str(cstatus.get("name")), restarted
+    return None
+
+
+def _summary(ref: ObjectRef, top: Cause) -> str:
+    sentence = f"{ref.kind} {ref.name} is not healthy: {top.title[:1].lower() + top.title[1:]}"
+    change = top.change
+    if change is not None:
+        when = f" at {change.at:%Y-%m-%d %H:%M} UTC" if change.at else ""
+        who = f" by {change.actor}" if change.actor else ""
+        sentence += f", after {change.path} changed from {brief(change.before, 60)} to {brief(change.after, 60)}{when}{who}"
+    return sentence + "."
+

@@ -1,0 +1,156 @@
+"""Terminal commands for permissions and the audit log, as argparse subparsers the `k8sbot` CLI adds.
+
+    k8sbot permissions check --as U0ALICE [--as-group S0SRE] --verb rollback --namespace shop [--target checkout]
+    k8sbot permissions validate [--file permissions.yaml]
+    k8sbot permissions rbac [--members S0SHOPDEV=U0BOB,U0CAROL]   (the impersonation ClusterRole, as YAML)
+    k8sbot audit [--since 24h] [--json]
+
+`add_parsers(subparsers)` registers them; each sets `handler(args, core) -> exit code`. `check`
+makes the very decision the bot makes (the same engine, SubjectAccessReview included): exit 0 when
+allowed, 1 when denied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from bot.commands.parsing import NAME_RE, duration_seconds
+from bot.errors import ConfigError, UsageError
+from bot.model import Command
+from bot.permissions.policy import load_policy, policy_path
+from bot.permissions.rbac import impersonation_role
+
+if TYPE_CHECKING:
+    from k8sbot.wiring import Core
+
+EXIT_ALLOWED, EXIT_DENIED, EXIT_INVALID = 0, 1, 2
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add `permissions check|validate` and `audit` to the k8sbot CLI's subparsers."""
+    permissions = subparsers.add_parser("permissions", help="check or validate permissions.yaml")
+    sub = permissions.add_subparsers(dest="permissions_cmd", required=True)
+
+    check = sub.add_parser("check", help="may this Slack user run this verb in this namespace? (exit 0 yes, 1 no)")
+    check.add_argument("--as", dest="as_user", required=True, help="Slack user id, e.g. U0ALICE")
+    check.add_argument("--as-group", dest="as_groups", action="append", default=[], help="Slack user group id")
+    check.add_argument("--verb", required=True, help="rollback, scale, logs, ...")
+    check.add_argument("--namespace", "-n", required=True)
+    check.add_argument("--target", default=None, help="object name (kind/name allowed), for name-scoped RBAC")
+    check.add_argument("--replicas", type=int, default=None, help="for scale: the count to check against limits")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=check_handler)
+
+    validate = sub.add_parser("validate", help="validate permissions.yaml and summarise it (exit 2 if invalid)")
+    validate.add_argument("--file", default=None, help="default: $K8SBOT_PERMISSIONS or ./permissions.yaml")
+    validate.set_defaults(handler=validate_handler)
+
+    rbac = sub.add_parser("rbac", help="print the least-privilege impersonation ClusterRole for permissions.yaml")
+    rbac.add_argument("--file", default=None, help="default: $K8SBOT_PERMISSIONS or ./permissions.yaml")
+    rbac.add_argument(
+        "--members", action="append", default=[], help="a Slack user group's members: S0SHOPDEV=U0BOB,U0CAROL"
+    )
+    rbac.set_defaults(handler=rbac_handler)
+
+    audit = subparsers.add_parser("audit", help="list audited attempts: who did what, allowed or not, outcome")
+    audit.add_argument("--since", default="24h", help="a duration (30m, 2h, 7d) or an ISO date/time; 'all' for all")
+    audit.add_argument("--limit", type=int, default=500)
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(handler=audit_handler)
+
+
+def check_handler(args: argparse.Namespace, core: Core) -> int:
+    for value, what in (
+        (args.namespace, "namespace"),
+        (args.target.rpartition("/")[2] if args.target else "x", "target"),
+    ):
+        if not NAME_RE.match(value):
+            raise UsageError(f"`{value[:60]}` is not a valid {what} name.")
+    engine = core.permissions
+    if engine is None:  # built without permissions.yaml: load it now
+        raise ConfigError("permissions check needs permissions.yaml (set K8SBOT_PERMISSIONS).")
+    subject = engine.subject_as(args.as_user, args.as_groups)
+    flags = (("replicas", str(args.replicas)),) if args.replicas is not None else ()
+    command = Command(verb=args.verb, target=args.target, namespace=args.namespace, flags=flags)
+    explanation = engine.explain(subject, command, args.namespace)
+    decision = explanation.decision
+    if args.json:
+        print(json.dumps({"verb": args.verb, "target": args.target, **explanation.to_json()}, indent=2))
+    else:
+        print(f"{'ALLOWED' if decision.allowed else 'DENIED'}: {args.as_user} {args.verb} in {args.namespace}")
+        for lock, part in (("file", explanation.file), ("limit", explanation.limit), ("cluster", explanation.cluster)):
+            if part is not None:
+                print(f"  {lock:8} {'yes' if part.allowed else 'no '}  {part.reason}")
+        if subject.k8s_user:
+            print(f"  acts as  {subject.k8s_user} groups={','.join(subject.k8s_groups) or '-'}")
+    return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+def validate_handler(args: argparse.Namespace, core: Core) -> int:
+    path = Path(args.file) if args.file else policy_path()
+    try:
+        policy = load_policy(path, verbs=core.commands.verbs.names())
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{path}: valid — {len(policy.roles)} roles, {len(policy.teams)} teams, {len(policy.bindings)} bindings")
+    for name, team in policy.teams.items():
+        identity = f", acts as {team.kubernetes.user} {list(team.kubernetes.groups)}" if team.kubernetes else ""
+        print(f"  team {name}: role {team.role} in {', '.join(team.namespaces)}{identity}")
+    return EXIT_ALLOWED
+
+
+def rbac_handler(args: argparse.Namespace, core: Core) -> int:
+    """Print the ClusterRole; user group members come from --members, else from the engine's Directory."""
+    path = Path(args.file) if args.file else policy_path()
+    policy = load_policy(path, verbs=core.commands.verbs.names())
+    members: dict[str, set[str]] = {}
+    for item in args.members:
+        group, _, users = item.partition("=")
+        members.setdefault(group, set()).update(u for u in users.split(",") if u)
+    engine = core.permissions
+    if engine is not None and engine.directory is not None:
+        for group in policy.mentioned_usergroups() - set(members):
+            members[group] = set(engine.directory.usergroup_members(group))
+    missing = sorted(policy.mentioned_usergroups() - set(members))
+    header = f"# Generated by `k8sbot permissions rbac` from {path}. Regenerate when people or mappings change.\n"
+    if missing:
+        header += f"# Members unknown for user groups {', '.join(missing)}: their people are not listed.\n"
+    print(header + yaml.safe_dump(impersonation_role(policy, members), sort_keys=False), end="")
+    return 0
+
+
+def since_time(value: str, now: datetime) -> datetime | None:
+    """`24h` → now-24h; an ISO date/time → itself (UTC if naive); `all` → None."""
+    if value == "all":
+        return None
+    try:
+        return now - timedelta(seconds=duration_seconds(value))
+    except UsageError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"--since needs a duration like 2h or 7d, or a date like 2026-05-01, not `{value[:40]}`."
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=now.tzinfo)
+
+
+def audit_handler(args: argparse.Namespace, core: Core) -> int:
+    entries = core.audit.since(since_time(args.since, core.clock()), limit=args.limit)
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2))
+    else:
+        for entry in entries:
+            print(entry.line())
+        if not entries:
+            print(f"no audited attempts since {args.since}")
+    return 0
