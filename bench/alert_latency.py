@@ -54,30 +54,61 @@ def rss_mb() -> float:
 
 def node(name: str) -> dict[str, Any]:
     capacity = {"cpu": "1000", "memory": "4000Gi", "pods": str(PODS_PER_NODE)}
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
-                         "labels": {"type": "kwok", "k8sbot.dev/bench": "true"}},
-            "status": {"allocatable": capacity, "capacity": capacity}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"type": "kwok", "k8sbot.dev/bench": "true"},
+        },
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }
 
 
 def deployment(ns: str, name: str, replicas: int) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]},
+            },
+        },
+    }
 
 
 def bare_pod(ns: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-            "spec": {"containers": [{"name": "app", "image": "registry.example.com/victim:1"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"containers": [{"name": "app", "image": "registry.example.com/victim:1"}]},
+    }
 
 
 def failing_status(pod: dict[str, Any]) -> dict[str, Any]:
     waiting = {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}
-    return {"status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}],
-                       "containerStatuses": [{"name": "app", "ready": False, "restartCount": 0,
-                                              "image": "registry.example.com/victim:1", "imageID": "",
-                                              "state": {"waiting": waiting}}]}}
+    return {
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [
+                {
+                    "name": "app",
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": "registry.example.com/victim:1",
+                    "imageID": "",
+                    "state": {"waiting": waiting},
+                }
+            ],
+        }
+    }
 
 
 def wait(predicate: Any, timeout: float, what: str) -> Any:
@@ -101,8 +132,11 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=40)
     parser.add_argument("--interval", type=float, default=0.5)
     args = parser.parse_args()
-    kubeconfig = subprocess.run([str(REPO / "scripts/local-cluster"), "up"], capture_output=True, text=True,
-                                check=True).stdout.strip().splitlines()[-1]
+    kubeconfig = (
+        subprocess.run([str(REPO / "scripts/local-cluster"), "up"], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     kube = KubeClient.from_kubeconfig(kubeconfig)
     ns = f"bench-alerts-{uuid.uuid4().hex[:5]}"
     nodes = [f"bench-node-{i}" for i in range(args.pods // PODS_PER_NODE + 1)]
@@ -110,8 +144,9 @@ def main() -> None:
     try:
         for name in nodes:
             kube.request("POST", "/api/v1/nodes", body=node(name))
-        kube.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
-                                                          "metadata": {"name": ns}})
+        kube.request(
+            "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        )
         wait(lambda: _has_sa(kube, ns), 30, "the default ServiceAccount")
         left, index = args.pods, 0
         while left > 0:
@@ -139,20 +174,33 @@ def measure(kube: KubeClient, ns: str, victims: list[str], args: argparse.Namesp
         db = Database(Path(f"/tmp/{ns}.db"))
         recorder = ChangeRecorder(ChangeStore(db), EventStore(db), namespaces=NamespaceFilter(include=(ns,)))
         watchers = Watchers(kube, recorder, kinds=(*DEFAULT_KINDS, *ALERT_KINDS), watch_seconds=120)
-        poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url),
-                        limiter=ChannelRateLimiter(rate=1000, burst=1000))  # measure the engine, not the limiter
-        engine = AlertEngine(alerts=AlertStore(db), outbox=Outbox(db), kube=kube, recorder=recorder, poster=poster,
-                             messages=BlockKitAlerts(), analyzers=AnalyzerRegistry.discover(),
-                             settings=AlertSettings(cluster_name="bench", default_channel=CHANNEL,
-                                                    timing=Timing(settle=0, resolve_after=30)))
+        poster = Poster(
+            make_web_client(token=emu.bot_token, base_url=emu.api_url),
+            limiter=ChannelRateLimiter(rate=1000, burst=1000),
+        )  # measure the engine, not the limiter
+        engine = AlertEngine(
+            alerts=AlertStore(db),
+            outbox=Outbox(db),
+            kube=kube,
+            recorder=recorder,
+            poster=poster,
+            messages=BlockKitAlerts(),
+            analyzers=AnalyzerRegistry.discover(),
+            settings=AlertSettings(
+                cluster_name="bench", default_channel=CHANNEL, timing=Timing(settle=0, resolve_after=30)
+            ),
+        )
         stop = threading.Event()
         sync_started = time.monotonic()
         watchers.start()
         engine.start(stop, synced=watchers.wait_synced)
         watchers.wait_synced(300)
         time.sleep(2)
-        print(f"engine synced in {time.monotonic() - sync_started:.1f}s; index holds {len(engine.index)} objects; "
-              f"RSS {rss_mb():.0f} MB (before the engine: {rss_before:.0f} MB)", flush=True)
+        print(
+            f"engine synced in {time.monotonic() - sync_started:.1f}s; index holds {len(engine.index)} objects; "
+            f"RSS {rss_mb():.0f} MB (before the engine: {rss_before:.0f} MB)",
+            flush=True,
+        )
         changed: dict[str, float] = {}
         for name in victims:
             path = f"/api/v1/namespaces/{ns}/pods/{name}/status"
@@ -165,8 +213,10 @@ def measure(kube: KubeClient, ns: str, victims: list[str], args: argparse.Namesp
         latencies = sorted(posted[n] - changed[n] for n in victims)
         q = statistics.quantiles(latencies, n=100)
         p50 = statistics.median(latencies) * 1000
-        print(f"alert latency over {len(latencies)} pod status changes: p50 {p50:.0f} ms,"
-              f" p99 {q[98] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+        print(
+            f"alert latency over {len(latencies)} pod status changes: p50 {p50:.0f} ms,"
+            f" p99 {q[98] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+        )
         print(f"RSS after: {rss_mb():.0f} MB; evaluations {engine.evaluations}; outbox {engine.outbox.counts()}")
         stop.set()
         engine.join()

@@ -50,18 +50,30 @@ def kubectl_path() -> str:
 def deployment(namespace: str, name: str, replicas: int) -> dict[str, Any]:
     labels = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"nodeSelector": SELECTOR,
-                                       "containers": [{"name": "app", "image": f"registry.example.com/{name}:1"}]}}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": SELECTOR,
+                    "containers": [{"name": "app", "image": f"registry.example.com/{name}:1"}],
+                },
+            },
+        },
     }
 
 
 def service(namespace: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80}]},
+    }
 
 
 def populate(kube: KubeClient, namespace: str, *, deployments: int, replicas: int, timeout: float) -> int:
@@ -75,8 +87,9 @@ def populate(kube: KubeClient, namespace: str, *, deployments: int, replicas: in
             time.sleep(0.3)
     for i in range(deployments):
         name = f"app-{i:02d}"
-        kube.request("POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", body=deployment(namespace, name,
-                                                                                                 replicas))
+        kube.request(
+            "POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", body=deployment(namespace, name, replicas)
+        )
         kube.request("POST", f"/api/v1/namespaces/{namespace}/services", body=service(namespace, name))
     want = deployments * replicas
     deadline = time.monotonic() + timeout
@@ -105,8 +118,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def report(label: str, times: list[float], calls: list[int]) -> None:
-    print(f"{label:34s} p50 {pct(times, 0.5) * 1000:7.0f} ms   p95 {pct(times, 0.95) * 1000:7.0f} ms   "
-          f"max {max(times) * 1000:7.0f} ms   API calls {statistics.mean(calls):.0f}")
+    print(
+        f"{label:34s} p50 {pct(times, 0.5) * 1000:7.0f} ms   p95 {pct(times, 0.95) * 1000:7.0f} ms   "
+        f"max {max(times) * 1000:7.0f} ms   API calls {statistics.mean(calls):.0f}"
+    )
 
 
 def manual_kubectl(kubectl: str, config: str, namespace: str, name: str, runs: int) -> list[float]:
@@ -143,10 +158,13 @@ def main() -> None:
     namespace = f"bench-why-{uuid.uuid4().hex[:6]}"
     try:
         start = time.perf_counter()
-        pods = populate(kube, namespace, deployments=args.deployments, replicas=args.replicas,
-                        timeout=args.populate_timeout)
-        print(f"namespace {namespace}: {args.deployments} Deployments + Services, {pods} pods "
-              f"(created in {time.perf_counter() - start:.0f} s)")
+        pods = populate(
+            kube, namespace, deployments=args.deployments, replicas=args.replicas, timeout=args.populate_timeout
+        )
+        print(
+            f"namespace {namespace}: {args.deployments} Deployments + Services, {pods} pods "
+            f"(created in {time.perf_counter() - start:.0f} s)"
+        )
         target = f"app-{args.deployments // 2:02d}"
 
         def why() -> None:
@@ -167,8 +185,10 @@ def main() -> None:
         report(f"status ({max(3, args.runs // 4)} runs)", *timed(status, max(3, args.runs // 4)))
 
         manual = manual_kubectl(kubectl_path(), config, namespace, target, args.kubectl_runs)
-        print(f"{'manual kubectl (9 commands)':34s} p50 {pct(manual, 0.5) * 1000:7.0f} ms   "
-              f"p95 {pct(manual, 0.95) * 1000:7.0f} ms   ({args.kubectl_runs} runs, machine time only)")
+        print(
+            f"{'manual kubectl (9 commands)':34s} p50 {pct(manual, 0.5) * 1000:7.0f} ms   "
+            f"p95 {pct(manual, 0.95) * 1000:7.0f} ms   ({args.kubectl_runs} runs, machine time only)"
+        )
     finally:
         kube.request("DELETE", f"/api/v1/namespaces/{namespace}")
 

@@ -137,7 +137,9 @@ class BotRunner:
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         log.info("serving %s on %s", "Slack events and health" if self.http else "health", self.url)
         if not self.http:
-            self.socket_handler = SocketModeHandler(self.app, settings.slack_app_token, ping_interval=self.ping_interval)
+            self.socket_handler = SocketModeHandler(
+                self.app, settings.slack_app_token, ping_interval=self.ping_interval
+            )
             self.socket_handler.connect()
             log.info("connected to Slack in Socket Mode")
         if self.run_background:

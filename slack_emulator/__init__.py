@@ -11,7 +11,25 @@ from .socket_mode import Envelope, SocketConnection, SocketModeServer
 from .state import Call, Channel, Ephemeral, Lint, ResponseUrlPost, StoredFile, User, Usergroup, View
 
 __all__ = [
-    "Call", "Channel", "Clock", "Driver", "EmulatorTimeout", "Envelope", "Ephemeral", "Lint", "ResponseUrlPost",
-    "Result", "SlackEmulator", "SocketConnection", "SocketModeServer", "StoredFile", "User", "Usergroup", "View",
-    "lint_mrkdwn", "sign", "validate_blocks", "validate_view",
+    "Call",
+    "Channel",
+    "Clock",
+    "Driver",
+    "EmulatorTimeout",
+    "Envelope",
+    "Ephemeral",
+    "Lint",
+    "ResponseUrlPost",
+    "Result",
+    "SlackEmulator",
+    "SocketConnection",
+    "SocketModeServer",
+    "StoredFile",
+    "User",
+    "Usergroup",
+    "View",
+    "lint_mrkdwn",
+    "sign",
+    "validate_blocks",
+    "validate_view",
 ]

@@ -49,23 +49,29 @@ def build(config: dict[str, Any], port: int = 0, socket_port: int = 0) -> SlackE
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="slack-emulator", description=__doc__,
-                                     epilog="Example workspace file:\n" + EXAMPLE,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="slack-emulator",
+        description=__doc__,
+        epilog="Example workspace file:\n" + EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--port", type=int, default=0, help="HTTP port on 127.0.0.1 (0 = random)")
     parser.add_argument("--socket-port", type=int, default=0, help="websocket port on 127.0.0.1 (0 = random)")
     parser.add_argument("--config", help="workspace YAML/JSON file")
     args = parser.parse_args(argv)
     emu = build(load_config(args.config) if args.config else {}, args.port, args.socket_port)
     emu.start()
-    print(f"Slack emulator running\n"
-          f"  SLACK_API_URL   {emu.api_url}\n"
-          f"  socket mode     ws://127.0.0.1:{emu.socket.port}/link/ (via apps.connections.open)\n"
-          f"  bot token       {emu.bot_token}\n"
-          f"  app token       {emu.app_token}\n"
-          f"  signing secret  {emu.signing_secret}\n"
-          f"  team/bot user   {emu.workspace.team_id} / {emu.workspace.bot_user_id}\n"
-          f"Ctrl-C to stop.", flush=True)
+    print(
+        f"Slack emulator running\n"
+        f"  SLACK_API_URL   {emu.api_url}\n"
+        f"  socket mode     ws://127.0.0.1:{emu.socket.port}/link/ (via apps.connections.open)\n"
+        f"  bot token       {emu.bot_token}\n"
+        f"  app token       {emu.app_token}\n"
+        f"  signing secret  {emu.signing_secret}\n"
+        f"  team/bot user   {emu.workspace.team_id} / {emu.workspace.bot_user_id}\n"
+        f"Ctrl-C to stop.",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

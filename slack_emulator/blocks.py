@@ -14,15 +14,48 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_BLOCKS = {"message": 50, "modal": 100, "home": 100}
-KNOWN_BLOCKS = {"section", "divider", "image", "actions", "context", "input", "header", "rich_text",
-                "file", "video", "markdown", "call", "table", "context_actions"}
+KNOWN_BLOCKS = {
+    "section",
+    "divider",
+    "image",
+    "actions",
+    "context",
+    "input",
+    "header",
+    "rich_text",
+    "file",
+    "video",
+    "markdown",
+    "call",
+    "table",
+    "context_actions",
+}
 TEXT_TYPES = {"plain_text", "mrkdwn"}
 INTERACTIVE_ELEMENTS = {
-    "button", "static_select", "external_select", "users_select", "conversations_select", "channels_select",
-    "multi_static_select", "multi_external_select", "multi_users_select", "multi_conversations_select",
-    "multi_channels_select", "overflow", "datepicker", "timepicker", "datetimepicker", "plain_text_input",
-    "checkboxes", "radio_buttons", "email_text_input", "url_text_input", "number_input", "rich_text_input",
-    "file_input", "workflow_button",
+    "button",
+    "static_select",
+    "external_select",
+    "users_select",
+    "conversations_select",
+    "channels_select",
+    "multi_static_select",
+    "multi_external_select",
+    "multi_users_select",
+    "multi_conversations_select",
+    "multi_channels_select",
+    "overflow",
+    "datepicker",
+    "timepicker",
+    "datetimepicker",
+    "plain_text_input",
+    "checkboxes",
+    "radio_buttons",
+    "email_text_input",
+    "url_text_input",
+    "number_input",
+    "rich_text_input",
+    "file_input",
+    "workflow_button",
 }
 SECTION_ACCESSORIES = INTERACTIVE_ELEMENTS | {"image"}
 CONTEXT_ELEMENTS = TEXT_TYPES | {"image"}
@@ -73,25 +106,40 @@ def lint_mrkdwn(text: str, pointer: str) -> list[LintFinding]:
         if ch == "<":
             end = text.find(">", i + 1)
             nxt = text.find("<", i + 1)
-            if end != -1 and (nxt == -1 or end < nxt) and _TOKEN_RE.match(text[i + 1:end]):
+            if end != -1 and (nxt == -1 or end < nxt) and _TOKEN_RE.match(text[i + 1 : end]):
                 i = end + 1
                 continue
             if end != -1 and (nxt == -1 or end < nxt):
-                out.append(LintFinding("raw_angle_bracket", pointer,
-                                       f"{text[i:end + 1]!r} is not a Slack token; escape < and > as &lt; &gt;",
-                                       text[max(0, i - 20):end + 20]))
+                out.append(
+                    LintFinding(
+                        "raw_angle_bracket",
+                        pointer,
+                        f"{text[i : end + 1]!r} is not a Slack token; escape < and > as &lt; &gt;",
+                        text[max(0, i - 20) : end + 20],
+                    )
+                )
                 i = end + 1
                 continue
-            out.append(LintFinding("raw_angle_bracket", pointer,
-                                   "raw '<' in mrkdwn; escape it as &lt; unless it starts a Slack token",
-                                   text[max(0, i - 20):i + 20]))
+            out.append(
+                LintFinding(
+                    "raw_angle_bracket",
+                    pointer,
+                    "raw '<' in mrkdwn; escape it as &lt; unless it starts a Slack token",
+                    text[max(0, i - 20) : i + 20],
+                )
+            )
         elif ch == ">":
             # '>' at line start is a blockquote in mrkdwn; elsewhere it should be &gt;
             line_start = i == 0 or text[i - 1] == "\n"
             if not line_start:
-                out.append(LintFinding("raw_angle_bracket", pointer,
-                                       "raw '>' in mrkdwn; escape it as &gt;",
-                                       text[max(0, i - 20):i + 20]))
+                out.append(
+                    LintFinding(
+                        "raw_angle_bracket",
+                        pointer,
+                        "raw '>' in mrkdwn; escape it as &gt;",
+                        text[max(0, i - 20) : i + 20],
+                    )
+                )
         i += 1
     for m in _PING_RE.finditer(text):
         out.append(LintFinding("broadcast_ping", pointer, f"message pings @{m.group(1)}", m.group(0)))
@@ -124,8 +172,9 @@ class _Validator:
             return None
         return val
 
-    def text_obj(self, obj: Any, ptr: str, limit: int | None = None, plain_only: bool = False,
-                 required: bool = True) -> None:
+    def text_obj(
+        self, obj: Any, ptr: str, limit: int | None = None, plain_only: bool = False, required: bool = True
+    ) -> None:
         if obj is None:
             if required:
                 self.v.add("must provide an object", ptr)
@@ -333,8 +382,9 @@ def validate_view(view: Any) -> Validation:
         for key in ("submit", "close"):
             if key in view:
                 val.text_obj(view[key], f"/view/{key}", 24, plain_only=True)
-        if "submit" not in view and any(isinstance(b, dict) and b.get("type") == "input"
-                                        for b in view.get("blocks") or []):
+        if "submit" not in view and any(
+            isinstance(b, dict) and b.get("type") == "input" for b in view.get("blocks") or []
+        ):
             val.v.add("must provide submit when using input blocks", "/view/submit")
     val.max_len(view.get("private_metadata"), 3000, "/view/private_metadata")
     val.max_len(view.get("callback_id"), 255, "/view/callback_id")

@@ -77,8 +77,9 @@ class Result:
 class Driver:
     """Sends Slack-originated traffic to the bot over HTTP or Socket Mode."""
 
-    def __init__(self, emu: SlackEmulator, mode: str = "http", url: str | None = None,
-                 ack_timeout: float = 3.0) -> None:
+    def __init__(
+        self, emu: SlackEmulator, mode: str = "http", url: str | None = None, ack_timeout: float = 3.0
+    ) -> None:
         self.emu = emu
         self.mode = mode
         self.url = url
@@ -94,14 +95,25 @@ class Driver:
             self.ack_timeout = ack_timeout
 
     # ------------------------------------------------------------------ transports
-    def http_post(self, url: str, body: bytes, content_type: str, *, tamper: str | None = None,
-                  extra_headers: dict[str, str] | None = None, timeout: float | None = None) -> Result:
+    def http_post(
+        self,
+        url: str,
+        body: bytes,
+        content_type: str,
+        *,
+        tamper: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         """POST ``body`` to the bot, signed (or deliberately mis-signed with ``tamper``)."""
         if tamper is not None and tamper not in TAMPERS:
             raise ValueError(f"tamper must be one of {TAMPERS}")
         now = int(time.time())
-        shifted: dict[str, int | str] = {"stale_timestamp": now - 301, "future_timestamp": now + 200,
-                                         "non_numeric_timestamp": "soon"}
+        shifted: dict[str, int | str] = {
+            "stale_timestamp": now - 301,
+            "future_timestamp": now + 200,
+            "non_numeric_timestamp": "soon",
+        }
         ts: int | str = shifted.get(tamper or "", now)
         headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
         if tamper != "no_signature":
@@ -119,8 +131,9 @@ class Driver:
         if parsed.query:
             path += "?" + parsed.query
         start = time.monotonic()
-        conn = http.client.HTTPConnection(parsed.hostname, parsed.port or 80,
-                                          timeout=self.ack_timeout if timeout is None else timeout)
+        conn = http.client.HTTPConnection(
+            parsed.hostname, parsed.port or 80, timeout=self.ack_timeout if timeout is None else timeout
+        )
         try:
             conn.request("POST", path, body=body, headers=headers)
             resp = conn.getresponse()
@@ -151,15 +164,23 @@ class Driver:
             raise ValueError("HTTP mode needs the bot URL: pass url= or emu.driver.configure(url=...)")
         return u
 
-    def _socket(self, type_: str, payload: JSONDict, accepts: bool, *, wait: bool, timeout: float | None,
-                on_ack: Any = None) -> Result:
+    def _socket(
+        self, type_: str, payload: JSONDict, accepts: bool, *, wait: bool, timeout: float | None, on_ack: Any = None
+    ) -> Result:
         start = time.monotonic()
         env = self.emu.socket.deliver(type_, payload, accepts, on_ack=on_ack)
         if not wait:
             return Result("socket", None, envelope=env, request=payload)
         final = self.emu.socket.wait(env, timeout=timeout if timeout is not None else self.ack_timeout + 10)
-        return Result("socket", 200 if final.acked else None, payload=final.ack_payload,
-                      timed_out=not final.acked, elapsed=time.monotonic() - start, envelope=final, request=payload)
+        return Result(
+            "socket",
+            200 if final.acked else None,
+            payload=final.ack_payload,
+            timed_out=not final.acked,
+            elapsed=time.monotonic() - start,
+            envelope=final,
+            request=payload,
+        )
 
     def _new_trigger(self, user_id: str) -> str:
         trig = self.emu.workspace.mint_trigger()
@@ -167,9 +188,19 @@ class Driver:
         return trig
 
     # ------------------------------------------------------------------ slash commands
-    def slash_command(self, text: str = "", user_id: str = "", channel_id: str = "", command: str = "/k8s", *,
-                      mode: str | None = None, url: str | None = None, wait: bool = True,
-                      timeout: float | None = None, tamper: str | None = None) -> Result:
+    def slash_command(
+        self,
+        text: str = "",
+        user_id: str = "",
+        channel_id: str = "",
+        command: str = "/k8s",
+        *,
+        mode: str | None = None,
+        url: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        tamper: str | None = None,
+    ) -> Result:
         """Invoke ``command text`` as ``user_id`` in ``channel_id``; returns the bot's ack.
 
         The ack body (text or JSON) is shown like Slack does (ephemeral unless
@@ -177,37 +208,76 @@ class Driver:
         m = self._mode(mode)
         response_url = mint_response_url(self.emu, "commands", channel_id, user_id)
         trigger = self._new_trigger(user_id)
-        fields = payloads.command_fields(self.emu, command, text, user_id=user_id, channel_id=channel_id,
-                                         response_url=response_url, trigger_id=trigger)
+        fields = payloads.command_fields(
+            self.emu,
+            command,
+            text,
+            user_id=user_id,
+            channel_id=channel_id,
+            response_url=response_url,
+            trigger_id=trigger,
+        )
         if m == "http":
-            res = self.http_post(self._url(url), urllib.parse.urlencode(fields).encode(),
-                                 "application/x-www-form-urlencoded", tamper=tamper, timeout=timeout)
+            res = self.http_post(
+                self._url(url),
+                urllib.parse.urlencode(fields).encode(),
+                "application/x-www-form-urlencoded",
+                tamper=tamper,
+                timeout=timeout,
+            )
             if res.status == 200 and res.body:
                 ctype = res.headers.get("content-type", "")
-                apply_command_ack(self.emu, response_url, res.payload if ctype.startswith("application/json")
-                                  and res.payload is not None else res.body)
+                apply_command_ack(
+                    self.emu,
+                    response_url,
+                    res.payload if ctype.startswith("application/json") and res.payload is not None else res.body,
+                )
         else:
+
             def on_ack(env: Envelope) -> None:
                 apply_command_ack(self.emu, response_url, env.ack_payload)
+
             res = self._socket("slash_commands", dict(fields), True, wait=wait, timeout=timeout, on_ack=on_ack)
         res.request, res.response_url, res.trigger_id = fields, response_url, trigger
         return res
 
     # ------------------------------------------------------------------ interactivity
-    def _send_interactive(self, payload: JSONDict, m: str, url: str | None, *, accepts: bool, wait: bool,
-                          timeout: float | None, tamper: str | None) -> Result:
+    def _send_interactive(
+        self,
+        payload: JSONDict,
+        m: str,
+        url: str | None,
+        *,
+        accepts: bool,
+        wait: bool,
+        timeout: float | None,
+        tamper: str | None,
+    ) -> Result:
         if m == "http":
             body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
-            res = self.http_post(self._url(url), body, "application/x-www-form-urlencoded", tamper=tamper,
-                                 timeout=timeout)
+            res = self.http_post(
+                self._url(url), body, "application/x-www-form-urlencoded", tamper=tamper, timeout=timeout
+            )
         else:
             res = self._socket("interactive", payload, accepts, wait=wait, timeout=timeout)
         res.request = payload
         return res
 
-    def click(self, channel: str, ts: str, action_id: str, user_id: str, *, selected: Any = None,
-              confirm: bool = True, mode: str | None = None, url: str | None = None, wait: bool = True,
-              timeout: float | None = None, tamper: str | None = None) -> Result:
+    def click(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        user_id: str,
+        *,
+        selected: Any = None,
+        confirm: bool = True,
+        mode: str | None = None,
+        url: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        tamper: str | None = None,
+    ) -> Result:
         """Click a button (or choose ``selected`` in a menu) in the stored message ``ts``.
 
         The action carries the element's real ``value``/``block_id`` from the stored message.
@@ -228,20 +298,40 @@ class Driver:
         block_id, element = found
         if "confirm" in element and not confirm:
             return Result(self._mode(mode), None, sent=False)
-        response_url = mint_response_url(self.emu, "actions", channel, user_id, source_ts=ts,
-                                         source_is_ephemeral=is_eph)
+        response_url = mint_response_url(
+            self.emu, "actions", channel, user_id, source_ts=ts, source_is_ephemeral=is_eph
+        )
         trigger = self._new_trigger(user_id)
         action = payloads.action_from_element(block_id, element, selected)
-        payload = payloads.block_actions(self.emu, user_id, action, trigger, channel_id=channel, message=message,
-                                         is_ephemeral=is_eph, response_url=response_url)
-        res = self._send_interactive(payload, self._mode(mode), url, accepts=False, wait=wait, timeout=timeout,
-                                     tamper=tamper)
+        payload = payloads.block_actions(
+            self.emu,
+            user_id,
+            action,
+            trigger,
+            channel_id=channel,
+            message=message,
+            is_ephemeral=is_eph,
+            response_url=response_url,
+        )
+        res = self._send_interactive(
+            payload, self._mode(mode), url, accepts=False, wait=wait, timeout=timeout, tamper=tamper
+        )
         res.response_url, res.trigger_id = response_url, trigger
         return res
 
-    def click_in_view(self, view_id: str, action_id: str, user_id: str | None = None, *, selected: Any = None,
-                      values: dict[str, Any] | None = None, mode: str | None = None, url: str | None = None,
-                      wait: bool = True, timeout: float | None = None) -> Result:
+    def click_in_view(
+        self,
+        view_id: str,
+        action_id: str,
+        user_id: str | None = None,
+        *,
+        selected: Any = None,
+        values: dict[str, Any] | None = None,
+        mode: str | None = None,
+        url: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> Result:
         """Click/select an element inside an open modal or Home tab."""
         view = self._view(view_id)
         found = payloads.find_element(view.data.get("blocks") or [], action_id)
@@ -251,8 +341,9 @@ class Driver:
         trigger = self._new_trigger(user)
         action = payloads.action_from_element(found[0], found[1], selected)
         payload = payloads.block_actions(self.emu, user, action, trigger, view=view, state_values=values)
-        res = self._send_interactive(payload, self._mode(mode), url, accepts=False, wait=wait, timeout=timeout,
-                                     tamper=None)
+        res = self._send_interactive(
+            payload, self._mode(mode), url, accepts=False, wait=wait, timeout=timeout, tamper=None
+        )
         res.trigger_id = trigger
         return res
 
@@ -262,9 +353,18 @@ class Driver:
             raise KeyError(f"no view {view_id}")
         return view
 
-    def submit_view(self, view_id: str, values: dict[str, Any] | None = None, user_id: str | None = None, *,
-                    mode: str | None = None, url: str | None = None, wait: bool = True,
-                    timeout: float | None = None, tamper: str | None = None) -> Result:
+    def submit_view(
+        self,
+        view_id: str,
+        values: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        *,
+        mode: str | None = None,
+        url: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        tamper: str | None = None,
+    ) -> Result:
         """Submit an open modal with ``values`` ({block_id: {action_id: value}} or {action_id: value}).
 
         Applies the ack's ``response_action``: none/clear closes the view, ``update`` replaces
@@ -273,25 +373,33 @@ class Driver:
         user = user_id or view.user
         trigger = self._new_trigger(user)
         payload = payloads.view_submission(self.emu, view, user, trigger, values)
-        res = self._send_interactive(payload, self._mode(mode), url, accepts=True, wait=wait, timeout=timeout,
-                                     tamper=tamper)
+        res = self._send_interactive(
+            payload, self._mode(mode), url, accepts=True, wait=wait, timeout=timeout, tamper=tamper
+        )
         res.trigger_id = trigger
         if res.ok:
             self._apply_view_ack(view, user, res.payload)
         return res
 
-    def close_view(self, view_id: str, user_id: str | None = None, *, mode: str | None = None,
-                   url: str | None = None) -> Result | None:
+    def close_view(
+        self, view_id: str, user_id: str | None = None, *, mode: str | None = None, url: str | None = None
+    ) -> Result | None:
         """User closes the modal: sends ``view_closed`` only if the view set notify_on_close."""
         view = self._view(view_id)
         view.state = "closed"
         if not view.data.get("notify_on_close"):
             return None
-        payload = {"type": "view_closed", "team": {"id": self.emu.workspace.team_id},
-                   "user": {"id": user_id or view.user}, "api_app_id": self.emu.workspace.app_id,
-                   "view": view_api(self.emu, view), "is_cleared": False}
-        return self._send_interactive(payload, self._mode(mode), url, accepts=False, wait=True, timeout=None,
-                                      tamper=None)
+        payload = {
+            "type": "view_closed",
+            "team": {"id": self.emu.workspace.team_id},
+            "user": {"id": user_id or view.user},
+            "api_app_id": self.emu.workspace.app_id,
+            "view": view_api(self.emu, view),
+            "is_cleared": False,
+        }
+        return self._send_interactive(
+            payload, self._mode(mode), url, accepts=False, wait=True, timeout=None, tamper=None
+        )
 
     def _apply_view_ack(self, view: View, user: str, ack: JSONDict | None) -> None:
         ws = self.emu.workspace
@@ -319,8 +427,17 @@ class Driver:
             view.state = "closed"
 
     # ------------------------------------------------------------------ events
-    def send_event(self, event: JSONDict, mode: str | None = None, url: str | None = None, *, retries: int = 0,
-                   wait: bool = True, timeout: float | None = None, tamper: str | None = None) -> Result:
+    def send_event(
+        self,
+        event: JSONDict,
+        mode: str | None = None,
+        url: str | None = None,
+        *,
+        retries: int = 0,
+        wait: bool = True,
+        timeout: float | None = None,
+        tamper: str | None = None,
+    ) -> Result:
         """Deliver an inner ``event`` wrapped in ``event_callback``.
 
         HTTP: up to ``retries`` immediate retries on non-2xx/timeout with X-Slack-Retry-Num/Reason.
@@ -339,8 +456,14 @@ class Driver:
                 break
             attempt += 1
             reason = "http_timeout" if res.timed_out else "http_error"
-            res = self.http_post(self._url(url), body, "application/json", tamper=tamper, timeout=timeout,
-                                 extra_headers={"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": reason})
+            res = self.http_post(
+                self._url(url),
+                body,
+                "application/json",
+                tamper=tamper,
+                timeout=timeout,
+                extra_headers={"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": reason},
+            )
         res.request = body_obj
         return res
 
@@ -348,25 +471,49 @@ class Driver:
         """Store a message typed by a human (no event is sent); returns it."""
         ws = self.emu.workspace
         with ws.lock:
-            msg: JSONDict = {"type": "message", "user": user_id, "text": text, "ts": ws.new_ts(),
-                             "team": ws.team_id, "client_msg_id": secrets.token_hex(8)}
+            msg: JSONDict = {
+                "type": "message",
+                "user": user_id,
+                "text": text,
+                "ts": ws.new_ts(),
+                "team": ws.team_id,
+                "client_msg_id": secrets.token_hex(8),
+            }
             if thread_ts:
                 msg["thread_ts"] = thread_ts
             ws.store_message(channel, msg)
             return dict(msg)
 
-    def app_mention(self, text: str, user_id: str, channel_id: str, thread_ts: str | None = None, *,
-                    mode: str | None = None, url: str | None = None, **kw: Any) -> Result:
+    def app_mention(
+        self,
+        text: str,
+        user_id: str,
+        channel_id: str,
+        thread_ts: str | None = None,
+        *,
+        mode: str | None = None,
+        url: str | None = None,
+        **kw: Any,
+    ) -> Result:
         """A human posts ``text`` (should contain ``<@BOT>``) and the bot gets ``app_mention``."""
         msg = self.user_message(channel_id, user_id, text, thread_ts)
-        event = {"type": "app_mention", "user": user_id, "text": text, "ts": msg["ts"], "channel": channel_id,
-                 "event_ts": msg["ts"], "team": self.emu.workspace.team_id, "client_msg_id": msg["client_msg_id"]}
+        event = {
+            "type": "app_mention",
+            "user": user_id,
+            "text": text,
+            "ts": msg["ts"],
+            "channel": channel_id,
+            "event_ts": msg["ts"],
+            "team": self.emu.workspace.team_id,
+            "client_msg_id": msg["client_msg_id"],
+        }
         if thread_ts:
             event["thread_ts"] = thread_ts
         return self.send_event(event, mode, url, **kw)
 
-    def app_home_opened(self, user_id: str, tab: str = "home", mode: str | None = None, url: str | None = None,
-                        **kw: Any) -> Result:
+    def app_home_opened(
+        self, user_id: str, tab: str = "home", mode: str | None = None, url: str | None = None, **kw: Any
+    ) -> Result:
         """User opens App Home; includes ``view`` if a Home tab was published for them."""
         event: JSONDict = {"type": "app_home_opened", "user": user_id, "channel": "D" + user_id[1:], "tab": tab}
         vid = self.emu.workspace.home_views.get(user_id)
@@ -374,9 +521,11 @@ class Driver:
             event["view"] = view_api(self.emu, self.emu.workspace.views[vid])
         return self.send_event(event, mode, url, **kw)
 
-    def url_verification(self, challenge: str = "challenge-token", url: str | None = None,
-                         tamper: str | None = None) -> Result:
+    def url_verification(
+        self, challenge: str = "challenge-token", url: str | None = None, tamper: str | None = None
+    ) -> Result:
         """Slack's signed url_verification handshake (HTTP only)."""
-        body = json.dumps({"token": self.emu.verification_token, "challenge": challenge,
-                           "type": "url_verification"}).encode()
+        body = json.dumps(
+            {"token": self.emu.verification_token, "challenge": challenge, "type": "url_verification"}
+        ).encode()
         return self.http_post(self._url(url), body, "application/json", tamper=tamper)

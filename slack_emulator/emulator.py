@@ -30,15 +30,27 @@ class EmulatorTimeout(AssertionError):
 class SlackEmulator:
     """A faithful local Slack: Web API, response_urls, uploads, Socket Mode and a driver."""
 
-    def __init__(self, signing_secret: str = "test-secret", *,  # noqa: S107 - fake credentials
-                 bot_token: str = "xoxb-emulator-bot-token",  # noqa: S107
-                 app_token: str = "xapp-1-AEMULATOR-emulator-app-token",  # noqa: S107
-                 team_id: str = "T0EMULATE", bot_user_id: str = "U0BOT0001", bot_id: str = "B0BOT0001",
-                 app_id: str = "A0APP0001",
-                 team_domain: str = "emulated", team_name: str = "Emulated Workspace", bot_name: str = "k8sbot",
-                 scopes: Iterable[str] = DEFAULT_SCOPES, port: int = 0, socket_port: int = 0,
-                 clock: Clock | None = None, home_tab_enabled: bool = True, ack_timeout: float = 3.0,
-                 verification_token: str = "emulated-verification-token") -> None:  # noqa: S107
+    def __init__(
+        self,
+        signing_secret: str = "test-secret",  # noqa: S107 - fake credentials
+        *,
+        bot_token: str = "xoxb-emulator-bot-token",  # noqa: S107
+        app_token: str = "xapp-1-AEMULATOR-emulator-app-token",  # noqa: S107
+        team_id: str = "T0EMULATE",
+        bot_user_id: str = "U0BOT0001",
+        bot_id: str = "B0BOT0001",
+        app_id: str = "A0APP0001",
+        team_domain: str = "emulated",
+        team_name: str = "Emulated Workspace",
+        bot_name: str = "k8sbot",
+        scopes: Iterable[str] = DEFAULT_SCOPES,
+        port: int = 0,
+        socket_port: int = 0,
+        clock: Clock | None = None,
+        home_tab_enabled: bool = True,
+        ack_timeout: float = 3.0,
+        verification_token: str = "emulated-verification-token",  # noqa: S107
+    ) -> None:
         if not signing_secret.strip():
             raise ValueError("signing_secret must be non-empty (slack_sdk >= 3.43 rejects empty secrets)")
         self.signing_secret = signing_secret
@@ -50,8 +62,9 @@ class SlackEmulator:
         self.home_tab_enabled = home_tab_enabled
         self.verification_token = verification_token
         self.clock = clock or Clock()
-        self.workspace = Workspace(team_id, team_domain, bot_user_id=bot_user_id, bot_id=bot_id, app_id=app_id,
-                                   clock=self.clock)
+        self.workspace = Workspace(
+            team_id, team_domain, bot_user_id=bot_user_id, bot_id=bot_id, app_id=app_id, clock=self.clock
+        )
         self.faults = Faults(self.clock)
         self.socket = SocketModeServer(app_id, LOOPBACK, socket_port, ack_timeout=ack_timeout)
         self.driver = Driver(self, ack_timeout=ack_timeout)
@@ -104,7 +117,7 @@ class SlackEmulator:
 
     # ------------------------------------------------------------------ tokens
     def token_kind(self, token: str | None) -> str | None:
-        """"bot", "app", "revoked" or None (unknown)."""
+        """ "bot", "app", "revoked" or None (unknown)."""
         return self._tokens.get(token or "")
 
     def add_token(self, token: str, kind: str = "bot") -> None:
@@ -116,16 +129,35 @@ class SlackEmulator:
         self._tokens[token] = "revoked"
 
     # ------------------------------------------------------------------ workspace seeding
-    def add_user(self, id: str, name: str | None = None, *, real_name: str = "", email: str | None = None,
-                 is_bot: bool = False, deleted: bool = False, is_admin: bool = False, tz: str = "Etc/UTC") -> User:
+    def add_user(
+        self,
+        id: str,
+        name: str | None = None,
+        *,
+        real_name: str = "",
+        email: str | None = None,
+        is_bot: bool = False,
+        deleted: bool = False,
+        is_admin: bool = False,
+        tz: str = "Etc/UTC",
+    ) -> User:
         user = User(id, name or id.lower(), real_name, email, is_bot, deleted, is_admin, tz)  # dataclass order
         with self.workspace.lock:
             self.workspace.users[id] = user
         return user
 
-    def add_channel(self, id: str, name: str, members: Iterable[str] = (), is_private: bool = False, *,
-                    bot_member: bool | None = None, is_archived: bool = False, topic: str = "",
-                    purpose: str = "") -> Channel:
+    def add_channel(
+        self,
+        id: str,
+        name: str,
+        members: Iterable[str] = (),
+        is_private: bool = False,
+        *,
+        bot_member: bool | None = None,
+        is_archived: bool = False,
+        topic: str = "",
+        purpose: str = "",
+    ) -> Channel:
         """Add a channel.  The bot is a member only if its user id is in ``members`` or
         ``bot_member=True``; public channels accept its posts anyway (chat:write.public)."""
         mem = list(members)
@@ -139,8 +171,16 @@ class SlackEmulator:
             self.workspace.channels[id] = chan
         return chan
 
-    def add_usergroup(self, id: str, handle: str, users: Iterable[str] = (), *, name: str = "",
-                      description: str = "", disabled: bool = False) -> Usergroup:
+    def add_usergroup(
+        self,
+        id: str,
+        handle: str,
+        users: Iterable[str] = (),
+        *,
+        name: str = "",
+        description: str = "",
+        disabled: bool = False,
+    ) -> Usergroup:
         group = Usergroup(id, handle, name or handle, list(users), description, disabled)  # dataclass order
         with self.workspace.lock:
             self.workspace.usergroups[id] = group
@@ -151,8 +191,15 @@ class SlackEmulator:
         """Answer the next ``times`` calls of ``method`` ("*" = any) with 429 + Retry-After."""
         self.faults.rate_limit(method, retry_after, times)
 
-    def fail(self, method: str, error: str = "internal_error", *, http_status: int = 200, times: int | None = 1,
-             for_seconds: float | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        error: str = "internal_error",
+        *,
+        http_status: int = 200,
+        times: int | None = 1,
+        for_seconds: float | None = None,
+    ) -> None:
         """Fail ``method`` ("*" = any) with ``error``; ``http_status=500/503`` simulates an outage."""
         self.faults.fail(method, error, http_status=http_status, times=times, for_seconds=for_seconds)
 
@@ -190,11 +237,17 @@ class SlackEmulator:
         with self.workspace.lock:
             return copy.deepcopy(self.workspace.deleted)
 
-    def ephemerals(self, channel: str | None = None, user: str | None = None,
-                   include_deleted: bool = False) -> list[Ephemeral]:
+    def ephemerals(
+        self, channel: str | None = None, user: str | None = None, include_deleted: bool = False
+    ) -> list[Ephemeral]:
         with self.workspace.lock:
-            return [e for e in self.workspace.ephemerals if (channel is None or e.channel == channel)
-                    and (user is None or e.user == user) and (include_deleted or not e.deleted)]
+            return [
+                e
+                for e in self.workspace.ephemerals
+                if (channel is None or e.channel == channel)
+                and (user is None or e.user == user)
+                and (include_deleted or not e.deleted)
+            ]
 
     def files(self) -> list[StoredFile]:
         with self.workspace.lock:
@@ -206,8 +259,11 @@ class SlackEmulator:
 
     def views(self, user: str | None = None, state: str | None = None) -> list[View]:
         with self.workspace.lock:
-            return [v for v in self.workspace.views.values()
-                    if (user is None or v.user == user) and (state is None or v.state == state)]
+            return [
+                v
+                for v in self.workspace.views.values()
+                if (user is None or v.user == user) and (state is None or v.state == state)
+            ]
 
     def view(self, view_id: str) -> dict[str, Any]:
         """A view as Slack would return it, plus ``"_state"``: open/closed/published."""
@@ -222,8 +278,11 @@ class SlackEmulator:
 
     def lints(self, kind: str | None = None, method: str | None = None) -> list[Lint]:
         with self.workspace.lock:
-            return [entry for entry in self.workspace.lints
-                    if (kind is None or entry.kind == kind) and (method is None or entry.method == method)]
+            return [
+                entry
+                for entry in self.workspace.lints
+                if (kind is None or entry.kind == kind) and (method is None or entry.method == method)
+            ]
 
     def clear_records(self) -> None:
         """Forget recorded calls, lint and response_url posts (state such as messages stays)."""
@@ -233,8 +292,9 @@ class SlackEmulator:
             self.workspace.response_posts.clear()
 
     # ------------------------------------------------------------------ waiting
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition",
-                 interval: float = 0.02) -> Any:
+    def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition", interval: float = 0.02
+    ) -> Any:
         """Poll ``predicate`` until truthy and return its value; raise EmulatorTimeout describing ``what``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -243,7 +303,9 @@ class SlackEmulator:
                 return value
             if time.monotonic() >= deadline:
                 recent = ", ".join(f"{c.method}:{'ok' if c.ok else c.error}" for c in self.calls()[-8:])
-                raise EmulatorTimeout(f"timed out after {timeout:.1f}s waiting for {what}; "
-                                      f"last Web API calls: [{recent}]"
-                                      + (f"; emulator errors: {self.server_errors[-1]}" if self.server_errors else ""))
+                raise EmulatorTimeout(
+                    f"timed out after {timeout:.1f}s waiting for {what}; "
+                    f"last Web API calls: [{recent}]"
+                    + (f"; emulator errors: {self.server_errors[-1]}" if self.server_errors else "")
+                )
             time.sleep(interval)

@@ -58,8 +58,15 @@ class Faults:
         with self._lock:
             self._rules.append(Fault(method, "ratelimited", 429, int(retry_after), times, None))
 
-    def fail(self, method: str, error: str = "internal_error", *, http_status: int = 200,
-             times: int | None = 1, for_seconds: float | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        error: str = "internal_error",
+        *,
+        http_status: int = 200,
+        times: int | None = 1,
+        for_seconds: float | None = None,
+    ) -> None:
         """Fail ``method`` with ``error`` (HTTP 200 ``ok:false``) or an HTTP status (500/503...).
 
         With ``for_seconds`` the rule lasts that long in emulated time (``times`` is then
@@ -81,8 +88,9 @@ class Faults:
         """Consume a matching rule, if any, and say how to answer."""
         now = self._clock.now()
         with self._lock:
-            self._rules = [r for r in self._rules if (r.times is None or r.times > 0)
-                           and (r.until is None or now < r.until)]
+            self._rules = [
+                r for r in self._rules if (r.times is None or r.times > 0) and (r.until is None or now < r.until)
+            ]
             for rule in self._rules:
                 if rule.matches(method, now):
                     if rule.times is not None:

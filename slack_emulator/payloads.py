@@ -38,15 +38,25 @@ def channel_name(emu: SlackEmulator, channel_id: str) -> str:
     return "directmessage" if chan.is_im else chan.name
 
 
-def command_fields(emu: SlackEmulator, command: str, text: str, *, user_id: str, channel_id: str,
-                   response_url: str, trigger_id: str) -> dict[str, str]:
+def command_fields(
+    emu: SlackEmulator, command: str, text: str, *, user_id: str, channel_id: str, response_url: str, trigger_id: str
+) -> dict[str, str]:
     """Slash command fields in Slack's order (all strings)."""
     ws = emu.workspace
     return {
-        "token": emu.verification_token, "team_id": ws.team_id, "team_domain": ws.team_domain,
-        "channel_id": channel_id, "channel_name": channel_name(emu, channel_id), "user_id": user_id,
-        "user_name": ws.user_obj(user_id).name, "command": command, "text": text, "api_app_id": ws.app_id,
-        "is_enterprise_install": "false", "response_url": response_url, "trigger_id": trigger_id,
+        "token": emu.verification_token,
+        "team_id": ws.team_id,
+        "team_domain": ws.team_domain,
+        "channel_id": channel_id,
+        "channel_name": channel_name(emu, channel_id),
+        "user_id": user_id,
+        "user_name": ws.user_obj(user_id).name,
+        "command": command,
+        "text": text,
+        "api_app_id": ws.app_id,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id,
     }
 
 
@@ -84,8 +94,12 @@ def _pick(el: JSONDict, value: Any) -> JSONDict | None:
 def action_from_element(block_id: str, el: JSONDict, selected: Any = None) -> JSONDict:
     """The ``actions[]`` item Slack sends for a click/selection on ``el``."""
     etype = el.get("type")
-    action: JSONDict = {"type": etype, "block_id": block_id, "action_id": el.get("action_id"),
-                        "action_ts": f"{time.time():.6f}"}
+    action: JSONDict = {
+        "type": etype,
+        "block_id": block_id,
+        "action_id": el.get("action_id"),
+        "action_ts": f"{time.time():.6f}",
+    }
     if etype == "button":
         action["text"] = copy.deepcopy(el.get("text"))
         if "value" in el:
@@ -120,10 +134,16 @@ def state_value(el: JSONDict, given: Any) -> JSONDict:
         return {"type": etype, "selected_option": _pick(el, given) if given is not None else None}
     if etype in ("multi_static_select", "checkboxes"):
         return {"type": etype, "selected_options": [_pick(el, v) or {"value": v} for v in (given or [])]}
-    key = {"users_select": "selected_user", "conversations_select": "selected_conversation",
-           "channels_select": "selected_channel", "datepicker": "selected_date", "timepicker": "selected_time",
-           "multi_users_select": "selected_users", "multi_conversations_select": "selected_conversations",
-           "multi_channels_select": "selected_channels"}.get(etype, "value")
+    key = {
+        "users_select": "selected_user",
+        "conversations_select": "selected_conversation",
+        "channels_select": "selected_channel",
+        "datepicker": "selected_date",
+        "timepicker": "selected_time",
+        "multi_users_select": "selected_users",
+        "multi_conversations_select": "selected_conversations",
+        "multi_channels_select": "selected_channels",
+    }.get(etype, "value")
     return {"type": etype, key: given}
 
 
@@ -137,8 +157,11 @@ def view_state(view: View, values: dict[str, Any] | None) -> JSONDict:
         els = [block["element"]] if block.get("type") == "input" and isinstance(block.get("element"), dict) else []
         if block.get("type") == "actions":
             els = [e for e in block.get("elements") or [] if isinstance(e, dict) and e.get("type") != "button"]
-        if block.get("type") == "section" and isinstance(block.get("accessory"), dict) \
-                and block["accessory"].get("type") not in ("button", "image", "overflow"):
+        if (
+            block.get("type") == "section"
+            and isinstance(block.get("accessory"), dict)
+            and block["accessory"].get("type") not in ("button", "image", "overflow")
+        ):
             els = [block["accessory"]]
         bid = str(block.get("block_id"))
         for el in els:
@@ -167,16 +190,30 @@ def _initial(el: JSONDict) -> Any:
     return None
 
 
-def block_actions(emu: SlackEmulator, user_id: str, action: JSONDict, trigger_id: str, *,
-                  channel_id: str | None = None, message: JSONDict | None = None, is_ephemeral: bool = False,
-                  response_url: str | None = None, view: View | None = None,
-                  state_values: JSONDict | None = None) -> JSONDict:
+def block_actions(
+    emu: SlackEmulator,
+    user_id: str,
+    action: JSONDict,
+    trigger_id: str,
+    *,
+    channel_id: str | None = None,
+    message: JSONDict | None = None,
+    is_ephemeral: bool = False,
+    response_url: str | None = None,
+    view: View | None = None,
+    state_values: JSONDict | None = None,
+) -> JSONDict:
     """A ``block_actions`` payload from a message (channel/message/response_url) or a view."""
     ws = emu.workspace
     payload: JSONDict = {
-        "type": "block_actions", "user": _user(emu, user_id), "api_app_id": ws.app_id,
-        "token": emu.verification_token, "team": _team(emu), "enterprise": None,
-        "is_enterprise_install": False, "trigger_id": trigger_id,
+        "type": "block_actions",
+        "user": _user(emu, user_id),
+        "api_app_id": ws.app_id,
+        "token": emu.verification_token,
+        "team": _team(emu),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "trigger_id": trigger_id,
     }
     if view is not None:
         v = view_api(emu, view)
@@ -186,8 +223,12 @@ def block_actions(emu: SlackEmulator, user_id: str, action: JSONDict, trigger_id
         payload["state"] = v["state"]
     else:
         assert message is not None and channel_id is not None
-        container: JSONDict = {"type": "message", "message_ts": message["ts"], "channel_id": channel_id,
-                               "is_ephemeral": is_ephemeral}
+        container: JSONDict = {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": channel_id,
+            "is_ephemeral": is_ephemeral,
+        }
         if message.get("thread_ts"):
             container["thread_ts"] = message["thread_ts"]
         payload["container"] = container
@@ -199,14 +240,24 @@ def block_actions(emu: SlackEmulator, user_id: str, action: JSONDict, trigger_id
     return payload
 
 
-def view_submission(emu: SlackEmulator, view: View, user_id: str, trigger_id: str,
-                    values: dict[str, Any] | None) -> JSONDict:
+def view_submission(
+    emu: SlackEmulator, view: View, user_id: str, trigger_id: str, values: dict[str, Any] | None
+) -> JSONDict:
     """A ``view_submission`` payload (``view.type`` always present)."""
     v = view_api(emu, view)
     v["state"] = {"values": view_state(view, values)}
-    return {"type": "view_submission", "team": _team(emu), "user": _user(emu, user_id),
-            "api_app_id": emu.workspace.app_id, "token": emu.verification_token, "trigger_id": trigger_id,
-            "view": v, "response_urls": [], "is_enterprise_install": False, "enterprise": None}
+    return {
+        "type": "view_submission",
+        "team": _team(emu),
+        "user": _user(emu, user_id),
+        "api_app_id": emu.workspace.app_id,
+        "token": emu.verification_token,
+        "trigger_id": trigger_id,
+        "view": v,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
 
 
 def event_callback(emu: SlackEmulator, event: JSONDict) -> JSONDict:
@@ -215,10 +266,22 @@ def event_callback(emu: SlackEmulator, event: JSONDict) -> JSONDict:
     event = dict(event)
     event.setdefault("event_ts", ws.new_ts())
     return {
-        "token": emu.verification_token, "team_id": ws.team_id, "api_app_id": ws.app_id, "event": event,
-        "type": "event_callback", "event_id": "Ev" + secrets.token_hex(5).upper(),
+        "token": emu.verification_token,
+        "team_id": ws.team_id,
+        "api_app_id": ws.app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": "Ev" + secrets.token_hex(5).upper(),
         "event_time": int(ws.clock.now()),
-        "authorizations": [{"enterprise_id": None, "team_id": ws.team_id, "user_id": ws.bot_user_id,
-                            "is_bot": True, "is_enterprise_install": False}],
-        "is_ext_shared_channel": False, "event_context": "4-" + secrets.token_hex(12),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": ws.team_id,
+                "user_id": ws.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": "4-" + secrets.token_hex(12),
     }

@@ -23,14 +23,22 @@ RESPONSE_URL_TTL = 30 * 60
 RESPONSE_URL_USES = 5
 
 
-def mint_response_url(emu: SlackEmulator, kind: str, channel: str, user: str, *, source_ts: str | None = None,
-                      source_is_ephemeral: bool = False) -> str:
+def mint_response_url(
+    emu: SlackEmulator,
+    kind: str,
+    channel: str,
+    user: str,
+    *,
+    source_ts: str | None = None,
+    source_is_ephemeral: bool = False,
+) -> str:
     """Create a response_url (``kind`` is "commands" or "actions") pointing at this emulator."""
     ws = emu.workspace
     with ws.lock:
         rid = f"{ws.team_id}/{secrets.randbelow(10**12)}/{secrets.token_hex(12)}"
-        ws.response_urls[rid] = ResponseUrl(rid, kind, channel, user, ws.clock.now(), source_ts=source_ts,
-                                            source_is_ephemeral=source_is_ephemeral)
+        ws.response_urls[rid] = ResponseUrl(
+            rid, kind, channel, user, ws.clock.now(), source_ts=source_ts, source_is_ephemeral=source_is_ephemeral
+        )
     return f"{emu.base_url}/{kind}/{rid}"
 
 
@@ -114,8 +122,11 @@ def handle_response_url(emu: SlackEmulator, rid: str, raw: bytes) -> tuple[int, 
                     ru.uses += 1
                 except ApiError as err:
                     status, result = 400, err.error
-        ws.response_posts.append(ResponseUrlPost(url, body if body is not None else raw.decode("utf-8", "replace"),
-                                                 status, result, ws.clock.now()))
+        ws.response_posts.append(
+            ResponseUrlPost(
+                url, body if body is not None else raw.decode("utf-8", "replace"), status, result, ws.clock.now()
+            )
+        )
         return status, result
 
 

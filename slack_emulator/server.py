@@ -152,9 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["x-accepted-oauth-scopes"] = spec.scope or ""
             fault = emu.faults.check(method)
             if fault is not None:
-                raise ApiError(fault.error, status=fault.status,
-                               headers={"Retry-After": str(fault.retry_after)} if fault.retry_after is not None
-                               else {})
+                raise ApiError(
+                    fault.error,
+                    status=fault.status,
+                    headers={"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {},
+                )
             if spec.scope and kind == "bot" and spec.scope not in emu.scopes:
                 raise ApiError("missing_scope", {"needed": spec.scope, "provided": ",".join(emu.scopes)})
             body = spec.func(emu, args, token or "")
@@ -162,8 +164,15 @@ class _Handler(BaseHTTPRequestHandler):
             status = err.status
             headers.update(err.headers)
             body = err.body()
-        call = Call(method, _recorded_args(args), body, status, emu.clock.now(), token,
-                    {k.lower(): v for k, v in self.headers.items()})
+        call = Call(
+            method,
+            _recorded_args(args),
+            body,
+            status,
+            emu.clock.now(),
+            token,
+            {k.lower(): v for k, v in self.headers.items()},
+        )
         with emu.workspace.lock:
             emu.workspace.calls.append(call)
         self._send_json(status, body, headers)
@@ -183,8 +192,9 @@ class ApiServer:
         return int(self.httpd.server_address[1])
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="slack-emulator-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-emulator-http", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

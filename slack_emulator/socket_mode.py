@@ -56,8 +56,12 @@ class Envelope:
         return self.status == "acked"
 
     def frame(self) -> JSONDict:
-        out: JSONDict = {"envelope_id": self.envelope_id, "type": self.type, "payload": self.payload,
-                         "accepts_response_payload": self.accepts_response_payload}
+        out: JSONDict = {
+            "envelope_id": self.envelope_id,
+            "type": self.type,
+            "payload": self.payload,
+            "accepts_response_payload": self.accepts_response_payload,
+        }
         if self.type == "events_api":
             out["retry_attempt"] = self.retry_attempt
             out["retry_reason"] = self.retry_reason
@@ -87,8 +91,16 @@ class SocketConnection:
 class SocketModeServer:
     """websockets sync server on 127.0.0.1 emulating Slack's Socket Mode endpoint."""
 
-    def __init__(self, app_id: str, host: str = "127.0.0.1", port: int = 0, *, ack_timeout: float = 3.0,
-                 max_event_retries: int = 3, server_ping_interval: float | None = 0.5) -> None:
+    def __init__(
+        self,
+        app_id: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ack_timeout: float = 3.0,
+        max_event_retries: int = 3,
+        server_ping_interval: float | None = 0.5,
+    ) -> None:
         self.app_id = app_id
         # Server pings (answered with pongs by every client) also wake the builtin client's
         # blocking recv (3 s timeout, holding the lock close() needs), so clients close fast.
@@ -119,10 +131,17 @@ class SocketModeServer:
         return int(self._server.socket.getsockname()[1])
 
     def start(self) -> None:
-        self._server = serve(self._handle, self.host, self._requested_port, compression=None,
-                             ping_interval=self.server_ping_interval, ping_timeout=None,
-                             process_request=self._process_request, open_timeout=5,
-                             close_timeout=1)
+        self._server = serve(
+            self._handle,
+            self.host,
+            self._requested_port,
+            compression=None,
+            ping_interval=self.server_ping_interval,
+            ping_timeout=None,
+            process_request=self._process_request,
+            open_timeout=5,
+            close_timeout=1,
+        )
         for name, target in (("serve", self._server.serve_forever), ("monitor", self._monitor)):
             t = threading.Thread(target=target, name=f"slack-emulator-ws-{name}", daemon=True)
             t.start()
@@ -168,8 +187,10 @@ class SocketModeServer:
             if len(usable) >= count:
                 return usable
             time.sleep(0.02)
-        raise TimeoutError(f"expected {count} live Socket Mode connection(s), have {len(self.live())} "
-                           f"(apps.connections.open called {self.urls_minted} times)")
+        raise TimeoutError(
+            f"expected {count} live Socket Mode connection(s), have {len(self.live())} "
+            f"(apps.connections.open called {self.urls_minted} times)"
+        )
 
     def _handle(self, conn: ServerConnection) -> None:
         parsed = urllib.parse.urlsplit(conn.request.path if conn.request else "")
@@ -180,12 +201,20 @@ class SocketModeServer:
             self.connections.append(sc)
             live = len([c for c in self.connections if not c.closed])
         try:
-            conn.send(json.dumps({
-                "type": "hello", "num_connections": live,
-                "debug_info": {"host": "applink-emulator", "build_number": 1,
-                               "approximate_connection_time": 18060},
-                "connection_info": {"app_id": self.app_id},
-            }))
+            conn.send(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "num_connections": live,
+                        "debug_info": {
+                            "host": "applink-emulator",
+                            "build_number": 1,
+                            "approximate_connection_time": 18060,
+                        },
+                        "connection_info": {"app_id": self.app_id},
+                    }
+                )
+            )
             self._flush()
             for message in conn:
                 self._on_frame(sc, message)
@@ -233,12 +262,20 @@ class SocketModeServer:
         env.done.set()
 
     # ------------------------------------------------------------------ delivery
-    def deliver(self, type_: str, payload: JSONDict, accepts_response_payload: bool = False, *,
-                on_ack: Callable[[Envelope], None] | None = None, retry_attempt: int = 0,
-                retry_reason: str = "") -> Envelope:
+    def deliver(
+        self,
+        type_: str,
+        payload: JSONDict,
+        accepts_response_payload: bool = False,
+        *,
+        on_ack: Callable[[Envelope], None] | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> Envelope:
         """Queue an envelope and send it at once if a usable socket is open."""
-        env = Envelope(str(uuid.uuid4()), type_, payload, accepts_response_payload, retry_attempt, retry_reason,
-                       on_ack=on_ack)
+        env = Envelope(
+            str(uuid.uuid4()), type_, payload, accepts_response_payload, retry_attempt, retry_reason, on_ack=on_ack
+        )
         with self._lock:
             self.envelopes.append(env)
             self._by_id[env.envelope_id] = env
@@ -283,8 +320,14 @@ class SocketModeServer:
                         expired.append(env)
             for env in expired:
                 if env.type == "events_api" and env.retry_attempt < self.max_event_retries:
-                    env.retry = self.deliver(env.type, env.payload, env.accepts_response_payload, on_ack=env.on_ack,
-                                             retry_attempt=env.retry_attempt + 1, retry_reason="timeout")
+                    env.retry = self.deliver(
+                        env.type,
+                        env.payload,
+                        env.accepts_response_payload,
+                        on_ack=env.on_ack,
+                        retry_attempt=env.retry_attempt + 1,
+                        retry_reason="timeout",
+                    )
                 env.done.set()
 
     def wait(self, env: Envelope, timeout: float | None = None) -> Envelope:
@@ -300,8 +343,12 @@ class SocketModeServer:
                 return current
 
     # ------------------------------------------------------------------ faults
-    def disconnect(self, reason: str = "refresh_requested", connection: SocketConnection | None = None,
-                   close_after: float | None = None) -> SocketConnection:
+    def disconnect(
+        self,
+        reason: str = "refresh_requested",
+        connection: SocketConnection | None = None,
+        close_after: float | None = None,
+    ) -> SocketConnection:
         """Send ``{"type":"disconnect"}`` to a socket (default: the newest) and stop routing to it.
 
         With ``close_after`` the server also closes that socket after the delay, like Slack does
@@ -312,8 +359,9 @@ class SocketModeServer:
                 raise RuntimeError("no live Socket Mode connection to disconnect")
             target.draining = True
         try:
-            target.conn.send(json.dumps({"type": "disconnect", "reason": reason,
-                                         "debug_info": {"host": "applink-emulator"}}))
+            target.conn.send(
+                json.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-emulator"}})
+            )
         except (ConnectionClosed, OSError):
             target.closed = True
         if close_after is not None:

@@ -206,8 +206,9 @@ class View:
 class Workspace:
     """All mutable emulator state.  Thread-safe via ``lock``."""
 
-    def __init__(self, team_id: str, team_domain: str, *, bot_user_id: str, bot_id: str, app_id: str,
-                 clock: Clock) -> None:
+    def __init__(
+        self, team_id: str, team_domain: str, *, bot_user_id: str, bot_id: str, app_id: str, clock: Clock
+    ) -> None:
         self.lock = threading.RLock()
         self.team_id = team_id
         self.team_domain = team_domain
@@ -282,8 +283,11 @@ class Workspace:
     def top_level(self, channel: str) -> list[JSONDict]:
         """Top-level messages (and broadcast replies) in ts order, deep-copied."""
         with self.lock:
-            out = [m for m in self.messages.get(channel, {}).values()
-                   if not m.get("thread_ts") or m["thread_ts"] == m["ts"] or m.get("subtype") == "thread_broadcast"]
+            out = [
+                m
+                for m in self.messages.get(channel, {}).values()
+                if not m.get("thread_ts") or m["thread_ts"] == m["ts"] or m.get("subtype") == "thread_broadcast"
+            ]
             return copy.deepcopy(sorted(out, key=lambda m: float(m["ts"])))
 
     def thread(self, channel: str, ts: str) -> list[JSONDict]:

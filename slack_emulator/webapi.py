@@ -30,8 +30,18 @@ TRIGGER_TTL = 3.0
 _TS_RE = re.compile(r"^\d+\.\d+$")
 _TRIGGER_RE = re.compile(r"^\d+\.\d+\.[0-9a-f]+$")
 
-DEFAULT_SCOPES = ("commands", "chat:write", "chat:write.public", "app_mentions:read", "users:read",
-                  "users:read.email", "usergroups:read", "channels:read", "groups:read", "files:write")
+DEFAULT_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "app_mentions:read",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "channels:read",
+    "groups:read",
+    "files:write",
+)
 
 
 @dataclass
@@ -74,8 +84,12 @@ def _json_arg(args: JSONDict, key: str, bad_error: str) -> Any:
 def _need(args: JSONDict, key: str, error: str = "invalid_arguments") -> str:
     value = args.get(key)
     if value in (None, ""):
-        raise ApiError(error, {"response_metadata": {"messages": [f"[ERROR] missing required field: {key}"]}}
-                       if error == "invalid_arguments" else {})
+        raise ApiError(
+            error,
+            {"response_metadata": {"messages": [f"[ERROR] missing required field: {key}"]}}
+            if error == "invalid_arguments"
+            else {},
+        )
     return str(value)
 
 
@@ -85,20 +99,29 @@ def _invalid(*messages: str) -> ApiError:
 
 
 def _blocks_error(errors: list[str]) -> ApiError:
-    return ApiError("invalid_blocks", {"errors": errors,
-                                       "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]}})
+    return ApiError(
+        "invalid_blocks", {"errors": errors, "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]}}
+    )
 
 
-def _record_lint(emu: SlackEmulator, findings: list[LintFinding], method: str, channel: str | None,
-                 prefix: str = "") -> None:
+def _record_lint(
+    emu: SlackEmulator, findings: list[LintFinding], method: str, channel: str | None, prefix: str = ""
+) -> None:
     with emu.workspace.lock:
         for f in findings:
             emu.workspace.lints.append(Lint(f.kind, method, prefix + f.pointer, f.detail, f.snippet, channel))
 
 
-def check_content(emu: SlackEmulator, args: JSONDict, method: str, channel: str | None, *,
-                  surface: str = "message", max_text: int | None = MAX_TEXT,
-                  require_content: bool = True) -> tuple[JSONDict, list[str]]:
+def check_content(
+    emu: SlackEmulator,
+    args: JSONDict,
+    method: str,
+    channel: str | None,
+    *,
+    surface: str = "message",
+    max_text: int | None = MAX_TEXT,
+    require_content: bool = True,
+) -> tuple[JSONDict, list[str]]:
     """Validate text/blocks/attachments; return (content fields, warnings) or raise."""
     content: JSONDict = {}
     warnings: list[str] = []
@@ -149,8 +172,9 @@ def _warn(body: JSONDict, warnings: list[str]) -> JSONDict:
         body["warning"] = ",".join(warnings)
         body["response_metadata"] = {
             "warnings": warnings,
-            "messages": ["[WARN] Your message was truncated to 40000 characters."] if "message_truncated"
-            in warnings else [],
+            "messages": ["[WARN] Your message was truncated to 40000 characters."]
+            if "message_truncated" in warnings
+            else [],
         }
     return body
 
@@ -173,8 +197,7 @@ def resolve_channel(emu: SlackEmulator, ref: str | None) -> Channel:
             dm_id = "D" + ref[1:]
             dm = ws.channels.get(dm_id)
             if dm is None:
-                dm = Channel(id=dm_id, name=ref, members=[ref, ws.bot_user_id], is_im=True,
-                             created=int(ws.clock.now()))
+                dm = Channel(id=dm_id, name=ref, members=[ref, ws.bot_user_id], is_im=True, created=int(ws.clock.now()))
                 ws.channels[dm_id] = dm
             return dm
     raise ApiError("channel_not_found")
@@ -201,10 +224,20 @@ def writable_channel(emu: SlackEmulator, ref: str | None, allow_public: bool = T
 def bot_message(emu: SlackEmulator, content: JSONDict, ts: str) -> JSONDict:
     ws = emu.workspace
     msg: JSONDict = {
-        "type": "message", "user": ws.bot_user_id, "bot_id": ws.bot_id, "app_id": ws.app_id,
-        "text": content.get("text", ""), "ts": ts, "team": ws.team_id,
-        "bot_profile": {"id": ws.bot_id, "app_id": ws.app_id, "name": emu.bot_name, "deleted": False,
-                        "team_id": ws.team_id},
+        "type": "message",
+        "user": ws.bot_user_id,
+        "bot_id": ws.bot_id,
+        "app_id": ws.app_id,
+        "text": content.get("text", ""),
+        "ts": ts,
+        "team": ws.team_id,
+        "bot_profile": {
+            "id": ws.bot_id,
+            "app_id": ws.app_id,
+            "name": emu.bot_name,
+            "deleted": False,
+            "team_id": ws.team_id,
+        },
     }
     msg.update({k: v for k, v in content.items() if k != "text"})
     if isinstance(msg.get("blocks"), list):
@@ -242,8 +275,9 @@ def _thread_parent(emu: SlackEmulator, channel: str, thread_ts: Any) -> str | No
     return str(parent.get("thread_ts") or thread_ts)
 
 
-def post_bot_message(emu: SlackEmulator, channel: Channel, content: JSONDict, thread_ts: str | None,
-                     broadcast: bool = False) -> JSONDict:
+def post_bot_message(
+    emu: SlackEmulator, channel: Channel, content: JSONDict, thread_ts: str | None, broadcast: bool = False
+) -> JSONDict:
     """Store a bot-authored message and return a copy of it."""
     ws = emu.workspace
     with ws.lock:
@@ -260,9 +294,16 @@ def post_bot_message(emu: SlackEmulator, channel: Channel, content: JSONDict, th
 # ---------------------------------------------------------------- auth
 def auth_test(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     ws = emu.workspace
-    return {"ok": True, "url": f"https://{ws.team_domain}.slack.com/", "team": emu.team_name,
-            "user": emu.bot_name, "team_id": ws.team_id, "user_id": ws.bot_user_id, "bot_id": ws.bot_id,
-            "is_enterprise_install": False}
+    return {
+        "ok": True,
+        "url": f"https://{ws.team_domain}.slack.com/",
+        "team": emu.team_name,
+        "user": emu.bot_name,
+        "team_id": ws.team_id,
+        "user_id": ws.bot_user_id,
+        "bot_id": ws.bot_id,
+        "is_enterprise_install": False,
+    }
 
 
 def apps_connections_open(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
@@ -298,8 +339,7 @@ def chat_update(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
             msg["blocks"] = assign_ids(content["blocks"])
         msg["edited"] = {"user": ws.bot_user_id, "ts": ws.new_ts()}
         out = copy.deepcopy(msg)
-    return _warn({"ok": True, "channel": chan.id, "ts": ts, "text": out.get("text", ""), "message": out},
-                 warnings)
+    return _warn({"ok": True, "channel": chan.id, "ts": ts, "text": out.get("text", ""), "message": out}, warnings)
 
 
 def chat_delete(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
@@ -327,8 +367,7 @@ def chat_post_ephemeral(emu: SlackEmulator, args: JSONDict, token: str) -> JSOND
     with ws.lock:
         msg = bot_message(emu, content, ws.new_ts())
         msg["subtype"] = "ephemeral"
-        ws.ephemerals.append(Ephemeral(chan.id, user, msg, "chat.postEphemeral",
-                                       str(thread_ts) if thread_ts else None))
+        ws.ephemerals.append(Ephemeral(chan.id, user, msg, "chat.postEphemeral", str(thread_ts) if thread_ts else None))
     return _warn({"ok": True, "message_ts": msg["ts"]}, warnings)
 
 
@@ -388,12 +427,22 @@ def view_api(emu: SlackEmulator, v: View) -> JSONDict:
     ws = emu.workspace
     d = v.data
     out: JSONDict = {
-        "id": v.id, "team_id": ws.team_id, "type": v.type, "blocks": copy.deepcopy(d.get("blocks", [])),
-        "private_metadata": d.get("private_metadata", ""), "callback_id": d.get("callback_id", ""),
-        "state": {"values": {}}, "hash": v.hash, "clear_on_close": bool(d.get("clear_on_close", False)),
-        "notify_on_close": bool(d.get("notify_on_close", False)), "root_view_id": v.root_view_id,
-        "previous_view_id": v.previous_view_id, "app_id": ws.app_id, "external_id": d.get("external_id", ""),
-        "app_installed_team_id": ws.team_id, "bot_id": ws.bot_id,
+        "id": v.id,
+        "team_id": ws.team_id,
+        "type": v.type,
+        "blocks": copy.deepcopy(d.get("blocks", [])),
+        "private_metadata": d.get("private_metadata", ""),
+        "callback_id": d.get("callback_id", ""),
+        "state": {"values": {}},
+        "hash": v.hash,
+        "clear_on_close": bool(d.get("clear_on_close", False)),
+        "notify_on_close": bool(d.get("notify_on_close", False)),
+        "root_view_id": v.root_view_id,
+        "previous_view_id": v.previous_view_id,
+        "app_id": ws.app_id,
+        "external_id": d.get("external_id", ""),
+        "app_installed_team_id": ws.team_id,
+        "bot_id": ws.bot_id,
     }
     for key in ("title", "submit", "close"):
         out[key] = copy.deepcopy(d.get(key))
@@ -409,9 +458,16 @@ def _store_view(emu: SlackEmulator, view: JSONDict, user: str, previous: View | 
     vid = ws.new_id("V")
     data = copy.deepcopy(view)
     data["blocks"] = assign_ids(data.get("blocks") or [])
-    v = View(id=vid, user=user, type=str(view["type"]), data=data, hash=_new_hash(emu),
-             root_view_id=previous.root_view_id if previous else vid,
-             previous_view_id=previous.id if previous else None, external_id=view.get("external_id") or None)
+    v = View(
+        id=vid,
+        user=user,
+        type=str(view["type"]),
+        data=data,
+        hash=_new_hash(emu),
+        root_view_id=previous.root_view_id if previous else vid,
+        previous_view_id=previous.id if previous else None,
+        external_id=view.get("external_id") or None,
+    )
     ws.views[vid] = v
     return v
 
@@ -436,8 +492,14 @@ def views_push(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     with ws.lock:
         _use_trigger(emu, str(trigger) if trigger else None)
         user = emu.trigger_users.get(str(trigger), "")
-        top = next((v for v in reversed(list(ws.views.values()))
-                    if v.user == user and v.type == "modal" and v.state == "open"), None)
+        top = next(
+            (
+                v
+                for v in reversed(list(ws.views.values()))
+                if v.user == user and v.type == "modal" and v.state == "open"
+            ),
+            None,
+        )
         if top is None:
             raise ApiError("not_found")
         root = ws.views[top.root_view_id]
@@ -502,19 +564,40 @@ def views_publish(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
 # ---------------------------------------------------------------- users / groups / conversations
 def user_api(emu: SlackEmulator, u: User) -> JSONDict:
     ws = emu.workspace
-    profile: JSONDict = {"real_name": u.real_name or u.name, "display_name": u.name,
-                         "real_name_normalized": u.real_name or u.name, "display_name_normalized": u.name,
-                         "status_text": "", "status_emoji": "", "team": ws.team_id,
-                         "image_48": "https://emulated.slack-edge.com/avatar_48.png"}
+    profile: JSONDict = {
+        "real_name": u.real_name or u.name,
+        "display_name": u.name,
+        "real_name_normalized": u.real_name or u.name,
+        "display_name_normalized": u.name,
+        "status_text": "",
+        "status_emoji": "",
+        "team": ws.team_id,
+        "image_48": "https://emulated.slack-edge.com/avatar_48.png",
+    }
     if u.email and "users:read.email" in emu.scopes:
         profile["email"] = u.email
     if u.is_bot:
         profile["bot_id"] = ws.bot_id if u.id == ws.bot_user_id else "B" + u.id[1:]
-    return {"id": u.id, "team_id": ws.team_id, "name": u.name, "deleted": u.deleted, "color": "9f69e7",
-            "real_name": u.real_name or u.name, "tz": u.tz, "tz_label": "Coordinated Universal Time",
-            "tz_offset": 0, "profile": profile, "is_admin": u.is_admin, "is_owner": False,
-            "is_primary_owner": False, "is_restricted": False, "is_ultra_restricted": False,
-            "is_bot": u.is_bot, "is_app_user": False, "updated": 1700000000}
+    return {
+        "id": u.id,
+        "team_id": ws.team_id,
+        "name": u.name,
+        "deleted": u.deleted,
+        "color": "9f69e7",
+        "real_name": u.real_name or u.name,
+        "tz": u.tz,
+        "tz_label": "Coordinated Universal Time",
+        "tz_offset": 0,
+        "profile": profile,
+        "is_admin": u.is_admin,
+        "is_owner": False,
+        "is_primary_owner": False,
+        "is_restricted": False,
+        "is_ultra_restricted": False,
+        "is_bot": u.is_bot,
+        "is_app_user": False,
+        "updated": 1700000000,
+    }
 
 
 def users_info(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
@@ -534,11 +617,23 @@ def users_lookup_by_email(emu: SlackEmulator, args: JSONDict, token: str) -> JSO
 
 def _group_api(emu: SlackEmulator, g: Any, include_users: bool) -> JSONDict:
     out: JSONDict = {
-        "id": g.id, "team_id": emu.workspace.team_id, "is_usergroup": True, "is_subteam": True,
-        "name": g.name or g.handle, "description": g.description, "handle": g.handle, "is_external": False,
-        "date_create": 1700000000, "date_update": 1700000000, "date_delete": 1700000001 if g.disabled else 0,
-        "auto_type": None, "created_by": "USLACKBOT", "updated_by": "USLACKBOT", "deleted_by": None,
-        "prefs": {"channels": [], "groups": []}, "user_count": str(len(g.users)),
+        "id": g.id,
+        "team_id": emu.workspace.team_id,
+        "is_usergroup": True,
+        "is_subteam": True,
+        "name": g.name or g.handle,
+        "description": g.description,
+        "handle": g.handle,
+        "is_external": False,
+        "date_create": 1700000000,
+        "date_update": 1700000000,
+        "date_delete": 1700000001 if g.disabled else 0,
+        "auto_type": None,
+        "created_by": "USLACKBOT",
+        "updated_by": "USLACKBOT",
+        "deleted_by": None,
+        "prefs": {"channels": [], "groups": []},
+        "user_count": str(len(g.users)),
     }
     if include_users:
         out["users"] = list(g.users)
@@ -548,8 +643,9 @@ def _group_api(emu: SlackEmulator, g: Any, include_users: bool) -> JSONDict:
 def usergroups_list(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     inc_users = truthy(args.get("include_users"))
     inc_disabled = truthy(args.get("include_disabled"))
-    groups = [_group_api(emu, g, inc_users) for g in emu.workspace.usergroups.values()
-              if inc_disabled or not g.disabled]
+    groups = [
+        _group_api(emu, g, inc_users) for g in emu.workspace.usergroups.values() if inc_disabled or not g.disabled
+    ]
     return {"ok": True, "usergroups": groups}
 
 
@@ -563,11 +659,22 @@ def usergroups_users_list(emu: SlackEmulator, args: JSONDict, token: str) -> JSO
 def conversations_info(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     chan = visible_channel(emu, args.get("channel"))
     out: JSONDict = {
-        "id": chan.id, "name": chan.name, "is_channel": not chan.is_private and not chan.is_im,
-        "is_group": chan.is_private, "is_im": chan.is_im, "is_mpim": False, "is_private": chan.is_private,
-        "is_archived": chan.is_archived, "is_general": chan.name == "general", "is_shared": False,
-        "is_ext_shared": False, "is_org_shared": False, "is_member": emu.workspace.bot_user_id in chan.members,
-        "created": chan.created, "creator": "USLACKBOT", "context_team_id": emu.workspace.team_id,
+        "id": chan.id,
+        "name": chan.name,
+        "is_channel": not chan.is_private and not chan.is_im,
+        "is_group": chan.is_private,
+        "is_im": chan.is_im,
+        "is_mpim": False,
+        "is_private": chan.is_private,
+        "is_archived": chan.is_archived,
+        "is_general": chan.name == "general",
+        "is_shared": False,
+        "is_ext_shared": False,
+        "is_org_shared": False,
+        "is_member": emu.workspace.bot_user_id in chan.members,
+        "created": chan.created,
+        "creator": "USLACKBOT",
+        "context_team_id": emu.workspace.team_id,
         "topic": {"value": chan.topic, "creator": "", "last_set": 0},
         "purpose": {"value": chan.purpose, "creator": "", "last_set": 0},
     }
@@ -600,10 +707,13 @@ def conversations_members(emu: SlackEmulator, args: JSONDict, token: str) -> JSO
                 raise ValueError
         except ValueError:
             raise ApiError("invalid_cursor") from None
-    members = chan.members[offset:offset + limit]
+    members = chan.members[offset : offset + limit]
     nxt = offset + limit
-    return {"ok": True, "members": members,
-            "response_metadata": {"next_cursor": _cursor(nxt) if nxt < len(chan.members) else ""}}
+    return {
+        "ok": True,
+        "members": members,
+        "response_metadata": {"next_cursor": _cursor(nxt) if nxt < len(chan.members) else ""},
+    }
 
 
 def conversations_replies(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
@@ -619,8 +729,12 @@ def conversations_history(emu: SlackEmulator, args: JSONDict, token: str) -> JSO
     chan = visible_channel(emu, args.get("channel"))
     msgs = list(reversed(emu.workspace.top_level(chan.id)))
     limit = int(args.get("limit") or 100)
-    return {"ok": True, "messages": msgs[:limit], "has_more": len(msgs) > limit,
-            "response_metadata": {"next_cursor": ""}}
+    return {
+        "ok": True,
+        "messages": msgs[:limit],
+        "has_more": len(msgs) > limit,
+        "response_metadata": {"next_cursor": ""},
+    }
 
 
 # ---------------------------------------------------------------- files.*
@@ -638,9 +752,15 @@ def files_get_upload_url_external(emu: SlackEmulator, args: JSONDict, token: str
     with ws.lock:
         fid = ws.new_id("F")
         up_token = secrets.token_urlsafe(12)
-        ws.files[fid] = StoredFile(id=fid, filename=str(filename), length=length, created=ws.clock.now(),
-                                   alt_txt=args.get("alt_txt"), snippet_type=args.get("snippet_type"),
-                                   user=ws.bot_user_id)
+        ws.files[fid] = StoredFile(
+            id=fid,
+            filename=str(filename),
+            length=length,
+            created=ws.clock.now(),
+            alt_txt=args.get("alt_txt"),
+            snippet_type=args.get("snippet_type"),
+            user=ws.bot_user_id,
+        )
         ws.upload_tokens[up_token] = fid
     return {"ok": True, "upload_url": f"{emu.base_url}/upload/v1/{up_token}", "file_id": fid}
 
@@ -670,8 +790,11 @@ def files_complete_upload_external(emu: SlackEmulator, args: JSONDict, token: st
         thread_ts = None
         for chan in chans:
             thread_ts = _thread_parent(emu, chan.id, args.get("thread_ts"))
-            content: JSONDict = {"text": args.get("initial_comment") or "", "upload": True,
-                                 "files": [f.to_api(ws.team_id) for f in stored]}
+            content: JSONDict = {
+                "text": args.get("initial_comment") or "",
+                "upload": True,
+                "files": [f.to_api(ws.team_id) for f in stored],
+            }
             if args.get("blocks"):
                 content.update(check_content(emu, args, "files.completeUploadExternal", chan.id)[0])
             for f in stored:
@@ -685,8 +808,12 @@ def files_info(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     f = emu.workspace.files.get(str(args.get("file") or ""))
     if f is None or not f.completed:
         raise ApiError("file_not_found")
-    return {"ok": True, "file": f.to_api(emu.workspace.team_id), "comments": [],
-            "response_metadata": {"next_cursor": ""}}
+    return {
+        "ok": True,
+        "file": f.to_api(emu.workspace.team_id),
+        "comments": [],
+        "response_metadata": {"next_cursor": ""},
+    }
 
 
 METHODS: dict[str, MethodSpec] = {

@@ -42,8 +42,9 @@ def _has_scenario_stages(kube: KubeClient) -> bool:
 
 
 def _local_cluster(*args: str) -> str:
-    result = subprocess.run([str(REPO / "scripts" / "local-cluster"), *args], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [str(REPO / "scripts" / "local-cluster"), *args], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"scripts/local-cluster {' '.join(args)} failed:\n{result.stderr[-4000:]}")
     return result.stdout.strip().splitlines()[-1]
@@ -79,8 +80,10 @@ def _kwok_only(request: pytest.FixtureRequest) -> None:
         return
     found: Cluster = request.getfixturevalue("cluster")
     if not found.kwok_stages:
-        pytest.skip(f"needs the local kwok cluster's scenario stages and log serving "
-                    f"(scripts/local-cluster up); {found.kubeconfig} has no Stage sim-crashloop-start")
+        pytest.skip(
+            f"needs the local kwok cluster's scenario stages and log serving "
+            f"(scripts/local-cluster up); {found.kubeconfig} has no Stage sim-crashloop-start"
+        )
 
 
 @pytest.fixture
@@ -94,10 +97,13 @@ def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> Iterator[str]
     ServiceAccount exists, so that is waited for too."""
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{base}-{uuid.uuid4().hex[:5]}"
-    create(kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name,
-                                                                        "labels": {"k8sbot.dev/test": "true"}}})
-    wait_for(lambda: kube.get(resource_path("v1", "ServiceAccount", name, "default")), 30,
-             f"ServiceAccount {name}/default")
+    create(
+        kube,
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"k8sbot.dev/test": "true"}}},
+    )
+    wait_for(
+        lambda: kube.get(resource_path("v1", "ServiceAccount", name, "default")), 30, f"ServiceAccount {name}/default"
+    )
     yield name
     delete(kube, "v1", "Namespace", None, name)
     shutil.rmtree(pod_logs_dir() / name, ignore_errors=True)
@@ -106,7 +112,6 @@ def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> Iterator[str]
 def pytest_report_header(config: pytest.Config) -> str:
     given = os.environ.get("K8SBOT_TEST_KUBECONFIG")
     return f"k8sbot cluster: {given or 'local kwok cluster (scripts/local-cluster), started on first use'}"
-
 
 
 @pytest.fixture

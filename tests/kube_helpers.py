@@ -25,6 +25,7 @@ SIM_LABEL = "sim.k8sbot.dev/scenario"
 
 T = TypeVar("T")
 
+
 @dataclass(frozen=True)
 class Cluster:
     """The cluster the tests run against (the `cluster` fixture)."""
@@ -58,8 +59,9 @@ class WaitTimeout(AssertionError):
     """`wait_for` gave up. An AssertionError so pytest shows it as a plain test failure."""
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition", *,
-             interval: float = 0.25) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition", *, interval: float = 0.25
+) -> Any:
     """Poll `predicate` until it succeeds; return its value.
 
     Success is a truthy return, or an `Observed` with ok=True (then its `value`, else its `state`, is
@@ -101,8 +103,9 @@ _EXTRA_PLURALS: dict[tuple[str, str], tuple[str, bool]] = {
 }
 
 
-def resource_path(api_version: str, kind: str, namespace: str | None = None, name: str | None = None,
-                  subresource: str | None = None) -> str:
+def resource_path(
+    api_version: str, kind: str, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+) -> str:
     """The REST path of a kind (collection when `name` is None)."""
     known = KINDS.get(kind)
     if known and known.group_version == api_version:
@@ -124,8 +127,9 @@ def resource_path(api_version: str, kind: str, namespace: str | None = None, nam
 
 def path_of(obj: KubeObject, *, collection: bool = False, subresource: str | None = None) -> str:
     meta = obj.get("metadata") or {}
-    return resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"),
-                         None if collection else meta["name"], subresource)
+    return resource_path(
+        obj["apiVersion"], obj["kind"], meta.get("namespace"), None if collection else meta["name"], subresource
+    )
 
 
 def create(kube: KubeClient, obj: KubeObject) -> KubeObject:
@@ -138,12 +142,26 @@ def apply(kube: KubeClient, obj: KubeObject, *, field_manager: str = "k8sbot-tes
 
     JSON is YAML, so the body goes as application/apply-patch+yaml unchanged.
     """
-    return kube.request("PATCH", path_of(obj), body=obj, content_type="application/apply-patch+yaml",
-                        query={"fieldManager": field_manager, "force": "true"})
+    return kube.request(
+        "PATCH",
+        path_of(obj),
+        body=obj,
+        content_type="application/apply-patch+yaml",
+        query={"fieldManager": field_manager, "force": "true"},
+    )
 
 
-def patch(kube: KubeClient, api_version: str, kind: str, namespace: str | None, name: str, body: Any, *,
-          kind_of_patch: str = "strategic", subresource: str | None = None) -> KubeObject:
+def patch(
+    kube: KubeClient,
+    api_version: str,
+    kind: str,
+    namespace: str | None,
+    name: str,
+    body: Any,
+    *,
+    kind_of_patch: str = "strategic",
+    subresource: str | None = None,
+) -> KubeObject:
     """PATCH with a strategic-merge (default), merge or json patch body."""
     content_type = {
         "strategic": "application/strategic-merge-patch+json",
@@ -158,12 +176,16 @@ def get(kube: KubeClient, api_version: str, kind: str, namespace: str | None, na
     return kube.get(resource_path(api_version, kind, namespace, name))
 
 
-def delete(kube: KubeClient, api_version: str, kind: str, namespace: str | None, name: str, *,
-           missing_ok: bool = True) -> None:
+def delete(
+    kube: KubeClient, api_version: str, kind: str, namespace: str | None, name: str, *, missing_ok: bool = True
+) -> None:
     """DELETE without waiting for the object to be gone (background propagation)."""
     try:
-        kube.request("DELETE", resource_path(api_version, kind, namespace, name),
-                     body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
+        kube.request(
+            "DELETE",
+            resource_path(api_version, kind, namespace, name),
+            body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+        )
     except NotFound:
         if not missing_ok:
             raise
@@ -178,8 +200,9 @@ def pods(kube: KubeClient, namespace: str, selector: str | None = None) -> list[
 
 def events_for(kube: KubeClient, namespace: str, name: str, kind: str = "Pod") -> list[KubeObject]:
     """Events whose involvedObject is `kind/name` in `namespace`."""
-    return kube.list(resource_path("v1", "Event", namespace),
-                     fieldSelector=f"involvedObject.name={name},involvedObject.kind={kind}")
+    return kube.list(
+        resource_path("v1", "Event", namespace), fieldSelector=f"involvedObject.name={name},involvedObject.kind={kind}"
+    )
 
 
 def event_reasons(events: Iterable[KubeObject]) -> set[str]:
@@ -206,15 +229,22 @@ def pod_summary(pod: KubeObject) -> str:
     """One line per pod for timeout messages: name, phase, ready, waiting reason, restarts."""
     status = pod.get("status") or {}
     state = container_state(pod)
-    return (f"{pod['metadata']['name']}: phase={status.get('phase')} ready={is_ready(pod)} "
-            f"waiting={waiting_reason(pod)} restarts={state.get('restartCount')}")
+    return (
+        f"{pod['metadata']['name']}: phase={status.get('phase')} ready={is_ready(pod)} "
+        f"waiting={waiting_reason(pod)} restarts={state.get('restartCount')}"
+    )
 
 
 def replica_sets(kube: KubeClient, namespace: str, deployment: str) -> list[KubeObject]:
     """The ReplicaSets a Deployment owns, oldest revision first."""
-    owned = [rs for rs in kube.list(resource_path("apps/v1", "ReplicaSet", namespace))
-             if any(ref.get("kind") == "Deployment" and ref.get("name") == deployment
-                    for ref in rs["metadata"].get("ownerReferences") or [])]
+    owned = [
+        rs
+        for rs in kube.list(resource_path("apps/v1", "ReplicaSet", namespace))
+        if any(
+            ref.get("kind") == "Deployment" and ref.get("name") == deployment
+            for ref in rs["metadata"].get("ownerReferences") or []
+        )
+    ]
     return sorted(owned, key=revision_of)
 
 
@@ -229,19 +259,24 @@ def deployment_rolled_out(kube: KubeClient, namespace: str, name: str) -> Observ
     d = get(kube, "apps/v1", "Deployment", namespace, name)
     spec, status = d["spec"], d.get("status") or {}
     want = spec.get("replicas", 1)
-    ok = (status.get("observedGeneration", 0) >= d["metadata"]["generation"]
-          and status.get("updatedReplicas", 0) == want
-          and status.get("replicas", 0) == want
-          and status.get("availableReplicas", 0) == want)
-    state = {k: status.get(k) for k in ("observedGeneration", "replicas", "updatedReplicas",
-                                         "readyReplicas", "availableReplicas")}
+    ok = (
+        status.get("observedGeneration", 0) >= d["metadata"]["generation"]
+        and status.get("updatedReplicas", 0) == want
+        and status.get("replicas", 0) == want
+        and status.get("availableReplicas", 0) == want
+    )
+    state = {
+        k: status.get(k)
+        for k in ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
+    }
     state["want"] = want
     return Observed(ok, state, d)
 
 
 def wait_rolled_out(kube: KubeClient, namespace: str, name: str, timeout: float = 60.0) -> KubeObject:
-    result: KubeObject = wait_for(lambda: deployment_rolled_out(kube, namespace, name), timeout,
-                                  f"Deployment {namespace}/{name} to roll out")
+    result: KubeObject = wait_for(
+        lambda: deployment_rolled_out(kube, namespace, name), timeout, f"Deployment {namespace}/{name} to roll out"
+    )
     return result
 
 
@@ -254,8 +289,15 @@ def rollback_to(kube: KubeClient, namespace: str, name: str, revision: int) -> K
             labels = dict(template["metadata"].get("labels") or {})
             labels.pop("pod-template-hash", None)  # the controller adds it; it is not part of the template
             template["metadata"]["labels"] = labels
-            return patch(kube, "apps/v1", "Deployment", namespace, name,
-                         [{"op": "replace", "path": "/spec/template", "value": template}], kind_of_patch="json")
+            return patch(
+                kube,
+                "apps/v1",
+                "Deployment",
+                namespace,
+                name,
+                [{"op": "replace", "path": "/spec/template", "value": template}],
+                kind_of_patch="json",
+            )
     raise NotFound(f"Deployment {namespace}/{name} has no ReplicaSet with revision {revision}")
 
 
@@ -279,9 +321,16 @@ def _cri_log(lines: Iterable[str], end: datetime) -> str:
     return "".join(out)
 
 
-def set_pod_logs(kube: KubeClient, namespace: str, pod_name_or_selector: str, container: str, *,
-                 current: Iterable[str] = (), previous: Iterable[str] | None = None,
-                 log_dir: Path | None = None) -> list[str]:
+def set_pod_logs(
+    kube: KubeClient,
+    namespace: str,
+    pod_name_or_selector: str,
+    container: str,
+    *,
+    current: Iterable[str] = (),
+    previous: Iterable[str] | None = None,
+    log_dir: Path | None = None,
+) -> list[str]:
     """Make `GET .../pods/P/log?container=C` (and `&previous=true`) return these lines, through kwok.
 
     `pod_name_or_selector` is a pod name, or a label selector (anything with `=`) for all its pods.
@@ -312,22 +361,38 @@ def set_pod_logs(kube: KubeClient, namespace: str, pod_name_or_selector: str, co
         except NotFound:
             existing = []
         others = [e for e in existing if container not in (e.get("containers") or [])]
-        apply(kube, {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
-                     "metadata": {"name": name, "namespace": namespace},
-                     "spec": {"logs": [*others, entry]}})
+        apply(
+            kube,
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "Logs",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"logs": [*others, entry]},
+            },
+        )
     return names
 
 
-def bind_role(kube: KubeClient, namespace: str, cluster_role: str, *, group: str | None = None,
-              user: str | None = None, name: str | None = None) -> None:
+def bind_role(
+    kube: KubeClient,
+    namespace: str,
+    cluster_role: str,
+    *,
+    group: str | None = None,
+    user: str | None = None,
+    name: str | None = None,
+) -> None:
     """A RoleBinding in `namespace` of ClusterRole `cluster_role` to one group or user."""
     if (group is None) == (user is None):
         raise ValueError("bind_role needs exactly one of group= or user=")
     subject = {"kind": "Group", "name": group} if group else {"kind": "User", "name": str(user)}
-    create(kube, {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name or f"{group or user}-{cluster_role}", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", **subject}],
-    })
+    create(
+        kube,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name or f"{group or user}-{cluster_role}", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", **subject}],
+        },
+    )

@@ -22,21 +22,33 @@ def template(image: str) -> dict[str, Any]:
 def deployment(revision: int, image: str, *, progressing: str = "NewReplicaSetAvailable") -> dict[str, Any]:
     return {
         "kind": "Deployment",
-        "metadata": {"name": "checkout", "namespace": NS, "uid": "d1", "resourceVersion": "10",
-                     "annotations": {"deployment.kubernetes.io/revision": str(revision)}},
+        "metadata": {
+            "name": "checkout",
+            "namespace": NS,
+            "uid": "d1",
+            "resourceVersion": "10",
+            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+        },
         "spec": {"replicas": 2, "template": template(image)},
-        "status": {"readyReplicas": 2, "conditions": [{"type": "Progressing", "status": "True",
-                                                      "reason": progressing}]},
+        "status": {
+            "readyReplicas": 2,
+            "conditions": [{"type": "Progressing", "status": "True", "reason": progressing}],
+        },
     }
 
 
 def replicaset(name: str, revision: int, image: str, *, replicas: int, ready: int) -> dict[str, Any]:
     return {
         "kind": "ReplicaSet",
-        "metadata": {"name": name, "namespace": NS, "uid": f"rs-{name}", "resourceVersion": "11",
-                     "creationTimestamp": "2024-05-01T10:00:00Z",
-                     "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-                     "ownerReferences": [{"kind": "Deployment", "name": "checkout", "uid": "d1", "controller": True}]},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "uid": f"rs-{name}",
+            "resourceVersion": "11",
+            "creationTimestamp": "2024-05-01T10:00:00Z",
+            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+            "ownerReferences": [{"kind": "Deployment", "name": "checkout", "uid": "d1", "controller": True}],
+        },
         "spec": {"replicas": replicas, "template": template(image)},
         "status": {"replicas": replicas, "readyReplicas": ready},
     }
@@ -46,13 +58,22 @@ def pod(name: str, rs: str, *, waiting: str | None = None, ready: bool = False) 
     state = {"waiting": {"reason": waiting, "message": "not found"}} if waiting else {"running": {}}
     return {
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": NS, "uid": f"p-{name}", "resourceVersion": "12",
-                     "ownerReferences": [{"kind": "ReplicaSet", "name": rs, "uid": f"rs-{rs}", "controller": True}],
-                     "labels": {"app": "checkout"}, "managedFields": [{"manager": "big"}] * 5},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "uid": f"p-{name}",
+            "resourceVersion": "12",
+            "ownerReferences": [{"kind": "ReplicaSet", "name": rs, "uid": f"rs-{rs}", "controller": True}],
+            "labels": {"app": "checkout"},
+            "managedFields": [{"manager": "big"}] * 5,
+        },
         "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": BAD if waiting else GOOD}]},
-        "status": {"phase": "Pending" if waiting else "Running",
-                   "containerStatuses": [{"name": "app", "ready": ready, "restartCount": 0, "state": state,
-                                          "image": BAD if waiting else GOOD}]},
+        "status": {
+            "phase": "Pending" if waiting else "Running",
+            "containerStatuses": [
+                {"name": "app", "ready": ready, "restartCount": 0, "state": state, "image": BAD if waiting else GOOD}
+            ],
+        },
     }
 
 
@@ -81,13 +102,20 @@ def test_a_bad_image_rollout_is_one_image_pull_finding_set_with_the_culprit_and_
     assert ctx.rollback_to == 1 and ctx.current_revision == 2 and ctx.failing_pod == "checkout-new-a"
     assert ctx.culprit is not None
     assert (ctx.culprit.path, ctx.culprit.before, ctx.culprit.after) == (
-        "spec.template.spec.containers[0].image", GOOD, BAD)
+        "spec.template.spec.containers[0].image",
+        GOOD,
+        BAD,
+    )
 
 
 def test_a_rollout_progressing_normally_pages_nothing() -> None:
     starting = pod("checkout-new-a", "checkout-new")
-    starting["status"] = {"phase": "Pending", "containerStatuses": [
-        {"name": "app", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+    starting["status"] = {
+        "phase": "Pending",
+        "containerStatuses": [
+            {"name": "app", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}
+        ],
+    }
     index = index_with(
         deployment(2, BAD, progressing="ReplicaSetUpdated"),
         replicaset("checkout-old", 1, GOOD, replicas=2, ready=2),
@@ -99,8 +127,11 @@ def test_a_rollout_progressing_normally_pages_nothing() -> None:
 
 
 def test_the_index_keeps_only_what_analyzers_read_and_forgets_deleted_pods() -> None:
-    index = index_with(deployment(1, GOOD), replicaset("checkout-old", 1, GOOD, replicas=1, ready=1),
-                       pod("checkout-old-a", "checkout-old", ready=True))
+    index = index_with(
+        deployment(1, GOOD),
+        replicaset("checkout-old", 1, GOOD, replicas=1, ready=1),
+        pod("checkout-old-a", "checkout-old", ready=True),
+    )
     stored = index.get("Pod", NS, "checkout-old-a") or {}
     assert "managedFields" not in stored["metadata"] and "labels" not in stored["metadata"]
     index.apply("Pod", "DELETED", pod("checkout-old-a", "checkout-old"))

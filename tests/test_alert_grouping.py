@@ -10,8 +10,11 @@ CRASH = Category.CRASH_LOOP
 
 
 def crashing(*pods: str) -> dict[Category, tuple[Finding, ...]]:
-    return {CRASH: tuple(Finding(ObjectRef("Pod", "shop", p), CRASH, "CrashLoopBackOff", "crashes",
-                                 parent=DEPLOY) for p in pods)}
+    return {
+        CRASH: tuple(
+            Finding(ObjectRef("Pod", "shop", p), CRASH, "CrashLoopBackOff", "crashes", parent=DEPLOY) for p in pods
+        )
+    }
 
 
 def tracker() -> Tracker:
@@ -42,8 +45,12 @@ def test_a_pod_that_fails_briefly_does_not_page() -> None:
 
 def test_different_causes_of_one_workload_are_different_alerts() -> None:
     t = tracker()
-    found = {**crashing("a"), Category.IMAGE_PULL: (Finding(ObjectRef("Pod", "shop", "b"), Category.IMAGE_PULL,
-                                                          "ImagePullBackOff", "no image", parent=DEPLOY),)}
+    found = {
+        **crashing("a"),
+        Category.IMAGE_PULL: (
+            Finding(ObjectRef("Pod", "shop", "b"), Category.IMAGE_PULL, "ImagePullBackOff", "no image", parent=DEPLOY),
+        ),
+    }
     t.observe(DEPLOY, found, 0)
     fired = t.tick(30)
     assert {d.key.category for d in fired} == {CRASH, Category.IMAGE_PULL}

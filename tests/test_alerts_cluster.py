@@ -82,11 +82,20 @@ class Bot:
         self.watchers = Watchers(self.kube, recorder, kinds=(*DEFAULT_KINDS, *ALERT_KINDS), watch_seconds=60)
         poster = Poster(make_web_client(token=self.emu.bot_token, base_url=self.emu.api_url))
         self.engine = AlertEngine(
-            alerts=AlertStore(db), outbox=Outbox(db), kube=self.kube, recorder=recorder, poster=poster,
-            messages=BlockKitAlerts(), analyzers=ANALYZERS,
-            settings=AlertSettings(cluster_name="test-cluster", default_channel=DEFAULT,
-                                   timing=Timing(settle=2, resolve_after=3, repeat_interval=5)),
-            policy=self.policy.current, backoff=(0.5, 4.0),
+            alerts=AlertStore(db),
+            outbox=Outbox(db),
+            kube=self.kube,
+            recorder=recorder,
+            poster=poster,
+            messages=BlockKitAlerts(),
+            analyzers=ANALYZERS,
+            settings=AlertSettings(
+                cluster_name="test-cluster",
+                default_channel=DEFAULT,
+                timing=Timing(settle=2, resolve_after=3, repeat_interval=5),
+            ),
+            policy=self.policy.current,
+            backoff=(0.5, 4.0),
         )
         self.watchers.start()
         self.engine.start(self.stop, synced=self.watchers.wait_synced)
@@ -101,8 +110,11 @@ class Bot:
 
     def alert_posts(self) -> list[Any]:
         """Successful top-level alert posts (each carries the outbox's metadata)."""
-        return [c for c in self.emu.calls("chat.postMessage") if c.ok and not c.args.get("thread_ts")
-                and "k8sbot_alert" in str(c.args.get("metadata"))]
+        return [
+            c
+            for c in self.emu.calls("chat.postMessage")
+            if c.ok and not c.args.get("thread_ts") and "k8sbot_alert" in str(c.args.get("metadata"))
+        ]
 
     def alerts(self, channel: str = CHANNEL) -> list[dict[str, Any]]:
         return [m for m in self.emu.messages(channel) if (m.get("metadata") or {}).get("event_type") == "k8sbot_alert"]
@@ -132,8 +144,9 @@ def slack_app(bot: Bot, kube: KubeClient, namespace: str) -> Iterator[CommandSer
     services = command_services(
         kube, Database(bot.db_path), permissions=engine, placement=Placement(cluster_name="test-cluster")
     )
-    settings = Settings(slack_bot_token=bot.emu.bot_token, slack_signing_secret=bot.emu.signing_secret,
-                        slack_api_url=bot.emu.api_url)
+    settings = Settings(
+        slack_bot_token=bot.emu.bot_token, slack_signing_secret=bot.emu.signing_secret, slack_api_url=bot.emu.api_url
+    )
     client = make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     with BoltHttpServer(build_app(settings, services, client)) as server:
         bot.emu.driver.configure(mode="http", url=server.url)
@@ -204,8 +217,9 @@ def test_a_bad_image_rollout_alerts_the_team_once_and_its_rollback_button_fixes_
     wait_for(lambda: _header(current()).startswith("✅ Resolved"), 60, "the alert edited to resolved")
     resolved = current()
     assert _button(resolved, "Rollback") is None and "after" in str(resolved["blocks"][1])
-    updates = [str(c.args.get("blocks")) for c in bot.emu.calls("chat.update")
-               if c.ok and c.args.get("ts") == alert["ts"]]
+    updates = [
+        str(c.args.get("blocks")) for c in bot.emu.calls("chat.update") if c.ok and c.args.get("ts") == alert["ts"]
+    ]
     noted = next(i for i, u in enumerate(updates) if "rolled back to revision 1" in u)
     assert "Resolved" not in updates[noted] and "Resolved" in updates[-1]
     replies = [m.get("text", "") for m in bot.emu.thread(CHANNEL, alert["ts"])]
@@ -215,14 +229,25 @@ def test_a_bad_image_rollout_alerts_the_team_once_and_its_rollback_button_fixes_
 
 def test_twenty_crashing_pods_of_one_deployment_are_one_alert(bot: Bot, kube: KubeClient, namespace: str) -> None:
     bot.start()
-    apply(kube, {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "worker", "namespace": namespace},
-        "spec": {"replicas": 20, "selector": {"matchLabels": {"app": "worker"}},
-                 "template": {"metadata": {"labels": {"app": "worker", SIM_LABEL: "crashloop"},
-                                           "annotations": {"sim.k8sbot.dev/exit-code": "1"}},
-                              "spec": {"containers": [{"name": "app", "image": "registry.example.com/worker:2"}]}}},
-    })
+    apply(
+        kube,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "worker", "namespace": namespace},
+            "spec": {
+                "replicas": 20,
+                "selector": {"matchLabels": {"app": "worker"}},
+                "template": {
+                    "metadata": {
+                        "labels": {"app": "worker", SIM_LABEL: "crashloop"},
+                        "annotations": {"sim.k8sbot.dev/exit-code": "1"},
+                    },
+                    "spec": {"containers": [{"name": "app", "image": "registry.example.com/worker:2"}]},
+                },
+            },
+        },
+    )
 
     def all_crashing() -> bool:
         found = pods(kube, namespace, "app=worker")
@@ -248,8 +273,11 @@ def test_slack_failing_for_30_seconds_delays_the_alert_but_loses_and_duplicates_
     bot.start()
     bot.emu.fail("chat.postMessage", error="internal_error", for_seconds=30)
     break_image(kube, app)
-    wait_for(lambda: [c for c in bot.emu.calls("chat.postMessage") if not c.ok] or None, 60,
-             "a failed post during the outage")
+    wait_for(
+        lambda: [c for c in bot.emu.calls("chat.postMessage") if not c.ok] or None,
+        60,
+        "a failed post during the outage",
+    )
     (alert,) = wait_for(lambda: bot.alerts() or None, 120, "the alert after the outage")
     failed = [c for c in bot.emu.calls("chat.postMessage") if not c.ok]
     assert failed and all(c.response.get("error") == "internal_error" for c in failed)

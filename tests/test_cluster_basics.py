@@ -36,8 +36,14 @@ def test_deployment_rolls_out_and_pods_become_ready(kube: KubeClient, namespace:
 
 def test_image_change_makes_revision_2_and_rollback_restores_ready_pods(kube: KubeClient, namespace: str) -> None:
     app = deploy_checkout(kube, namespace)
-    patch(kube, "apps/v1", "Deployment", namespace, app.name,
-          {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": app.image + "-hotfix"}]}}}})
+    patch(
+        kube,
+        "apps/v1",
+        "Deployment",
+        namespace,
+        app.name,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": app.image + "-hotfix"}]}}}},
+    )
     wait_rolled_out(kube, namespace, app.name)
     sets = replica_sets(kube, namespace, app.name)
     assert [revision_of(rs) for rs in sets] == [1, 2]
@@ -61,8 +67,16 @@ def test_scale_subresource_changes_replicas(kube: KubeClient, namespace: str) ->
     app = deploy_checkout(kube, namespace, replicas=1)
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{app.name}/scale"
     assert kube.get(path)["spec"]["replicas"] == 1
-    patch(kube, "apps/v1", "Deployment", namespace, app.name, {"spec": {"replicas": 3}},
-          kind_of_patch="merge", subresource="scale")
+    patch(
+        kube,
+        "apps/v1",
+        "Deployment",
+        namespace,
+        app.name,
+        {"spec": {"replicas": 3}},
+        kind_of_patch="merge",
+        subresource="scale",
+    )
     wait_rolled_out(kube, namespace, app.name)
     assert kube.get(path)["status"]["replicas"] == 3
     assert len([p for p in pods(kube, namespace, app.selector_text) if is_ready(p)]) == 3
@@ -71,9 +85,14 @@ def test_scale_subresource_changes_replicas(kube: KubeClient, namespace: str) ->
 @pytest.mark.kwok
 def test_pod_logs_and_previous_logs_come_back_through_the_api(kube: KubeClient, namespace: str) -> None:
     app = deploy_checkout(kube, namespace, replicas=1)
-    names = set_pod_logs(kube, namespace, app.selector_text, "app",
-                         current=["starting checkout 1.4.2", "listening on :8080"],
-                         previous=["panic: dial tcp payments:8080: connection refused"])
+    names = set_pod_logs(
+        kube,
+        namespace,
+        app.selector_text,
+        "app",
+        current=["starting checkout 1.4.2", "listening on :8080"],
+        previous=["panic: dial tcp payments:8080: connection refused"],
+    )
     assert len(names) == 1
     path = f"/api/v1/namespaces/{namespace}/pods/{names[0]}/log"
     # kwok picks up a new Logs object through a watch: wait for it rather than assume it is instant.
@@ -85,8 +104,7 @@ def test_pod_logs_and_previous_logs_come_back_through_the_api(kube: KubeClient, 
 
     # Replacing the lines replaces what the API serves (same Logs object, new file contents).
     set_pod_logs(kube, namespace, names[0], "app", current=["second run"])
-    assert wait_for(lambda: kube.text(path, container="app").splitlines() == ["second run"], 15,
-                    "the new current logs")
+    assert wait_for(lambda: kube.text(path, container="app").splitlines() == ["second run"], 15, "the new current logs")
 
 
 def _text_or_none(kube: KubeClient, path: str, **query: str) -> str | None:
@@ -114,8 +132,9 @@ def test_no_node_has_a_non_loopback_address(kube: KubeClient, cluster: Cluster) 
 def test_cluster_processes_listen_on_loopback_only(cluster: Cluster) -> None:
     if not cluster.local:
         pytest.skip("checks the processes of the local cluster")
-    result = subprocess.run([str(REPO / "scripts" / "local-cluster"), "listeners"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [str(REPO / "scripts" / "local-cluster"), "listeners"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     components = {line.split()[0] for line in result.stdout.splitlines()}
     assert components == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"}
@@ -125,8 +144,9 @@ def test_local_cluster_up_again_reuses_the_running_cluster(cluster: Cluster, kub
     if not cluster.local:
         pytest.skip("exercises scripts/local-cluster")
     before = kube.get("/api/v1/namespaces/kube-system")["metadata"]["uid"]
-    result = subprocess.run([str(REPO / "scripts" / "local-cluster"), "up"], capture_output=True, text=True,
-                            check=False, timeout=120)
+    result = subprocess.run(
+        [str(REPO / "scripts" / "local-cluster"), "up"], capture_output=True, text=True, check=False, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == cluster.kubeconfig
     assert "reusing it" in result.stderr

@@ -12,18 +12,29 @@ from bot.kube.client import KubeClient
 
 def _review(kube: KubeClient, user: str, groups: list[str], namespace: str, verb: str, resource: str) -> bool:
     """The API server's own answer to "may `user` in `groups` do `verb` on `resource`?"."""
-    answer = kube.request("POST", resource_path("authorization.k8s.io/v1", "SubjectAccessReview"), body={
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {"user": user, "groups": groups,
-                 "resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource}},
-    })
+    answer = kube.request(
+        "POST",
+        resource_path("authorization.k8s.io/v1", "SubjectAccessReview"),
+        body={
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": groups,
+                "resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource},
+            },
+        },
+    )
     return bool(answer["status"].get("allowed"))
 
 
 def _configmap(namespace: str, name: str) -> dict[str, object]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
-            "data": {"k": "v"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"k": "v"},
+    }
 
 
 @pytest.fixture
@@ -33,8 +44,11 @@ def bindings(kube: KubeClient, namespace: str) -> str:
     bind_role(kube, namespace, "view", user="alice", name="alice-view")
     bind_role(kube, namespace, "edit", group="shop-oncall", name="oncall-edit")
     wait_for(lambda: _review(kube, "alice", [], namespace, "list", "pods"), 10, "alice's view binding to apply")
-    wait_for(lambda: _review(kube, "x", ["shop-oncall"], namespace, "create", "configmaps"), 10,
-             "the oncall edit binding to apply")
+    wait_for(
+        lambda: _review(kube, "x", ["shop-oncall"], namespace, "create", "configmaps"),
+        10,
+        "the oncall edit binding to apply",
+    )
     return namespace
 
 
@@ -60,8 +74,11 @@ def test_group_binding_applies_through_multi_group_impersonation(kube: KubeClien
     created = bob.request("POST", resource_path("v1", "ConfigMap", bindings), body=_configmap(bindings, "by-bob"))
     assert created["metadata"]["name"] == "by-bob"
     # The API server saw bob with both groups (and system:authenticated), as the audit trail would.
-    who = bob.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                      body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    who = bob.request(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+    )
     user_info = who["status"]["userInfo"]
     assert user_info["username"] == "bob"
     assert {"shop-readers", "shop-oncall"} <= set(user_info["groups"])
@@ -70,5 +87,6 @@ def test_group_binding_applies_through_multi_group_impersonation(kube: KubeClien
     # Without the group, bob is nobody here.
     with pytest.raises(PermissionDenied):
         kube.as_subject("bob", ("shop-readers",)).request(
-            "POST", resource_path("v1", "ConfigMap", bindings), body=_configmap(bindings, "not-by-bob"))
+            "POST", resource_path("v1", "ConfigMap", bindings), body=_configmap(bindings, "not-by-bob")
+        )
     assert _review(kube, "bob", ["shop-readers"], bindings, "create", "configmaps") is False

@@ -46,9 +46,12 @@ def _events_with(kube: KubeClient, namespace: str, pod: str, *reasons: str) -> l
     """Wait until the pod has events with all these reasons (kubelet-like events are written after
     the status), then return its events."""
     found: list[KubeObject] = wait_for(
-        lambda: Observed(set(reasons) <= event_reasons(ev := events_for(kube, namespace, pod)),
-                         sorted(event_reasons(ev)), ev),
-        20, f"events {reasons} on pod {namespace}/{pod}")
+        lambda: Observed(
+            set(reasons) <= event_reasons(ev := events_for(kube, namespace, pod)), sorted(event_reasons(ev)), ev
+        ),
+        20,
+        f"events {reasons} on pod {namespace}/{pod}",
+    )
     return found
 
 
@@ -98,8 +101,11 @@ def test_lower_memory_limit_gives_oomkilled_crashloop_with_growing_restarts(kube
     assert status["lastState"]["terminated"]["exitCode"] == 137
     first = status["restartCount"]
     # Restarts keep coming, like kubelet's back-off loop (the first tick is 5 s after the first crash).
-    wait_for(lambda: Observed(container_state(p := _pod(kube, app.namespace, name))["restartCount"] > first,
-                              pod_summary(p)), 20, "restartCount to grow")
+    wait_for(
+        lambda: Observed(container_state(p := _pod(kube, app.namespace, name))["restartCount"] > first, pod_summary(p)),
+        20,
+        "restartCount to grow",
+    )
     events = _events_with(kube, app.namespace, name, "BackOff")
     backoff = next(e for e in events if e["reason"] == "BackOff")
     assert backoff["type"] == "Warning" and backoff["message"].startswith("Back-off restarting failed container app")
@@ -128,8 +134,10 @@ def test_missing_secret_key_gives_create_container_config_error(kube: KubeClient
     pod = _pod(kube, app.namespace, broke.pods[0])
     assert pod["status"]["phase"] == "Pending"
     waiting = container_state(pod)["state"]["waiting"]
-    assert waiting == {"reason": "CreateContainerConfigError",
-                       "message": f"couldn't find key password in Secret {app.namespace}/db-credentials"}
+    assert waiting == {
+        "reason": "CreateContainerConfigError",
+        "message": f"couldn't find key password in Secret {app.namespace}/db-credentials",
+    }
     events = _events_with(kube, app.namespace, broke.pods[0], "Failed")
     assert f"Error: {waiting['message']}" in {e["message"] for e in events}
     # The Secret really lacks the key: the scenario is consistent with the cluster's objects.
@@ -163,17 +171,23 @@ def test_quota_exceeded_gives_replicaset_failed_create(kube: KubeClient, app: Ap
     broke = break_quota(kube, app)
     assert broke.revision == 2 and (broke.before, broke.after) == ("500m", "1")
     rs = broke.extra["replicaset"]
-    events = [e for e in _events_with_kind(kube, app.namespace, rs, "ReplicaSet", "FailedCreate")
-              if e["reason"] == "FailedCreate"]
+    events = [
+        e
+        for e in _events_with_kind(kube, app.namespace, rs, "ReplicaSet", "FailedCreate")
+        if e["reason"] == "FailedCreate"
+    ]
     assert "exceeded quota: compute" in events[0]["message"], events[0]["message"]
     assert get(kube, "apps/v1", "ReplicaSet", app.namespace, rs)["status"].get("replicas", 0) == 0
 
 
 def _events_with_kind(kube: KubeClient, namespace: str, name: str, kind: str, *reasons: str) -> list[KubeObject]:
     found: list[KubeObject] = wait_for(
-        lambda: Observed(set(reasons) <= event_reasons(ev := events_for(kube, namespace, name, kind)),
-                         sorted(event_reasons(ev)), ev),
-        20, f"events {reasons} on {kind} {namespace}/{name}")
+        lambda: Observed(
+            set(reasons) <= event_reasons(ev := events_for(kube, namespace, name, kind)), sorted(event_reasons(ev)), ev
+        ),
+        20,
+        f"events {reasons} on {kind} {namespace}/{name}",
+    )
     return found
 
 
@@ -205,10 +219,23 @@ def test_failing_job_fails_with_the_exit_code(kube: KubeClient, namespace: str) 
 
 
 def test_job_without_scenario_label_completes(kube: KubeClient, namespace: str) -> None:
-    create(kube, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "ok", "namespace": namespace},
-                  "spec": {"backoffLimit": 0, "template": {"spec": {
-                      "restartPolicy": "Never",
-                      "containers": [{"name": "c", "image": "registry.example.com/tools/once:1"}]}}}})
+    create(
+        kube,
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "ok", "namespace": namespace},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "registry.example.com/tools/once:1"}],
+                    }
+                },
+            },
+        },
+    )
 
     def complete() -> Observed:
         status = get(kube, "batch/v1", "Job", namespace, "ok").get("status", {})

@@ -59,7 +59,16 @@ def setup(tmp_path: Path, clock: Clock, outbox: Outbox, **kw: Any) -> tuple[Chan
     changes = ChangeStore(db, clock=clock)
     events = EventStore(db, clock=clock)
     teams = [DigestTeam("C-SHOP", ("shop", "shop-*")), DigestTeam("C-OPS", ("ops",))]
-    sender = DigestSender(DigestLedger(db, clock=clock), changes=changes, events=events, teams=teams, post=outbox, timezone=TZ, clock=clock, **kw)
+    sender = DigestSender(
+        DigestLedger(db, clock=clock),
+        changes=changes,
+        events=events,
+        teams=teams,
+        post=outbox,
+        timezone=TZ,
+        clock=clock,
+        **kw,
+    )
     return changes, events, sender
 
 

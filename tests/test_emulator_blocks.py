@@ -37,17 +37,32 @@ BAD_BLOCKS: list[tuple[str, list[Any], str]] = [
     ("context > 10", [{"type": "context", "elements": [txt("c")] * 11}], "/blocks/0/elements"),
     ("actions > 25", [{"type": "actions", "elements": [button()] * 26}], "/blocks/0/elements"),
     ("button text > 75", [{"type": "actions", "elements": [button("b" * 76)]}], "/blocks/0/elements/0/text/text"),
-    ("action_id > 255", [{"type": "actions", "elements": [button(action_id="a" * 256)]}],
-     "/blocks/0/elements/0/action_id"),
+    (
+        "action_id > 255",
+        [{"type": "actions", "elements": [button(action_id="a" * 256)]}],
+        "/blocks/0/elements/0/action_id",
+    ),
     ("block_id > 255", [{"type": "divider", "block_id": "b" * 256}], "/blocks/0/block_id"),
-    ("button value > 2000", [{"type": "actions", "elements": [button(value="v" * 2001)]}],
-     "/blocks/0/elements/0/value"),
-    ("button url > 3000", [{"type": "actions", "elements": [button(url="https://x/" + "u" * 3000)]}],
-     "/blocks/0/elements/0/url"),
-    ("confirm title > 100", [{"type": "actions", "elements": [button(confirm={**CONFIRM, "title": txt("t" * 101)})]}],
-     "/blocks/0/elements/0/confirm/title/text"),
-    ("confirm confirm > 30", [{"type": "actions", "elements": [button(confirm={**CONFIRM, "confirm": txt("c" * 31)})]}],
-     "/blocks/0/elements/0/confirm/confirm/text"),
+    (
+        "button value > 2000",
+        [{"type": "actions", "elements": [button(value="v" * 2001)]}],
+        "/blocks/0/elements/0/value",
+    ),
+    (
+        "button url > 3000",
+        [{"type": "actions", "elements": [button(url="https://x/" + "u" * 3000)]}],
+        "/blocks/0/elements/0/url",
+    ),
+    (
+        "confirm title > 100",
+        [{"type": "actions", "elements": [button(confirm={**CONFIRM, "title": txt("t" * 101)})]}],
+        "/blocks/0/elements/0/confirm/title/text",
+    ),
+    (
+        "confirm confirm > 30",
+        [{"type": "actions", "elements": [button(confirm={**CONFIRM, "confirm": txt("c" * 31)})]}],
+        "/blocks/0/elements/0/confirm/confirm/text",
+    ),
     ("missing type", [{"text": txt("x")}], "/blocks/0"),
     ("unknown type", [{"type": "sektion", "text": txt("x")}], "/blocks/0/type"),
     ("block not object", ["divider"], "/blocks/0"),
@@ -85,9 +100,12 @@ def test_section_text_error_wording(client: WebClient) -> None:
 
 
 def test_limits_exactly_at_max_are_accepted(client: WebClient) -> None:
-    blocks = [section("x" * 3000), {"type": "header", "text": txt("h" * 150)},
-              {"type": "actions", "elements": [button("b" * 75, value="v" * 2000)] * 25},
-              {"type": "context", "elements": [txt("c")] * 10}]
+    blocks = [
+        section("x" * 3000),
+        {"type": "header", "text": txt("h" * 150)},
+        {"type": "actions", "elements": [button("b" * 75, value="v" * 2000)] * 25},
+        {"type": "context", "elements": [txt("c")] * 10},
+    ]
     blocks += [{"type": "divider"}] * (50 - len(blocks))
     assert client.chat_postMessage(channel="C0OPS0001", text="ok", blocks=blocks)["ok"]
 
@@ -101,21 +119,30 @@ def test_chat_update_and_ephemeral_validate_too(emu: SlackEmulator, client: WebC
 
 
 def modal(**over: Any) -> dict[str, Any]:
-    view: dict[str, Any] = {"type": "modal", "title": txt("Title"), "submit": txt("Go"), "close": txt("Cancel"),
-                            "blocks": [section("hi")]}
+    view: dict[str, Any] = {
+        "type": "modal",
+        "title": txt("Title"),
+        "submit": txt("Go"),
+        "close": txt("Cancel"),
+        "blocks": [section("hi")],
+    }
     view.update(over)
     return view
 
 
-@pytest.mark.parametrize(("over", "pointer"), [
-    ({"title": txt("t" * 25)}, "/view/title/text"),
-    ({"submit": txt("s" * 25)}, "/view/submit/text"),
-    ({"close": txt("c" * 25)}, "/view/close/text"),
-    ({"private_metadata": "m" * 3001}, "/view/private_metadata"),
-    ({"blocks": [{"type": "divider"}] * 101}, "/view/blocks"),
-])
-def test_view_limits_are_invalid_arguments(emu: SlackEmulator, client: WebClient, over: dict[str, Any],
-                                           pointer: str) -> None:
+@pytest.mark.parametrize(
+    ("over", "pointer"),
+    [
+        ({"title": txt("t" * 25)}, "/view/title/text"),
+        ({"submit": txt("s" * 25)}, "/view/submit/text"),
+        ({"close": txt("c" * 25)}, "/view/close/text"),
+        ({"private_metadata": "m" * 3001}, "/view/private_metadata"),
+        ({"blocks": [{"type": "divider"}] * 101}, "/view/blocks"),
+    ],
+)
+def test_view_limits_are_invalid_arguments(
+    emu: SlackEmulator, client: WebClient, over: dict[str, Any], pointer: str
+) -> None:
     trigger = emu.workspace.mint_trigger()
     with pytest.raises(SlackApiError) as exc:
         client.views_open(trigger_id=trigger, view=modal(**over))
@@ -130,11 +157,17 @@ def test_modal_accepts_100_blocks(emu: SlackEmulator, client: WebClient) -> None
 
 
 def test_lint_records_raw_brackets_and_pings(emu: SlackEmulator, client: WebClient) -> None:
-    client.chat_postMessage(channel="C0OPS0001", text="<!channel> pod <none> restarted; see <https://x|logs>",
-                            blocks=[section("cpu > 90% for <@U0ALICE01> and <!subteam^S0ONCALL1>")])
+    client.chat_postMessage(
+        channel="C0OPS0001",
+        text="<!channel> pod <none> restarted; see <https://x|logs>",
+        blocks=[section("cpu > 90% for <@U0ALICE01> and <!subteam^S0ONCALL1>")],
+    )
     kinds = sorted((lint.kind, lint.pointer) for lint in emu.lints())
-    assert kinds == [("broadcast_ping", "/text"), ("raw_angle_bracket", "/blocks/0/text/text"),
-                     ("raw_angle_bracket", "/text")]
+    assert kinds == [
+        ("broadcast_ping", "/text"),
+        ("raw_angle_bracket", "/blocks/0/text/text"),
+        ("raw_angle_bracket", "/text"),
+    ]
     assert emu.lints("broadcast_ping")[0].snippet == "<!channel>"
     assert emu.messages("C0OPS0001")  # lint never rejects
 

@@ -22,11 +22,17 @@ def test_cli_serves_seeded_workspace(tmp_path: Path) -> None:
         "settings: {signing_secret: demo-secret, bot_token: xoxb-demo}\n"
         "users:\n  - {id: U0ALICE01, name: alice, email: alice@example.com}\n"
         "channels:\n  - {id: C0OPS0001, name: ops, members: [U0ALICE01]}\n"
-        "usergroups:\n  - {id: S0ONCALL1, handle: oncall, users: [U0ALICE01]}\n")
+        "usergroups:\n  - {id: S0ONCALL1, handle: oncall, users: [U0ALICE01]}\n"
+    )
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "slack_emulator", "--config", str(config)],
-                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slack_emulator", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

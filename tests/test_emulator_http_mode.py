@@ -27,12 +27,24 @@ def build_app(emu: SlackEmulator, seen: dict[str, list[Any]]) -> App:
         seen["commands"].append(command)
         if command["text"] == "modal":
             ack()
-            client.views_open(trigger_id=command["trigger_id"], view={
-                "type": "modal", "callback_id": "scale", "title": {"type": "plain_text", "text": "Scale"},
-                "submit": {"type": "plain_text", "text": "Scale"}, "private_metadata": "deploy/web",
-                "blocks": [{"type": "input", "block_id": "replicas",
+            client.views_open(
+                trigger_id=command["trigger_id"],
+                view={
+                    "type": "modal",
+                    "callback_id": "scale",
+                    "title": {"type": "plain_text", "text": "Scale"},
+                    "submit": {"type": "plain_text", "text": "Scale"},
+                    "private_metadata": "deploy/web",
+                    "blocks": [
+                        {
+                            "type": "input",
+                            "block_id": "replicas",
                             "label": {"type": "plain_text", "text": "Replicas"},
-                            "element": {"type": "plain_text_input", "action_id": "n"}}]})
+                            "element": {"type": "plain_text_input", "action_id": "n"},
+                        }
+                    ],
+                },
+            )
             return
         ack(f"got: {command['text']}")
         respond(response_type="in_channel", text=f"result for {command['text']}")
@@ -84,10 +96,16 @@ def test_slash_command_signed_form_and_ack_text(env: tuple[SlackEmulator, dict[s
     assert emu.calls("auth.test")  # Bolt verified the token against the emulator
 
 
-@pytest.mark.parametrize(("tamper", "status"), [
-    ("bad_signature", 401), ("stale_timestamp", 401), ("no_signature", 401), ("future_timestamp", 200),
-    ("non_numeric_timestamp", 500),
-])
+@pytest.mark.parametrize(
+    ("tamper", "status"),
+    [
+        ("bad_signature", 401),
+        ("stale_timestamp", 401),
+        ("no_signature", 401),
+        ("future_timestamp", 200),
+        ("non_numeric_timestamp", 500),
+    ],
+)
 def test_signature_checks(env: tuple[SlackEmulator, dict[str, list[Any]], str], tamper: str, status: int) -> None:
     emu, seen, _ = env
     res = emu.driver.slash_command("x", user_id=ALICE, channel_id=CHANNEL, tamper=tamper)
@@ -102,28 +120,52 @@ def test_bolt_payload_quirk_is_not_masked(env: tuple[SlackEmulator, dict[str, li
 
 
 def test_click_uses_stored_button_value_and_replaces_original(
-        env: tuple[SlackEmulator, dict[str, list[Any]], str]) -> None:
+    env: tuple[SlackEmulator, dict[str, list[Any]], str],
+) -> None:
     emu, seen, _ = env
     client = WebClient(token=emu.bot_token, base_url=emu.api_url)
-    posted = client.chat_postMessage(channel=CHANNEL, text="web is crashlooping", blocks=[
-        {"type": "section", "text": {"type": "mrkdwn", "text": "web is crashlooping"}},
-        {"type": "actions", "block_id": "acts", "elements": [
-            {"type": "button", "action_id": "restart", "text": {"type": "plain_text", "text": "Restart"},
-             "value": "deploy/web", "confirm": {"title": {"type": "plain_text", "text": "Sure?"},
-                                                "text": {"type": "plain_text", "text": "Restart web"},
-                                                "confirm": {"type": "plain_text", "text": "Yes"},
-                                                "deny": {"type": "plain_text", "text": "No"}}}]}])
+    posted = client.chat_postMessage(
+        channel=CHANNEL,
+        text="web is crashlooping",
+        blocks=[
+            {"type": "section", "text": {"type": "mrkdwn", "text": "web is crashlooping"}},
+            {
+                "type": "actions",
+                "block_id": "acts",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "restart",
+                        "text": {"type": "plain_text", "text": "Restart"},
+                        "value": "deploy/web",
+                        "confirm": {
+                            "title": {"type": "plain_text", "text": "Sure?"},
+                            "text": {"type": "plain_text", "text": "Restart web"},
+                            "confirm": {"type": "plain_text", "text": "Yes"},
+                            "deny": {"type": "plain_text", "text": "No"},
+                        },
+                    }
+                ],
+            },
+        ],
+    )
     denied = emu.driver.click(CHANNEL, posted["ts"], "restart", ALICE, confirm=False)
     assert denied.sent is False and not seen["actions"]
     res = emu.driver.click(CHANNEL, posted["ts"], "restart", ALICE)
     assert res.status == 200 and res.body == ""
     body = seen["actions"][0]
     assert body["actions"][0]["value"] == "deploy/web" and body["actions"][0]["block_id"] == "acts"
-    assert body["container"] == {"type": "message", "message_ts": posted["ts"], "channel_id": CHANNEL,
-                                 "is_ephemeral": False}
+    assert body["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": CHANNEL,
+        "is_ephemeral": False,
+    }
     assert body["channel"]["id"] == CHANNEL and body["message"]["ts"] == posted["ts"]
-    emu.wait_for(lambda: emu.message(CHANNEL, posted["ts"])["text"] == "restarted deploy/web",
-                 what="replace_original via response_url")
+    emu.wait_for(
+        lambda: emu.message(CHANNEL, posted["ts"])["text"] == "restarted deploy/web",
+        what="replace_original via response_url",
+    )
     assert "blocks" not in emu.message(CHANNEL, posted["ts"])
     assert emu.edits(CHANNEL, posted["ts"])[0]["text"] == "web is crashlooping"
 
@@ -166,16 +208,20 @@ def test_modal_open_trigger_rules_and_submission(env: tuple[SlackEmulator, dict[
     [view] = emu.wait_for(lambda: emu.views(ALICE, "open"), what="the modal")
     client = WebClient(token=emu.bot_token, base_url=emu.api_url)
     with pytest.raises(SlackApiError, match="exchanged_trigger_id"):
-        client.views_open(trigger_id=res.trigger_id, view={
-            "type": "modal", "title": {"type": "plain_text", "text": "again"}, "blocks": []})
+        client.views_open(
+            trigger_id=res.trigger_id,
+            view={"type": "modal", "title": {"type": "plain_text", "text": "again"}, "blocks": []},
+        )
     stale = emu.workspace.mint_trigger()
     emu.clock.advance(3.5)
     with pytest.raises(SlackApiError, match="expired_trigger_id"):
-        client.views_open(trigger_id=stale, view={"type": "modal", "title": {"type": "plain_text", "text": "t"},
-                                                  "blocks": []})
+        client.views_open(
+            trigger_id=stale, view={"type": "modal", "title": {"type": "plain_text", "text": "t"}, "blocks": []}
+        )
     with pytest.raises(SlackApiError, match="invalid_trigger_id"):
-        client.views_open(trigger_id="nonsense", view={"type": "modal", "title": {"type": "plain_text", "text": "t"},
-                                                       "blocks": []})
+        client.views_open(
+            trigger_id="nonsense", view={"type": "modal", "title": {"type": "plain_text", "text": "t"}, "blocks": []}
+        )
     bad = emu.driver.submit_view(view.id, {"replicas": {"n": "lots"}})
     assert bad.status == 200 and bad.json() == {"response_action": "errors", "errors": {"replicas": "must be a number"}}
     assert emu.view(view.id)["_state"] == "open" and emu.view_errors[-1]["errors"] == {"replicas": "must be a number"}

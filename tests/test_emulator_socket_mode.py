@@ -26,8 +26,7 @@ class Bot:
         self.commands: list[str] = []
         self.events: list[dict[str, Any]] = []
         self.failed_once: set[str] = set()
-        self.app = App(client=WebClient(token=emu.bot_token, base_url=emu.api_url),
-                       signing_secret=emu.signing_secret)
+        self.app = App(client=WebClient(token=emu.bot_token, base_url=emu.api_url), signing_secret=emu.signing_secret)
 
         @self.app.middleware
         def flaky(body: dict[str, Any], next: Any) -> Any:
@@ -90,7 +89,8 @@ def test_hello_command_ack_payload(emu: SlackEmulator, bot: tuple[Bot, SocketMod
 
 
 def test_reconnect_after_disconnect_no_lost_or_duplicate_command(
-        emu: SlackEmulator, bot: tuple[Bot, SocketModeHandler]) -> None:
+    emu: SlackEmulator, bot: tuple[Bot, SocketModeHandler]
+) -> None:
     b, _ = bot
     assert emu.driver.slash_command("one", user_id=ALICE, channel_id=CHANNEL).ok
     old = emu.socket.disconnect("refresh_requested", close_after=0.5)
@@ -139,7 +139,8 @@ def test_unacked_command_times_out(emu: SlackEmulator, bot: tuple[Bot, SocketMod
 
 
 def test_event_redelivered_with_retry_attempt_after_missing_ack(
-        emu: SlackEmulator, bot: tuple[Bot, SocketModeHandler]) -> None:
+    emu: SlackEmulator, bot: tuple[Bot, SocketModeHandler]
+) -> None:
     b, _ = bot
     res = emu.driver.app_mention(f"<@{emu.workspace.bot_user_id}> flaky", ALICE, CHANNEL)
     assert res.ok and res.envelope is not None
@@ -149,8 +150,7 @@ def test_event_redelivered_with_retry_attempt_after_missing_ack(
     assert first.status == "timeout" and first.retry is res.envelope
 
 
-def test_unhandled_event_gives_up_after_three_retries(emu: SlackEmulator,
-                                                      bot: tuple[Bot, SocketModeHandler]) -> None:
+def test_unhandled_event_gives_up_after_three_retries(emu: SlackEmulator, bot: tuple[Bot, SocketModeHandler]) -> None:
     res = emu.driver.send_event({"type": "reaction_added", "user": ALICE}, timeout=10)
     assert res.timed_out and res.envelope is not None and res.envelope.retry_attempt == 3
     assert [e.retry_attempt for e in emu.socket.envelopes] == [0, 1, 2, 3]
@@ -159,11 +159,23 @@ def test_unhandled_event_gives_up_after_three_retries(emu: SlackEmulator,
 def test_view_submission_ack_payload(emu: SlackEmulator, bot: tuple[Bot, SocketModeHandler]) -> None:
     client = WebClient(token=emu.bot_token, base_url=emu.api_url)
     trigger = emu.workspace.mint_trigger()
-    view = client.views_open(trigger_id=trigger, view={
-        "type": "modal", "callback_id": "scale", "title": {"type": "plain_text", "text": "Scale"},
-        "submit": {"type": "plain_text", "text": "Go"},
-        "blocks": [{"type": "input", "block_id": "replicas", "label": {"type": "plain_text", "text": "n"},
-                    "element": {"type": "plain_text_input", "action_id": "n"}}]})["view"]
+    view = client.views_open(
+        trigger_id=trigger,
+        view={
+            "type": "modal",
+            "callback_id": "scale",
+            "title": {"type": "plain_text", "text": "Scale"},
+            "submit": {"type": "plain_text", "text": "Go"},
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": "replicas",
+                    "label": {"type": "plain_text", "text": "n"},
+                    "element": {"type": "plain_text_input", "action_id": "n"},
+                }
+            ],
+        },
+    )["view"]
     res = emu.driver.submit_view(view["id"], {"n": "lots"}, user_id=ALICE)
     assert res.payload == {"response_action": "errors", "errors": {"replicas": "must be a number"}}
     assert res.envelope is not None and res.envelope.accepts_response_payload is True

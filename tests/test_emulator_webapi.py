@@ -54,21 +54,28 @@ def test_auth_test_empty_json_body_and_scopes_header(emu: SlackEmulator, client:
     resp = client.auth_test()
     assert resp["user_id"] == emu.workspace.bot_user_id and resp["bot_id"] == emu.workspace.bot_id
     assert "chat:write" in resp.headers["x-oauth-scopes"]
-    status, _, body = raw_post(emu.api_url + "auth.test", b"",
-                               {"Content-Type": "application/json", "Authorization": f"Bearer {emu.bot_token}"})
+    status, _, body = raw_post(
+        emu.api_url + "auth.test", b"", {"Content-Type": "application/json", "Authorization": f"Bearer {emu.bot_token}"}
+    )
     assert status == 200 and json.loads(body)["ok"] is True
     # GET-style path without /api/ works too (Bolt's own mock uses it)
-    status, _, body = raw_post(emu.base_url + "/auth.test", f"token={emu.bot_token}".encode(),
-                               {"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, body = raw_post(
+        emu.base_url + "/auth.test",
+        f"token={emu.bot_token}".encode(),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert json.loads(body)["ok"] is True
 
 
-@pytest.mark.parametrize(("token", "method", "error"), [
-    (None, "auth.test", "not_authed"),
-    ("xoxb-wrong", "auth.test", "invalid_auth"),
-    ("xapp-1-AEMULATOR-emulator-app-token", "chat.postMessage", "not_allowed_token_type"),
-    ("xoxb-emulator-bot-token", "apps.connections.open", "not_allowed_token_type"),
-])
+@pytest.mark.parametrize(
+    ("token", "method", "error"),
+    [
+        (None, "auth.test", "not_authed"),
+        ("xoxb-wrong", "auth.test", "invalid_auth"),
+        ("xapp-1-AEMULATOR-emulator-app-token", "chat.postMessage", "not_allowed_token_type"),
+        ("xoxb-emulator-bot-token", "apps.connections.open", "not_allowed_token_type"),
+    ],
+)
 def test_token_errors(emu: SlackEmulator, token: str | None, method: str, error: str) -> None:
     with pytest.raises(SlackApiError) as exc:
         WebClient(token=token, base_url=emu.api_url).api_call(method, params={"channel": "C0OPS0001", "text": "x"})
@@ -96,8 +103,10 @@ def test_post_thread_update_permalink(emu: SlackEmulator, client: WebClient) -> 
     assert emu.messages("C0OPS0001")[0]["text"] == "incident (resolved)"
     assert [m["text"] for m in emu.edits("C0OPS0001", parent["ts"])] == ["incident"]
     link = client.chat_getPermalink(channel="C0OPS0001", message_ts=reply["ts"])["permalink"]
-    assert link == (f"https://emulated.slack.com/archives/C0OPS0001/p{reply['ts'].replace('.', '')}"
-                    f"?thread_ts={parent['ts']}&cid=C0OPS0001")
+    assert link == (
+        f"https://emulated.slack.com/archives/C0OPS0001/p{reply['ts'].replace('.', '')}"
+        f"?thread_ts={parent['ts']}&cid=C0OPS0001"
+    )
     with pytest.raises(SlackApiError, match="thread_not_found"):
         client.chat_postMessage(channel="C0OPS0001", text="x", thread_ts="1.000001")
     with pytest.raises(SlackApiError, match="message_not_found"):
@@ -182,8 +191,14 @@ def test_conversations_members_cursor_pagination(emu: SlackEmulator, client: Web
 
 def test_files_upload_v2(emu: SlackEmulator, client: WebClient) -> None:
     parent = client.chat_postMessage(channel="C0BOTS001", text="logs below")
-    resp = client.files_upload_v2(channel="C0BOTS001", content="line1\nline2\n", filename="pod.log",
-                                  title="pod logs", initial_comment="here", thread_ts=parent["ts"])
+    resp = client.files_upload_v2(
+        channel="C0BOTS001",
+        content="line1\nline2\n",
+        filename="pod.log",
+        title="pod logs",
+        initial_comment="here",
+        thread_ts=parent["ts"],
+    )
     assert resp["file"]["title"] == "pod logs"
     [f] = emu.files()
     assert f.content == b"line1\nline2\n" and f.channels == ["C0BOTS001"] and f.thread_ts == parent["ts"]
@@ -211,8 +226,9 @@ def test_rate_limit_429_retried_by_handler(emu: SlackEmulator) -> None:
     assert exc.value.response.status_code == 429 and exc.value.response["error"] == "ratelimited"
     assert exc.value.response.headers["Retry-After"] == "0"
     emu.rate_limit("chat.postMessage", retry_after=0, times=1)
-    retrying = WebClient(token=emu.bot_token, base_url=emu.api_url,
-                         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)])
+    retrying = WebClient(
+        token=emu.bot_token, base_url=emu.api_url, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)]
+    )
     assert retrying.chat_postMessage(channel="C0OPS0001", text="after retry")["ok"]
     statuses = [c.status for c in emu.calls("chat.postMessage")]
     assert statuses == [429, 429, 200]
@@ -226,8 +242,9 @@ def test_outage_injection(emu: SlackEmulator, client: WebClient) -> None:
     emu.clock.advance(61)
     assert client.chat_postMessage(channel="C0OPS0001", text="back")["ok"]
     emu.fail("chat.update", error="internal_error", http_status=500, times=1)
-    retrying = WebClient(token=emu.bot_token, base_url=emu.api_url,
-                         retry_handlers=[ServerErrorRetryHandler(max_retry_count=1)])
+    retrying = WebClient(
+        token=emu.bot_token, base_url=emu.api_url, retry_handlers=[ServerErrorRetryHandler(max_retry_count=1)]
+    )
     ts = emu.messages("C0OPS0001")[-1]["ts"]
     assert retrying.chat_update(channel="C0OPS0001", ts=ts, text="edited")["ok"]
     emu.fail("users.info", error="fatal_error", times=2)

@@ -31,9 +31,17 @@ def emu() -> Iterator[SlackEmulator]:
 
 def _alert(db: Database, alerts: AlertStore, outbox: Outbox, text: str) -> int:
     with db.transaction() as tx:
-        alert_id = alerts.insert(tx, workload=ObjectRef("Deployment", "shop", "checkout"), category=Category.CRASH_LOOP,
-                                 title=text, since=alerts.clock(), channel=CHANNEL, team="shop", route_reason="test",
-                                 details={})
+        alert_id = alerts.insert(
+            tx,
+            workload=ObjectRef("Deployment", "shop", "checkout"),
+            category=Category.CRASH_LOOP,
+            title=text,
+            since=alerts.clock(),
+            channel=CHANNEL,
+            team="shop",
+            route_reason="test",
+            details={},
+        )
         outbox.enqueue(tx, alert_id=alert_id, op="post", channel=CHANNEL, text=text, blocks=[])
         outbox.enqueue(tx, alert_id=alert_id, op="reply", channel=CHANNEL, text=f"{text} again", blocks=[])
         outbox.enqueue(tx, alert_id=alert_id, op="update", channel=CHANNEL, text=f"{text} v2", blocks=[])
@@ -66,8 +74,9 @@ def test_errors_are_retried_with_backoff_until_slack_takes_the_message(emu: Slac
     _alert(db, alerts, outbox, "checkout crashes")
     emu.fail("chat.postMessage", error="internal_error", times=2)
     emu.rate_limit("chat.postMessage", retry_after=1, times=1)
-    sender = OutboxSender(outbox, Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url)),
-                          backoff=(0.05, 0.2), idle_wait=0.05)
+    sender = OutboxSender(
+        outbox, Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url)), backoff=(0.05, 0.2), idle_wait=0.05
+    )
     stop = threading.Event()
     thread = threading.Thread(target=sender.run, args=(stop,), daemon=True)
     thread.start()
@@ -87,8 +96,9 @@ def test_a_message_posted_just_before_a_crash_is_found_by_its_dedupe_key_not_pos
     poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
     row = outbox.claim()  # the crashed process claimed the post...
     assert row is not None and row.op == "post"
-    ts = poster.post(CHANNEL, text=row.text, metadata={"event_type": EVENT_TYPE,
-                                                       "event_payload": {"dedupe": row.dedupe_key}})
+    ts = poster.post(
+        CHANNEL, text=row.text, metadata={"event_type": EVENT_TYPE, "event_payload": {"dedupe": row.dedupe_key}}
+    )
     # ...Slack took it, and the process died before writing the ts. A new process starts:
     restarted = Outbox(Database(tmp_path / "bot.db"))
     assert restarted.recover() == 1

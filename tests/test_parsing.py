@@ -26,11 +26,12 @@ def registry() -> VerbRegistry:
             usage="scale <target> --replicas N",
             target="required",
             flags=(FlagSpec("replicas", "int", "replicas", maximum=1000), FlagSpec("yes", "bool", "confirm")),
-        )
-    , noop)
+        ),
+        noop,
+    )
     reg.add(
-        VerbSpec(name="changes", summary="", usage="changes", flags=(FlagSpec("since", "duration", "window"),))
-    , noop)
+        VerbSpec(name="changes", summary="", usage="changes", flags=(FlagSpec("since", "duration", "window"),)), noop
+    )
     reg.add(VerbSpec(name="status", summary="", usage="status", target="none"), noop)
     return reg
 

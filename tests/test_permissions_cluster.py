@@ -87,7 +87,6 @@ class Shop:
         return self.audit.since(None)
 
 
-
 def _may(kube: KubeClient, group: str, namespace: str, verb: str, resource: str) -> bool:
     answer = kube.request(
         "POST",

@@ -203,7 +203,9 @@ def services(tmp_path: Path) -> CommandServices:
     kube = UnconfiguredKubeClient("no cluster in pure tests")
     directory = FakeDirectory({"S0SHOPDEV": {"U0BOB"}})
     directory.deleted.add("U0GONE")
-    engine = PermissionEngine(PolicyFile(tmp_path / "permissions.yaml", verbs=VERB_NAMES), kube=kube, directory=directory)
+    engine = PermissionEngine(
+        PolicyFile(tmp_path / "permissions.yaml", verbs=VERB_NAMES), kube=kube, directory=directory
+    )
     return command_services(kube, Database(tmp_path / "bot.db"), permissions=engine)
 
 

@@ -31,8 +31,14 @@ def test_secrets_are_redacted(line: str, secret: str) -> None:
 
 
 def test_private_key_block_is_hidden_across_lines() -> None:
-    lines = ["loading key", "-----BEGIN RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEA", "abcdef==",
-             "-----END RSA PRIVATE KEY-----", "done"]
+    lines = [
+        "loading key",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "MIIEowIBAAKCAQEA",
+        "abcdef==",
+        "-----END RSA PRIVATE KEY-----",
+        "done",
+    ]
     out = redact_lines(lines)
     assert "MIIEowIBAAKCAQEA" not in "\n".join(out)
     assert out[0] == "loading key" and out[-1] == "done"

@@ -53,24 +53,29 @@ def test_an_annotation_map_that_appears_is_named_key_by_key() -> None:
 def test_revision_change_blames_the_newest_revision_against_the_serving_one() -> None:
     good, bad = template("shop/checkout:1"), template("shop/checkout:3")
     d = deployment(tmpl=bad, revision=3)
-    objects = [d, replicaset(1, template("shop/checkout:0"), replicas=0, ready=0),
-               replicaset(2, good, replicas=2, ready=2),
-               replicaset(3, bad, replicas=1, ready=0, created="2026-03-01T10:00:00Z")]
+    objects = [
+        d,
+        replicaset(1, template("shop/checkout:0"), replicas=0, ready=0),
+        replicaset(2, good, replicas=2, ready=2),
+        replicaset(3, bad, replicas=1, ready=0, created="2026-03-01T10:00:00Z"),
+    ]
     snapshot = Snapshot.build(NS, objects)
     assert [r.number for r in revisions(d, snapshot)] == [1, 2, 3]
     change = revision_change(d, snapshot)
     assert change is not None
     assert (change.good.number, change.failing.number) == (2, 3)
-    assert change.fields == (FieldChange("spec.template.spec.containers[0].image", "shop/checkout:1",
-                                         "shop/checkout:3"),)
+    assert change.fields == (
+        FieldChange("spec.template.spec.containers[0].image", "shop/checkout:1", "shop/checkout:3"),
+    )
     assert change.actor == "kubectl-edit"  # the manager that wrote spec.template, not the controller
     assert change.at == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
 
 def test_last_good_falls_back_to_the_previous_revision() -> None:
     d = deployment()
-    snapshot = Snapshot.build(NS, [d, replicaset(4, template(), replicas=0, ready=0),
-                                   replicaset(5, template(), replicas=2, ready=0)])
+    snapshot = Snapshot.build(
+        NS, [d, replicaset(4, template(), replicas=0, ready=0), replicaset(5, template(), replicas=2, ready=0)]
+    )
     history = revisions(d, snapshot)
     good = last_good(history, history[-1])
     assert good is not None and good.number == 4
@@ -84,10 +89,20 @@ def test_single_revision_has_no_change() -> None:
 def test_scale_change_from_controller_events() -> None:
     d = deployment(replicas=0, ready=0)
     events = [
-        {"kind": "Event", "reason": "ScalingReplicaSet", "message": "Scaled up replica set checkout-h1 from 0 to 3",
-         "involvedObject": {"kind": "Deployment", "name": "checkout"}, "lastTimestamp": "2026-03-01T09:00:00Z"},
-        {"kind": "Event", "reason": "ScalingReplicaSet", "message": "Scaled down replica set checkout-h1 from 3 to 0",
-         "involvedObject": {"kind": "Deployment", "name": "checkout"}, "lastTimestamp": "2026-03-01T11:00:00Z"},
+        {
+            "kind": "Event",
+            "reason": "ScalingReplicaSet",
+            "message": "Scaled up replica set checkout-h1 from 0 to 3",
+            "involvedObject": {"kind": "Deployment", "name": "checkout"},
+            "lastTimestamp": "2026-03-01T09:00:00Z",
+        },
+        {
+            "kind": "Event",
+            "reason": "ScalingReplicaSet",
+            "message": "Scaled down replica set checkout-h1 from 3 to 0",
+            "involvedObject": {"kind": "Deployment", "name": "checkout"},
+            "lastTimestamp": "2026-03-01T11:00:00Z",
+        },
     ]
     change = scale_change(d, Snapshot.build(NS, [d, *events]))
     assert change is not None and (change.before, change.after) == (3, 0)

@@ -51,17 +51,20 @@ def test_the_workload_annotation_beats_the_namespace_annotation_and_the_globs() 
     )
     assert (found.channel, found.team) == ("C0PAY", "payments")
     assert "workload annotation" in found.reason
-    by_namespace = route("shop-cart", policy=POLICY, default_channel=None,
-                         namespace_annotations={TEAM_ANNOTATION: "checkout"})
+    by_namespace = route(
+        "shop-cart", policy=POLICY, default_channel=None, namespace_annotations={TEAM_ANNOTATION: "checkout"}
+    )
     assert by_namespace.team == "checkout"
 
 
 def test_an_annotation_naming_an_unknown_team_falls_back_and_says_why() -> None:
-    found = route("shop-cart", policy=POLICY, default_channel="C0DEFAULT",
-                  workload_annotations={TEAM_ANNOTATION: "nobody"})
+    found = route(
+        "shop-cart", policy=POLICY, default_channel="C0DEFAULT", workload_annotations={TEAM_ANNOTATION: "nobody"}
+    )
     assert found.team == "shop"
-    unmatched = route("other", policy=POLICY, default_channel="C0DEFAULT",
-                      workload_annotations={TEAM_ANNOTATION: "nobody"})
+    unmatched = route(
+        "other", policy=POLICY, default_channel="C0DEFAULT", workload_annotations={TEAM_ANNOTATION: "nobody"}
+    )
     assert unmatched.channel == "C0DEFAULT" and "'nobody'" in unmatched.reason
 
 

@@ -158,22 +158,18 @@ def test_a_message_beyond_block_kit_limits_is_trimmed_never_rejected(
     assert [c.response.get("error") for c in emu.calls("chat.postMessage")] == [None]
 
 
-def test_socket_mode_reconnects_and_loses_or_repeats_no_command(
-    emu: SlackEmulator, db: str, slow_verb: Runs
-) -> None:
+def test_socket_mode_reconnects_and_loses_or_repeats_no_command(emu: SlackEmulator, db: str, slow_verb: Runs) -> None:
     with running_bot(emu, mode="socket", db=db, verbs=slow_verb.verbs):
         first = [emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS) for i in (1, 2)]
         emu.socket.disconnect("refresh_requested", close_after=0.5)
         during = [
-            emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS, wait=False)
-            for i in (3, 4)
+            emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS, wait=False) for i in (3, 4)
         ]
         emu.wait_for(lambda: len(slow_verb) >= 4, timeout=30, what="the commands sent around the disconnect")
         emu.socket.wait_connected()
         emu.socket.drop()  # abrupt: no disconnect message; the client notices by its ping/pong check
         after = [
-            emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS, wait=False)
-            for i in (5, 6)
+            emu.driver.slash_command(f"plumbing --lines {i}", user_id=ALICE, channel_id=OPS, wait=False) for i in (5, 6)
         ]
         emu.wait_for(lambda: len(slow_verb) >= 6, timeout=30, what="all six commands to run")
         emu.wait_for(lambda: len(answers_after(emu, 0)) >= 6, timeout=15, what="six answers")

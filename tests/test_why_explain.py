@@ -24,10 +24,14 @@ def bad_image_namespace() -> list[KubeObject]:
     bad = template(BAD_IMAGE)
     pull = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{BAD_IMAGE}"'}}
     return [
-        deployment(tmpl=bad, revision=2, ready=2), service(), node(),
+        deployment(tmpl=bad, revision=2, ready=2),
+        service(),
+        node(),
         replicaset(1, template(), replicas=2, ready=2),
         replicaset(2, bad, replicas=1, ready=0, created="2026-03-01T11:00:00Z"),
-        rs_pod(1, 0), rs_pod(1, 1), rs_pod(2, 0, state=pull, ready=False, image=BAD_IMAGE),
+        rs_pod(1, 0),
+        rs_pod(1, 1),
+        rs_pod(2, 0, state=pull, ready=False, image=BAD_IMAGE),
     ]
 
 
@@ -46,8 +50,12 @@ def test_bad_image_top_cause_with_culprit_and_rollback() -> None:
     assert top["category"] == "image_pull"
     assert top["change"] == {
         "ref": {"kind": "Deployment", "namespace": NS, "name": "checkout"},
-        "at": "2026-03-01T11:00:00+00:00", "actor": "kubectl-edit", "revision": 2,
-        "path": "spec.template.spec.containers[0].image", "before": IMAGE_V1, "after": BAD_IMAGE,
+        "at": "2026-03-01T11:00:00+00:00",
+        "actor": "kubectl-edit",
+        "revision": 2,
+        "path": "spec.template.spec.containers[0].image",
+        "before": IMAGE_V1,
+        "after": BAD_IMAGE,
     }
     assert top["suggestion"]["command"] == "/k8s rollback checkout -n shop --to-revision 1"
     assert IMAGE_V1 in top["suggestion"]["text"]
@@ -65,8 +73,15 @@ def test_scaled_to_zero_outranks_the_empty_service() -> None:
 
 
 def test_selector_mismatch_targets_the_service_and_infers_the_old_value() -> None:
-    diagnosis = why([deployment(), service({"app": "checkout-v2"}), replicaset(1, template(), replicas=2, ready=2),
-                     rs_pod(1, 0), rs_pod(1, 1)])
+    diagnosis = why(
+        [
+            deployment(),
+            service({"app": "checkout-v2"}),
+            replicaset(1, template(), replicas=2, ready=2),
+            rs_pod(1, 0),
+            rs_pod(1, 1),
+        ]
+    )
     assert diagnosis.target == ObjectRef("Service", NS, "checkout")
     top = diagnosis.causes[0]
     assert top.category == Category.NO_ENDPOINTS
@@ -75,8 +90,9 @@ def test_selector_mismatch_targets_the_service_and_infers_the_old_value() -> Non
 
 
 def test_healthy() -> None:
-    diagnosis = why([deployment(), service(), node(), replicaset(1, template(), replicas=2, ready=2),
-                     rs_pod(1, 0), rs_pod(1, 1)])
+    diagnosis = why(
+        [deployment(), service(), node(), replicaset(1, template(), replicas=2, ready=2), rs_pod(1, 0), rs_pod(1, 1)]
+    )
     assert diagnosis.healthy is True
     assert [c.category for c in diagnosis.causes] == [Category.HEALTHY]
     assert "2 of 2 pods ready" in diagnosis.summary
@@ -84,8 +100,12 @@ def test_healthy() -> None:
 
 def test_node_not_ready_is_found_for_the_pods_on_it() -> None:
     crash = {"waiting": {"reason": "ContainerCreating"}}
-    objects = [deployment(ready=0), node(ready="Unknown"), replicaset(1, template(), replicas=2, ready=0),
-               rs_pod(1, 0, state=crash, ready=False)]
+    objects = [
+        deployment(ready=0),
+        node(ready="Unknown"),
+        replicaset(1, template(), replicas=2, ready=0),
+        rs_pod(1, 0, state=crash, ready=False),
+    ]
     assert Category.NODE_NOT_READY in [c.category for c in why(objects).causes]
 
 
@@ -98,17 +118,27 @@ class RecordedHistory:
     def changes_for(self, refs: Sequence[ObjectRef], since: datetime) -> list[Change]:
         self.asked = list(refs)
         assert since < NOW
-        return [Change(ObjectRef("ConfigMap", NS, "checkout-config"), datetime(2026, 3, 1, 11, 30, tzinfo=UTC),
-                       ChangeKind.CONFIG, "data.PAYMENT_URL changed",
-                       (FieldChange("data.PAYMENT_URL", "http://payments", "https://payments:8443"),), "alice")]
+        return [
+            Change(
+                ObjectRef("ConfigMap", NS, "checkout-config"),
+                datetime(2026, 3, 1, 11, 30, tzinfo=UTC),
+                ChangeKind.CONFIG,
+                "data.PAYMENT_URL changed",
+                (FieldChange("data.PAYMENT_URL", "http://payments", "https://payments:8443"),),
+                "alice",
+            )
+        ]
 
 
 def crash_namespace() -> list[KubeObject]:
     tmpl = template(envFrom=[{"configMapRef": {"name": "checkout-config"}}])
     crash = {"waiting": {"reason": "CrashLoopBackOff"}}
-    return [deployment(tmpl=tmpl, ready=0), replicaset(1, tmpl, replicas=2, ready=0),
-            {"kind": "ConfigMap", "metadata": {"name": "checkout-config"}, "data": {"PAYMENT_URL": "x"}},
-            rs_pod(1, 0, state=crash, last={"exitCode": 1, "reason": "Error"}, ready=False)]
+    return [
+        deployment(tmpl=tmpl, ready=0),
+        replicaset(1, tmpl, replicas=2, ready=0),
+        {"kind": "ConfigMap", "metadata": {"name": "checkout-config"}, "data": {"PAYMENT_URL": "x"}},
+        rs_pod(1, 0, state=crash, last={"exitCode": 1, "reason": "Error"}, ready=False),
+    ]
 
 
 def test_recorded_config_change_is_the_culprit_of_a_crash_loop() -> None:
@@ -116,8 +146,11 @@ def test_recorded_config_change_is_the_culprit_of_a_crash_loop() -> None:
     top = why(crash_namespace(), history=history).causes[0]
     assert top.category == Category.CRASH_LOOP
     assert top.change is not None
-    assert (top.change.path, top.change.after, top.change.actor) == ("data.PAYMENT_URL", "https://payments:8443",
-                                                                      "alice")
+    assert (top.change.path, top.change.after, top.change.actor) == (
+        "data.PAYMENT_URL",
+        "https://payments:8443",
+        "alice",
+    )
     assert ObjectRef("ConfigMap", NS, "checkout-config") in history.asked
     assert top.suggestion is not None and top.suggestion.command == "/k8s logs checkout -n shop --previous"
 
@@ -142,7 +175,9 @@ def with_broken_analyzer() -> AnalyzerRegistry:
     def explode(obj: KubeObject, snapshot: Snapshot) -> list[Finding]:
         raise RuntimeError("boom")
 
-    return AnalyzerRegistry.of([*((k, a) for k in ANALYZERS.kinds() for a in ANALYZERS.for_kind(k)), ("Service", explode)])
+    return AnalyzerRegistry.of(
+        [*((k, a) for k in ANALYZERS.kinds() for a in ANALYZERS.for_kind(k)), ("Service", explode)]
+    )
 
 
 def test_a_failing_analyzer_is_reported_and_the_rest_still_answer() -> None:

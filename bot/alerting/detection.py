@@ -51,8 +51,15 @@ ALERTING = frozenset(
 )
 STUCK_REASONS = frozenset({"ProgressDeadlineExceeded"})
 UNLISTED = frozenset(
-    {"ConfigMap", "Secret", "PersistentVolumeClaim", "ResourceQuota", "Service", "EndpointSlice",
-     "HorizontalPodAutoscaler"}
+    {
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+        "ResourceQuota",
+        "Service",
+        "EndpointSlice",
+        "HorizontalPodAutoscaler",
+    }
 )
 """Kinds alerting does not hold: analyzers must not conclude "missing" for them (see Snapshot.knows)."""
 
@@ -81,8 +88,9 @@ def scope(index: ClusterIndex, workload: ObjectRef) -> tuple[list[KubeObject], b
     if top is None:  # not indexed yet (its watch lags the pods') or deleted: the engine retries a while
         return [], workload.kind not in ("Deployment", "CronJob", "ReplicaSet", "Job")
     objects = [top]
-    if workload.kind == "ReplicaSet" and any(r.get("kind") == "Deployment"
-                                             for r in (top.get("metadata") or {}).get("ownerReferences") or []):
+    if workload.kind == "ReplicaSet" and any(
+        r.get("kind") == "Deployment" for r in (top.get("metadata") or {}).get("ownerReferences") or []
+    ):
         return [], False  # its Deployment is not indexed yet: evaluate once it is
     for child in index.owned(top):
         objects.append(child)
@@ -143,9 +151,7 @@ class Context:
     failing_pod: str | None
 
 
-def context(
-    evaluation: Evaluation, category: Category, *, history: History | None, now: datetime
-) -> Context:
+def context(evaluation: Evaluation, category: Category, *, history: History | None, now: datetime) -> Context:
     deployment = next(iter(evaluation.objects.get("Deployment", ())), None)
     findings = evaluation.found.get(category, ())
     pod = next((f.subject.name for f in findings if f.subject.kind == "Pod"), None)

@@ -45,8 +45,9 @@ ALERT_KINDS: tuple[WatchedKind, ...] = (WatchedKind("Pod", mode="objects"),)
 SEEDED_KINDS = ("Namespace", "Node", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 RETRIES = 50
 """Evaluations of a workload whose owner is not indexed yet, before it counts as gone (~10 s)."""
-NOTABLE_CHANGES = frozenset({ChangeKind.ROLLBACK, ChangeKind.IMAGE, ChangeKind.SCALE, ChangeKind.RESTART,
-                             ChangeKind.CONFIG, ChangeKind.SPEC})
+NOTABLE_CHANGES = frozenset(
+    {ChangeKind.ROLLBACK, ChangeKind.IMAGE, ChangeKind.SCALE, ChangeKind.RESTART, ChangeKind.CONFIG, ChangeKind.SPEC}
+)
 
 
 Rendered = tuple[str, list[dict[str, Any]]]
@@ -167,7 +168,10 @@ class AlertEngine:
 
     def _on_event(self, event: WarningEvent) -> None:
         touched = self.index.add_event(
-            involved=event.involved, reason=event.reason, message=event.message, count=event.count,
+            involved=event.involved,
+            reason=event.reason,
+            message=event.message,
+            count=event.count,
             last=event.last_at.isoformat(),
         )
         for ref in touched:
@@ -263,16 +267,21 @@ class AlertEngine:
         where = self._route(key.workload)
         with self.store.database.transaction() as db:
             alert_id = self.store.insert(
-                db, workload=key.workload, category=key.category, title=details["what"],
-                since=datetime.fromtimestamp(fire.since, UTC), channel=where.channel, team=where.team,
-                route_reason=where.reason, details=details,
+                db,
+                workload=key.workload,
+                category=key.category,
+                title=details["what"],
+                since=datetime.fromtimestamp(fire.since, UTC),
+                channel=where.channel,
+                team=where.team,
+                route_reason=where.reason,
+                details=details,
             )
             details["id"] = alert_id
             self.store.set_details(db, alert_id, details)
             if where.channel:
                 text, blocks = self.messages.alert(details)
-                self.outbox.enqueue(db, alert_id=alert_id, op="post", channel=where.channel, text=text,
-                                    blocks=blocks)
+                self.outbox.enqueue(db, alert_id=alert_id, op="post", channel=where.channel, text=text, blocks=blocks)
         if where.channel:
             log.info("alerting: alert %d %s → %s (%s)", alert_id, key, where.channel, where.reason)
         else:
@@ -288,8 +297,13 @@ class AlertEngine:
         details.update(state="firing", resolved_at=None)
         again = datetime.fromtimestamp(fire.since, UTC)
         details["notes"] = [*details.get("notes", []), f"Firing again since {again:%H:%M:%S} UTC"]
-        self._store_update(record.id, record.channel, details, state="firing",
-                           reply=self.messages.note("Firing again: the same cause came back."))
+        self._store_update(
+            record.id,
+            record.channel,
+            details,
+            state="firing",
+            reply=self.messages.note("Firing again: the same cause came back."),
+        )
         self.tracker.fired(fire.key, record.id)
 
     def _repeat(self, repeat: Repeat) -> None:
@@ -300,8 +314,13 @@ class AlertEngine:
         evidence = [line for f in repeat.findings for line in f.evidence]
         details = dict(record.details)
         details["affected"] = len({f.subject for f in repeat.findings})
-        self._store_update(record.id, record.channel, details, state="firing",
-                           reply=self.messages.repeat(details, new_subjects=subjects, evidence=evidence))
+        self._store_update(
+            record.id,
+            record.channel,
+            details,
+            state="firing",
+            reply=self.messages.repeat(details, new_subjects=subjects, evidence=evidence),
+        )
 
     def _resolve(self, resolve: Resolve) -> None:
         if resolve.alert_id is None:
@@ -313,13 +332,25 @@ class AlertEngine:
         duration = duration_text(resolve.at - record.since.timestamp())
         details = dict(record.details)
         details.update(state="resolved", resolved_at=at.isoformat(), duration=duration)
-        self._store_update(record.id, record.channel, details, state="resolved", at=at,
-                           reply=self.messages.note(f"Resolved: healthy again after {duration}."))
+        self._store_update(
+            record.id,
+            record.channel,
+            details,
+            state="resolved",
+            at=at,
+            reply=self.messages.note(f"Resolved: healthy again after {duration}."),
+        )
         log.info("alerting: alert %d %s resolved after %s", record.id, resolve.key, duration)
 
     def _store_update(
-        self, alert_id: int, channel: str | None, details: dict[str, Any], *, state: str,
-        reply: Rendered | None = None, at: datetime | None = None,
+        self,
+        alert_id: int,
+        channel: str | None,
+        details: dict[str, Any],
+        *,
+        state: str,
+        reply: Rendered | None = None,
+        at: datetime | None = None,
     ) -> None:
         with self.store.database.transaction() as db:
             self.store.set_details(db, alert_id, details)
@@ -328,8 +359,9 @@ class AlertEngine:
                 text, blocks = self.messages.alert(details)
                 self.outbox.enqueue(db, alert_id=alert_id, op="update", channel=channel, text=text, blocks=blocks)
                 if reply is not None:
-                    self.outbox.enqueue(db, alert_id=alert_id, op="reply", channel=channel, text=reply[0],
-                                        blocks=reply[1])
+                    self.outbox.enqueue(
+                        db, alert_id=alert_id, op="reply", channel=channel, text=reply[0], blocks=reply[1]
+                    )
 
     def _notes(self) -> None:
         """Changes to a workload with an open alert (a rollback, a new image) go onto the alert."""
@@ -359,7 +391,9 @@ class AlertEngine:
             log.exception("alerting: permissions policy unavailable for routing")
             policy = None
         return route(
-            workload.namespace, policy=policy, default_channel=self.settings.default_channel,
+            workload.namespace,
+            policy=policy,
+            default_channel=self.settings.default_channel,
             workload_annotations=(obj.get("metadata") or {}).get("annotations"),
             namespace_annotations=((namespace or {}).get("metadata") or {}).get("annotations"),
         )

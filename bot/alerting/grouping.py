@@ -95,9 +95,7 @@ class Tracker:
 
     # -- inputs -----------------------------------------------------------------------------------
 
-    def observe(
-        self, workload: ObjectRef, found: Mapping[Category, tuple[Finding, ...]], now: float
-    ) -> list[Decision]:
+    def observe(self, workload: ObjectRef, found: Mapping[Category, tuple[Finding, ...]], now: float) -> list[Decision]:
         """What detection sees for `workload` now: every category present (absent ones are healthy)."""
         for category, findings in found.items():
             key = AlertKey(workload, category)

@@ -81,7 +81,10 @@ def strip_pod(pod: KubeObject) -> KubeObject:
                 "readinessProbe": c.get("readinessProbe"),
                 "resources": {"limits": _pick((c.get("resources") or {}).get("limits") or {}, "memory")},
             },
-            "name", "image", "readinessProbe", "resources",
+            "name",
+            "image",
+            "readinessProbe",
+            "resources",
         )
         for c in spec.get("containers") or []
     ]
@@ -120,8 +123,19 @@ def strip_workload(kind: str, obj: KubeObject) -> KubeObject:
     if kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet") and "template" in spec:
         kept_spec["template"] = spec["template"]  # template diffs name the culprit change
     kept_status = {
-        k: v for k, v in status.items() if k not in ("conditions", "images", "nodeInfo", "addresses", "allocatable",
-                                                       "capacity", "daemonEndpoints", "volumesAttached")
+        k: v
+        for k, v in status.items()
+        if k
+        not in (
+            "conditions",
+            "images",
+            "nodeInfo",
+            "addresses",
+            "allocatable",
+            "capacity",
+            "daemonEndpoints",
+            "volumesAttached",
+        )
     }
     kept_status["conditions"] = _conditions(status)
     return {"kind": kind, "metadata": meta, "spec": kept_spec, "status": kept_status}
@@ -218,8 +232,10 @@ class ClusterIndex:
             if key not in self.objects and involved.kind in ("Pod", "ReplicaSet"):
                 return []  # events of objects we do not hold (yet) would only be kept forever
             recent = self.events.setdefault(key, deque(maxlen=EVENTS_PER_OBJECT))
-            recent = deque((e for e in recent if (e["reason"], e["message"]) != (reason, event["message"])),
-                           maxlen=EVENTS_PER_OBJECT)
+            recent = deque(
+                (e for e in recent if (e["reason"], e["message"]) != (reason, event["message"])),
+                maxlen=EVENTS_PER_OBJECT,
+            )
             recent.append(event)
             self.events[key] = recent
             obj = self.objects.get(key)

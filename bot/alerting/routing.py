@@ -41,8 +41,10 @@ def route(
         team = policy.teams.get(wanted) if policy else None
         if team is not None and team.channel:
             return Route(team.channel, wanted, f"{where} annotation {TEAM_ANNOTATION}={wanted}")
-        notes.append(f"{where} annotation names team {wanted!r}, which " +
-                     ("has no channel" if team is not None else "is not in permissions.yaml"))
+        notes.append(
+            f"{where} annotation names team {wanted!r}, which "
+            + ("has no channel" if team is not None else "is not in permissions.yaml")
+        )
     if namespace and policy is not None:
         best = _best_team(namespace, policy)
         if best is not None:

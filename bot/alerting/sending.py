@@ -22,9 +22,21 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPE = "k8sbot_alert"
 PERMANENT = frozenset(
-    {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long", "invalid_auth",
-     "account_inactive", "token_revoked", "no_permission", "message_not_found", "cant_update_message",
-     "restricted_action", "invalid_metadata_format"}
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "msg_too_long",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "no_permission",
+        "message_not_found",
+        "cant_update_message",
+        "restricted_action",
+        "invalid_metadata_format",
+    }
 )
 CANNOT_LOOK = frozenset({"missing_scope", "not_allowed_token_type", "channel_not_found", "not_in_channel"})
 REROUTABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
@@ -83,8 +95,9 @@ class OutboxSender:
     def run(self, stop: threading.Event) -> None:
         recovered = self.outbox.recover()
         if recovered:
-            log.warning("outbox: %d message(s) were being sent when the bot stopped; checking before resending",
-                        recovered)
+            log.warning(
+                "outbox: %d message(s) were being sent when the bot stopped; checking before resending", recovered
+            )
         while not stop.is_set():
             try:
                 row = self.outbox.claim()
@@ -137,9 +150,13 @@ class OutboxSender:
         except SlackUnavailable as e:
             if e.code in CANNOT_LOOK:
                 # Losing the alert is worse than a possible duplicate: post, and say why loudly.
-                log.error("outbox: can't check %s for an earlier post of alert %d (%s; the app needs "
-                          "channels:history/groups:history); posting it, which may duplicate it",
-                          row.channel, row.alert_id, e.code)
+                log.error(
+                    "outbox: can't check %s for an earlier post of alert %d (%s; the app needs "
+                    "channels:history/groups:history); posting it, which may duplicate it",
+                    row.channel,
+                    row.alert_id,
+                    e.code,
+                )
                 return None
             raise LookupFailed(f"checking {row.channel} for an earlier post failed: {e}") from e
 
@@ -147,20 +164,30 @@ class OutboxSender:
         self.failures += 1
         code = None if isinstance(error, LookupFailed) else error.code
         if code in REROUTABLE and self.default_channel and row.channel != self.default_channel:
-            log.error("outbox: alert %d can't go to %s (%s); sending it to the default channel %s",
-                      row.alert_id, row.channel, code, self.default_channel)
+            log.error(
+                "outbox: alert %d can't go to %s (%s); sending it to the default channel %s",
+                row.alert_id,
+                row.channel,
+                code,
+                self.default_channel,
+            )
             self.outbox.reroute(row, channel=self.default_channel)
             return
         if code in PERMANENT:
-            log.error("outbox: alert %d message %d is UNDELIVERABLE to %s: %s", row.alert_id, row.id, row.channel,
-                      code)
+            log.error("outbox: alert %d message %d is UNDELIVERABLE to %s: %s", row.alert_id, row.id, row.channel, code)
             self.outbox.mark_dead(row, error=str(error))
             return
         # Slack answered with an error (not taken) vs. no clear answer (maybe taken: check before resending)
         in_doubt = row.op != "update" and (code is None or isinstance(error, LookupFailed))
         delay = self._delay(row)
-        log.warning("outbox: %s of alert %d failed (%s); retry %d in %.1fs", row.op, row.alert_id, code or error,
-                    row.attempts, delay)
+        log.warning(
+            "outbox: %s of alert %d failed (%s); retry %d in %.1fs",
+            row.op,
+            row.alert_id,
+            code or error,
+            row.attempts,
+            delay,
+        )
         self.outbox.mark_retry(row, error=str(error), delay=delay, in_doubt=in_doubt)
 
     def _delay(self, row: OutboxRow) -> float:

@@ -286,5 +286,3 @@ def _same_state(old: ObjectState, new: ObjectState) -> bool:
         new.template_hash,
         new.owner,
     )
-
-

@@ -25,7 +25,6 @@ from bot.text import brief
 log = logging.getLogger(__name__)
 
 
-
 def field_manager(ctx: VerbContext) -> str:
     """The field manager our writes are recorded under (managedFields): names the person, so the
     change history's "who" says who acted through the bot, not just "k8sbot"."""
@@ -140,4 +139,3 @@ def change_lines(changes: list[FieldChange], *, limit: int = 12) -> list[str]:
     if len(changes) > limit:
         lines.append(f"• …and {len(changes) - limit} more fields")
     return lines
-

@@ -126,5 +126,3 @@ def already_done(entry: AuditEntry) -> Answer:
 def _failure(error: Exception) -> str:
     # Only our own errors carry text meant for people; anything else is recorded by type only.
     return str(error) if isinstance(error, K8sBotError) else f"internal error ({type(error).__name__})"
-
-

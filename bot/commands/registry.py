@@ -18,8 +18,6 @@ from bot.commands.specs import VerbSpec
 VERBS_PACKAGE = "bot.verbs"
 
 
-
-
 def verb(spec: VerbSpec) -> Callable[[VerbFunc], VerbFunc]:
     """Mark `func` as the implementation of `spec` (collected by `VerbRegistry.discover`)."""
 

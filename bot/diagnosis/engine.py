@@ -394,6 +394,7 @@ def _summary(ref: ObjectRef, top: Cause) -> str:
     if change is not None:
         when = f" at {change.at:%Y-%m-%d %H:%M} UTC" if change.at else ""
         who = f" by {change.actor}" if change.actor else ""
-        sentence += f", after {change.path} changed from {brief(change.before, 60)} to {brief(change.after, 60)}{when}{who}"
+        sentence += (
+            f", after {change.path} changed from {brief(change.before, 60)} to {brief(change.after, 60)}{when}{who}"
+        )
     return sentence + "."
-

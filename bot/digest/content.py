@@ -35,7 +35,6 @@ DEFAULT_CRON = "0 9 * * mon-fri"
 LINES_PER_SECTION = 5
 
 
-
 @dataclass(frozen=True, slots=True)
 class DigestTeam:
     """A team's channel and the namespaces (globs) it cares about (from permissions.yaml, or configured)."""

@@ -63,7 +63,9 @@ def field_changes(old: Any, new: Any, *, prefix: str = "") -> list[FieldChange]:
     found = []
     for difference in _walk(old, new, ()):
         path = render_path(difference.path)
-        found.append(FieldChange(f"{prefix}.{path}" if prefix and path else prefix or path, difference.before, difference.after))
+        found.append(
+            FieldChange(f"{prefix}.{path}" if prefix and path else prefix or path, difference.before, difference.after)
+        )
     return found
 
 

@@ -34,11 +34,14 @@ def selected_pods(service: KubeObject, snapshot: Snapshot) -> list[KubeObject]:
 def selected_workloads(service: KubeObject, snapshot: Snapshot) -> list[KubeObject]:
     """Workloads whose pod template carries the labels the Service selects."""
     selector = (service.get("spec") or {}).get("selector") or {}
-    return [obj for kind in WORKLOAD_KINDS for obj in snapshot.of(kind) if selector_matches(selector, template_labels(obj))]
+    return [
+        obj for kind in WORKLOAD_KINDS for obj in snapshot.of(kind) if selector_matches(selector, template_labels(obj))
+    ]
 
 
 def pod_ready(pod: KubeObject) -> bool:
     """The pod's Ready condition is True (what Services and `kubectl get` count as ready)."""
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )

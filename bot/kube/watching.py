@@ -47,8 +47,6 @@ class WatchedKind:
     field_selector: str | None = None
 
 
-
-
 class WatchSink(Protocol):
     """Where the watchers deliver what they see (called from watcher threads)."""
 

@@ -298,4 +298,3 @@ class PermissionEngine:
         if info and (info.get("deleted") or info.get("is_bot")):
             return Decision(False, f"Slack: {slack_user} is a deactivated account or a bot")
         return None
-

@@ -83,8 +83,11 @@ def render_alert(details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         f"*What:* {escape_mrkdwn(details['what'])}",
         f"*Since:* {_when(details.get('since'))}",
         f"*Cluster:* {escape_mrkdwn(details['cluster'])}"
-        + (f" · namespace {escape_mrkdwn(details['workload']['namespace'])}" if details["workload"].get("namespace")
-           else ""),
+        + (
+            f" · namespace {escape_mrkdwn(details['workload']['namespace'])}"
+            if details["workload"].get("namespace")
+            else ""
+        ),
     ]
     if details.get("pods_total"):
         facts.append(f"*Affected:* {details.get('affected', 0)} of {details['pods_total']} pods")
@@ -102,15 +105,23 @@ def render_alert(details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT))))
     evidence = [f"• {escape_mrkdwn(clip(line, 400))}" for line in details.get("evidence", [])[:MAX_EVIDENCE]]
     if evidence:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("*Evidence:*\n" + "\n".join(evidence),
-                                                                     SECTION_TEXT))))
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=clip("*Evidence:*\n" + "\n".join(evidence), SECTION_TEXT)))
+        )
     for note in details.get("notes", [])[-3:]:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(escape_mrkdwn(note), SECTION_TEXT))]))
     if state != "resolved":
         elements = [button_element(b, index=i) for i, b in enumerate(buttons(details))]
         blocks.append(ActionsBlock(block_id=f"alert-{details.get('id', 0)}", elements=elements))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=f"alert {details.get('id', '?')} · {escape_mrkdwn(details['category'])} · k8sbot")]))
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"alert {details.get('id', '?')} · {escape_mrkdwn(details['category'])} · k8sbot"
+                )
+            ]
+        )
+    )
     fallback = title + (f" — likely cause: {change['path']} → {change.get('after')}" if change else "")
     return clip(escape_plain(fallback), FALLBACK_TEXT), [b.to_dict() for b in blocks]
 

@@ -179,9 +179,10 @@ class Poster:
             )
         for message in list(response.get("messages") or []):
             metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == event_type and (metadata.get("event_payload") or {}).get(
-                "dedupe"
-            ) == dedupe_key:
+            if (
+                metadata.get("event_type") == event_type
+                and (metadata.get("event_payload") or {}).get("dedupe") == dedupe_key
+            ):
                 return str(message.get("ts"))
         return None
 

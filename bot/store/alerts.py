@@ -231,8 +231,23 @@ class AlertStore:
 
 
 def _record(row: Any) -> AlertRecord:
-    (alert_id, kind, namespace, name, category, state, title, since, fired_at, resolved_at, channel, team, _, ts,
-     details) = row
+    (
+        alert_id,
+        kind,
+        namespace,
+        name,
+        category,
+        state,
+        title,
+        since,
+        fired_at,
+        resolved_at,
+        channel,
+        team,
+        _,
+        ts,
+        details,
+    ) = row
     return AlertRecord(
         id=int(alert_id),
         workload=ObjectRef(kind, namespace or None, name),

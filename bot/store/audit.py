@@ -306,4 +306,3 @@ class AuditLog:
         if row is None:
             return None
         return AuditEntry.from_row(dict(zip([c[0] for c in cursor.description], row, strict=True)))
-

@@ -80,7 +80,13 @@ class Outbox:
         return self.clock().timestamp()
 
     def enqueue(
-        self, db: sqlite_utils.Database, *, alert_id: int, op: str, channel: str, text: str,
+        self,
+        db: sqlite_utils.Database,
+        *,
+        alert_id: int,
+        op: str,
+        channel: str,
+        text: str,
         blocks: list[dict[str, Any]],
     ) -> int:
         """Add a message inside the caller's transaction (with the alert row it belongs to)."""
@@ -124,8 +130,17 @@ class Outbox:
                     [now, row_id],
                 )
                 return OutboxRow(
-                    int(row_id), int(alert_id), op, channel, text, json.loads(blocks), key, int(attempts) + 1,
-                    state == "doubt", claimed_at, alert_ts,
+                    int(row_id),
+                    int(alert_id),
+                    op,
+                    channel,
+                    text,
+                    json.loads(blocks),
+                    key,
+                    int(attempts) + 1,
+                    state == "doubt",
+                    claimed_at,
+                    alert_ts,
                 )
         return None
 

@@ -79,4 +79,3 @@ def _ready_endpoints(service_name: str, snapshot: Snapshot) -> int | None:
             if (endpoint.get("conditions") or {}).get("ready") is not False:
                 count += 1
     return count
-
