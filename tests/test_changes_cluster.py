@@ -112,7 +112,7 @@ def test_image_update_recorded_once_with_before_after_revision_and_actor(
         30,
         "the rollout",
     )
-    assert [c.kind for c in bot.changes.tracking(ref=web(namespace))] == [ChangeKind.IMAGE, ChangeKind.CREATED]
+    assert [c.kind for c in bot.changes(ref=web(namespace))] == [ChangeKind.IMAGE, ChangeKind.CREATED]
 
 
 def test_scale_restart_and_rollback_are_recognised(bot: Bot, kube: KubeClient, namespace: str) -> None:
@@ -214,7 +214,7 @@ def test_dropped_connections_and_restarts_lose_and_duplicate_nothing(
         bot.wait_change(web(namespace), ChangeKind.IMAGE, f"image change {n}")
         wait_for(
             lambda n=n: (
-                len([c for c in bot.changes.tracking(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == n + 1
+                len([c for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == n + 1
             ),
             30,
             f"{n + 1} image changes",
@@ -233,11 +233,11 @@ def test_dropped_connections_and_restarts_lose_and_duplicate_nothing(
     )
     bot.start()
     wait_for(
-        lambda: any("web:3.0" in c.summary for c in bot.changes.tracking(ref=web(namespace))), 30, "the offline change"
+        lambda: any("web:3.0" in c.summary for c in bot.changes(ref=web(namespace))), 30, "the offline change"
     )
     bot.stop()
     bot.start()  # a second restart with nothing new
-    images = [c.summary.split(" → ")[1] for c in bot.changes.tracking(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]
+    images = [c.summary.split(" → ")[1] for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]
     assert images == [
         "registry.local/web:3.0",
         "registry.local/web:2.2",
@@ -281,7 +281,7 @@ def test_too_old_resource_version_is_handled_by_relisting(bot: Bot, kube: KubeCl
     wait_for(lambda: bot.watchers is not None and bot.watchers["Deployment"].relists >= 1, 30, "a re-list after 410")
     change = bot.wait_change(web(namespace), ChangeKind.IMAGE, "the change made before the re-list")
     assert "registry.local/web:9.9" in change.summary
-    assert len([c for c in bot.changes.tracking(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == 1
+    assert len([c for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == 1
 
 
 def test_changes_verb_timeline_and_errors(bot: Bot, kube: KubeClient, namespace: str) -> None:

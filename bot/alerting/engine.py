@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bot.alerting import detection
-from bot.alerting.grouping import AlertKey, Decision, Fire, Repeat, Resolve, Timing, Tracker
+from bot.alerting.grouping import AlertKey, AlertStep, Fire, Repeat, Resolve, Timing, Tracker
 from bot.alerting.index import ClusterIndex
 from bot.alerting.routing import route
 from bot.alerting.sending import AlertPoster, OutboxSender
@@ -208,11 +208,11 @@ class AlertEngine:
             except Exception:  # the engine loop is an edge: log and go on
                 log.exception("alerting: evaluation failed")
 
-    def step(self) -> list[Decision]:
+    def step(self) -> list[AlertStep]:
         """Evaluate what changed, apply time, act on the decisions. Returns them (for tests)."""
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, set()
-        decisions: list[Decision] = []
+        decisions: list[AlertStep] = []
         retry: set[ObjectRef] = set()
         evaluations: dict[ObjectRef, detection.Evaluation] = {}
         for ref in sorted(dirty):
@@ -240,7 +240,7 @@ class AlertEngine:
     def _now(self) -> float:
         return self.clock().timestamp()
 
-    def _act(self, decision: Decision, evaluations: dict[ObjectRef, detection.Evaluation]) -> None:
+    def _act(self, decision: AlertStep, evaluations: dict[ObjectRef, detection.Evaluation]) -> None:
         workload = decision.key.workload
         evaluation = evaluations.get(workload) or detection.evaluate(self.index, workload, analyzers=self.analyzers)
         if isinstance(decision, Fire):

@@ -1,7 +1,7 @@
 """Noise control: one alert per workload and cause, a settle delay, repeats, resolution. Pure.
 
 `Tracker` is a state machine over `AlertKey`s (workload + category) driven by what detection sees
-(`observe`) and by time (`tick`); it returns `Decision`s and does no I/O, so it is tested with a
+(`observe`) and by time (`tick`); it returns `AlertStep`s and does no I/O, so it is tested with a
 controlled clock:
 
 * a cause seen for the first time is *pending*; it fires only if it is present `settle` seconds
@@ -56,7 +56,8 @@ class Resolve:
     at: float
 
 
-Decision = Fire | Repeat | Resolve
+AlertStep = Fire | Repeat | Resolve
+"""What the tracker tells the engine to do: post an alert, reply to it, or resolve it."""
 
 
 @dataclass
@@ -95,7 +96,9 @@ class Tracker:
 
     # -- inputs -----------------------------------------------------------------------------------
 
-    def observe(self, workload: ObjectRef, found: Mapping[Category, tuple[Finding, ...]], now: float) -> list[Decision]:
+    def observe(
+        self, workload: ObjectRef, found: Mapping[Category, tuple[Finding, ...]], now: float
+    ) -> list[AlertStep]:
         """What detection sees for `workload` now: every category present (absent ones are healthy)."""
         for category, findings in found.items():
             key = AlertKey(workload, category)
@@ -116,12 +119,12 @@ class Tracker:
                 self._absent(key, now)
         return self.tick(now)
 
-    def forget(self, workload: ObjectRef, now: float) -> list[Decision]:
+    def forget(self, workload: ObjectRef, now: float) -> list[AlertStep]:
         """The workload is gone (deleted): everything about it is absent."""
         return self.observe(workload, {}, now)
 
-    def tick(self, now: float) -> list[Decision]:
-        decisions: list[Decision] = []
+    def tick(self, now: float) -> list[AlertStep]:
+        decisions: list[AlertStep] = []
         for key, pending in sorted(self._pending.items()):
             if pending.present and now - pending.first_seen >= self.timing.settle:
                 decisions.append(self._fire(key, pending, now))
