@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.kube.redaction import redact, redact_lines
+from bot.redaction import redact, redact_lines
 
 
 @pytest.mark.parametrize(

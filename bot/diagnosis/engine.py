@@ -23,12 +23,12 @@ from bot.diagnosis.references import references
 from bot.diagnosis.suggestions import Situation, suggest
 from bot.kube.client import KubeClient
 from bot.kube.owners import pods_of
-from bot.kube.redaction import redact
 from bot.kube.resolving import Resolution, resolve
 from bot.kube.revisions import revision_change, scale_change
 from bot.kube.selectors import pod_ready, selected_pods
 from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, read_pod_log
 from bot.model import Category, Cause, Change, Diagnosis, Finding, KubeObject, ObjectRef, Severity
+from bot.redaction import redact
 from bot.text import brief
 
 log = logging.getLogger(__name__)

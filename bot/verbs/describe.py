@@ -18,11 +18,11 @@ from bot.diagnosis.events import summarize
 from bot.diagnosis.exit_codes import explain_exit_code
 from bot.errors import UsageError
 from bot.kube.kinds import KINDS
-from bot.kube.redaction import redact
 from bot.kube.resolving import split_kind
 from bot.kube.revisions import REVISION_ANNOTATION
 from bot.kube.snapshot import VALUE_FREE_KINDS, strip_values
 from bot.model import Answer, Command, KubeObject, ObjectRef
+from bot.redaction import redact
 
 MAX_EVENTS = 8
 

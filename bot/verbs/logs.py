@@ -14,10 +14,10 @@ from bot.commands.registry import verb
 from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.diagnosis.engine import scope_of
 from bot.errors import NotFound, UsageError
-from bot.kube.redaction import redact_lines
 from bot.kube.resolving import resolve, split_kind
 from bot.kube.snapshot import fetch_snapshot, name_of, read_pod_log
 from bot.model import Answer, Command, KubeObject
+from bot.redaction import redact_lines
 
 SHOWN_LINES = 40
 SHOWN_CHARS = 3500
