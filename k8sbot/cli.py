@@ -1,5 +1,7 @@
 """`k8sbot`: run the bot, or ask it a question from a terminal through the very same code path."""
 
+# Start-up time matters here (`k8sbot --help`, `k8sbot ask help`): at module level only argparse and
+# what builds the parser; settings, the core and the verbs are imported by the code that needs them.
 from __future__ import annotations
 
 import argparse
@@ -9,10 +11,15 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from bot.errors import ConfigError, K8sBotError
-from bot.settings import Settings, load_settings
 from k8sbot.cli_permissions import add_parsers
+
+if TYPE_CHECKING:
+    from bot.commands.context import VerbTable
+    from bot.model import Answer
+    from bot.settings import Settings
 
 EXIT_USAGE = 2
 
@@ -41,11 +48,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from bot.settings import load_settings  # noqa: PLC0415 - lazy: CLI start-up
+
     try:
         settings = load_settings(http_port=getattr(args, "port", None), http_host=getattr(args, "host", None))
     except ConfigError as e:
         print(f"k8sbot: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.cmd == "ask" and not args.as_user:
+        try:
+            answer = _answer_without_core(args.text)
+        except K8sBotError as e:  # unparsable text, or `help <no such verb>`: what the full path prints
+            print(f"k8sbot: {e}", file=sys.stderr)
+            return 1
+        if answer is not None:
+            _print_answer(answer, as_json=args.json)
+            return 0 if answer.ok else 1
     from k8sbot.wiring import build_core, configure_logging  # noqa: PLC0415 - lazy: CLI start-up
 
     quiet = args.cmd != "run" and "K8SBOT_LOG_LEVEL" not in os.environ
@@ -104,11 +122,41 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
         answer = execute(
             services, text=str(confirm["command"]), slack_user=args.as_user, channel=args.channel, confirmed=True
         )
-    if args.json:
-        print(json.dumps(answer.data, indent=2, default=str))
-    else:
-        print(render_text(answer))
+    _print_answer(answer, as_json=args.json)
     return 0 if answer.ok else 1
+
+
+class _VerbsOnly:
+    """The one service `help` reads. Anything else asked of it fails loudly (AttributeError)."""
+
+    def __init__(self, verbs: VerbTable) -> None:
+        self.verbs = verbs
+
+
+def _answer_without_core(text: str) -> Answer | None:
+    """`help`'s answer without a cluster, database or Slack (`help` reads only the verb table and is
+    never audited), or None when the command needs the core. Raises UsageError as `execute` would."""
+    from bot.commands.auditing import run_audited  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.commands.context import CommandServices, VerbContext  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.commands.parsing import parse  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.commands.registry import VerbRegistry  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.model import Subject  # noqa: PLC0415 - lazy: CLI start-up
+
+    verbs = VerbRegistry.discover()
+    command = parse(text, registry=verbs)
+    if command.verb != "help":
+        return None
+    services = cast(CommandServices, _VerbsOnly(verbs))
+    return run_audited(VerbContext(services=services, subject=Subject(slack_user=None)), command, decide=None)
+
+
+def _print_answer(answer: Answer, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.data, indent=2, default=str))
+        return
+    from bot.slack.blocks import render_text  # noqa: PLC0415 - lazy: CLI start-up
+
+    print(render_text(answer))
 
 
 def _watch(settings: Settings) -> int:

@@ -8,6 +8,9 @@
 `add_parsers(subparsers)` registers them; each sets `handler(args, core) -> exit code`. `check`
 makes the very decision the bot makes (the same engine, SubjectAccessReview included): exit 0 when
 allowed, 1 when denied.
+
+Building the parser imports nothing heavy (`k8sbot --help` stays fast): the handlers import the
+policy, YAML and the command parser when they run, after the core is built.
 """
 
 from __future__ import annotations
@@ -19,13 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from bot.commands.parsing import NAME_RE, duration_seconds
 from bot.errors import ConfigError, UsageError
-from bot.model import Command
-from bot.permissions.policy import load_policy, policy_path
-from bot.permissions.rbac import impersonation_role
 
 if TYPE_CHECKING:
     from k8sbot.wiring import Core
@@ -67,6 +64,9 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def check_handler(args: argparse.Namespace, core: Core) -> int:
+    from bot.commands.parsing import NAME_RE  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.model import Command  # noqa: PLC0415 - lazy: CLI start-up
+
     for value, what in (
         (args.namespace, "namespace"),
         (args.target.rpartition("/")[2] if args.target else "x", "target"),
@@ -94,6 +94,8 @@ def check_handler(args: argparse.Namespace, core: Core) -> int:
 
 
 def validate_handler(args: argparse.Namespace, core: Core) -> int:
+    from bot.permissions.policy import load_policy, policy_path  # noqa: PLC0415 - lazy: CLI start-up
+
     path = Path(args.file) if args.file else policy_path()
     try:
         policy = load_policy(path, verbs=core.commands.verbs.names())
@@ -109,6 +111,11 @@ def validate_handler(args: argparse.Namespace, core: Core) -> int:
 
 def rbac_handler(args: argparse.Namespace, core: Core) -> int:
     """Print the ClusterRole; user group members come from --members, else from the engine's Directory."""
+    import yaml  # noqa: PLC0415 - lazy: CLI start-up
+
+    from bot.permissions.policy import load_policy, policy_path  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.permissions.rbac import impersonation_role  # noqa: PLC0415 - lazy: CLI start-up
+
     path = Path(args.file) if args.file else policy_path()
     policy = load_policy(path, verbs=core.commands.verbs.names())
     members: dict[str, set[str]] = {}
@@ -129,6 +136,8 @@ def rbac_handler(args: argparse.Namespace, core: Core) -> int:
 
 def since_time(value: str, now: datetime) -> datetime | None:
     """`24h` → now-24h; an ISO date/time → itself (UTC if naive); `all` → None."""
+    from bot.commands.parsing import duration_seconds  # noqa: PLC0415 - lazy: CLI start-up
+
     if value == "all":
         return None
     try:

@@ -7,6 +7,10 @@ TLS) and send requests through its connection pool, getting plain dicts back.
 
 Each impersonated subject gets a client of its own (`as_subject`): impersonation headers are never
 set on a shared client.
+
+`kubernetes` and `urllib3` are imported when a client is made or a request is sent, not with this
+module: every verb imports it (for its types), and `k8sbot --help` or `k8sbot ask help` must not
+pay the Kubernetes client's import time.
 """
 
 from __future__ import annotations
@@ -14,16 +18,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-import urllib3
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from urllib3 import HTTPHeaderDict
 
 from bot.errors import ClusterUnavailable, Conflict, K8sBotError, NotFound, PermissionDenied
 from bot.model import KubeObject
+
+if TYPE_CHECKING:
+    import urllib3
+    from kubernetes import client as k8s_client
+    from urllib3 import HTTPHeaderDict
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ class KubeClient:
         impersonate_user: str | None = None,
         impersonate_groups: tuple[str, ...] = (),
     ) -> None:
+        from kubernetes import client as k8s_client  # noqa: PLC0415 - lazy: CLI start-up
+
         self.configuration = configuration
         self.impersonate_user = impersonate_user
         self.impersonate_groups = impersonate_groups
@@ -57,6 +63,9 @@ class KubeClient:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, *, context: str | None = None) -> KubeClient:
         """From a kubeconfig file (None: $KUBECONFIG or ~/.kube/config), else in-cluster config."""
+        from kubernetes import client as k8s_client  # noqa: PLC0415 - lazy: CLI start-up
+        from kubernetes import config as k8s_config  # noqa: PLC0415 - lazy: CLI start-up
+
         configuration = k8s_client.Configuration()
         try:
             k8s_config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
@@ -82,6 +91,8 @@ class KubeClient:
     # -- requests -------------------------------------------------------------------------------
 
     def _headers(self, content_type: str | None) -> HTTPHeaderDict:
+        from urllib3 import HTTPHeaderDict  # noqa: PLC0415 - lazy: CLI start-up
+
         headers = HTTPHeaderDict({"Accept": "application/json", "User-Agent": "k8sbot"})
         if content_type:
             headers["Content-Type"] = content_type
@@ -105,6 +116,8 @@ class KubeClient:
         timeout: float = 15.0,
         stream: bool = False,
     ) -> urllib3.BaseHTTPResponse:
+        import urllib3  # noqa: PLC0415 - lazy: CLI start-up
+
         url = self.server.rstrip("/") + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
@@ -212,6 +225,8 @@ class UnconfiguredKubeClient(KubeClient):
     (help) still work and every other verb answers with the configuration problem."""
 
     def __init__(self, reason: str) -> None:
+        from kubernetes import client as k8s_client  # noqa: PLC0415 - lazy: CLI start-up
+
         super().__init__(k8s_client.Configuration())
         self.reason = reason
 
