@@ -11,13 +11,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError, K8sBotError
 from k8sbot.cli_permissions import add_parsers
 
 if TYPE_CHECKING:
-    from bot.commands.context import VerbTable
     from bot.model import Answer
     from bot.settings import Settings
 
@@ -126,28 +125,16 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if answer.ok else 1
 
 
-class _VerbsOnly:
-    """The one service `help` reads. Anything else asked of it fails loudly (AttributeError)."""
-
-    def __init__(self, verbs: VerbTable) -> None:
-        self.verbs = verbs
-
-
 def _answer_without_core(text: str) -> Answer | None:
-    """`help`'s answer without a cluster, database or Slack (`help` reads only the verb table and is
-    never audited), or None when the command needs the core. Raises UsageError as `execute` would."""
-    from bot.commands.auditing import run_audited  # noqa: PLC0415 - lazy: CLI start-up
-    from bot.commands.context import CommandServices, VerbContext  # noqa: PLC0415 - lazy: CLI start-up
+    """`help`'s answer without a cluster, database or Slack (it reads only the verb table and is never
+    audited), or None when the command needs the core. Raises UsageError as `execute` would."""
     from bot.commands.parsing import parse  # noqa: PLC0415 - lazy: CLI start-up
     from bot.commands.registry import VerbRegistry  # noqa: PLC0415 - lazy: CLI start-up
-    from bot.model import Subject  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.verbs.help import help_answer  # noqa: PLC0415 - lazy: CLI start-up
 
     verbs = VerbRegistry.discover()
     command = parse(text, registry=verbs)
-    if command.verb != "help":
-        return None
-    services = cast(CommandServices, _VerbsOnly(verbs))
-    return run_audited(VerbContext(services=services, subject=Subject(slack_user=None)), command, decide=None)
+    return help_answer(verbs, command) if command.verb == "help" else None
 
 
 def _print_answer(answer: Answer, *, as_json: bool) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands.context import VerbContext
+from bot.commands.context import VerbContext, VerbTable
 from bot.commands.registry import verb
 from bot.commands.specs import VerbSpec
 from bot.errors import UsageError
@@ -31,8 +31,14 @@ def _verb_lines(spec: VerbSpec, *, detailed: bool) -> list[str]:
     )
 )
 def help_verb(ctx: VerbContext, command: Command) -> Answer:
+    return help_answer(ctx.services.verbs, command)
+
+
+def help_answer(verbs: VerbTable, command: Command) -> Answer:
+    """The answer to `help [verb]`: a pure function of the verb table (no cluster, store or Slack), so
+    `k8sbot ask help` can answer it without building the rest of the bot."""
     if command.target:
-        spec = ctx.services.verbs.specs.get(command.target)
+        spec = verbs.specs.get(command.target)
         if spec is None:
             raise UsageError(f"There is no verb `{command.target}`. Try `/k8s help`.")
         lines = _verb_lines(spec, detailed=True)
@@ -44,12 +50,12 @@ def help_verb(ctx: VerbContext, command: Command) -> Answer:
             private=True,
         )
     lines = ["Usage: /k8s <verb> [target] [-n namespace] [flags]", ""]
-    for name in sorted(ctx.services.verbs.specs):
-        lines += _verb_lines(ctx.services.verbs.specs[name], detailed=False)
+    for name in sorted(verbs.specs):
+        lines += _verb_lines(verbs.specs[name], detailed=False)
     lines += ["", "Targets: name, ns/name or kind/name (deploy/checkout). `/k8s help <verb>` shows every option."]
     return Answer(
         verb="help",
-        data={"verbs": [_spec_json(ctx.services.verbs.specs[n]) for n in sorted(ctx.services.verbs.specs)]},
+        data={"verbs": [_spec_json(verbs.specs[n]) for n in sorted(verbs.specs)]},
         title="k8sbot: troubleshoot Kubernetes from Slack",
         lines=tuple(lines),
         private=True,
