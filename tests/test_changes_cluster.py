@@ -213,9 +213,7 @@ def test_dropped_connections_and_restarts_lose_and_duplicate_nothing(
         set_image(kube, namespace, f"registry.local/web:2.{n}")
         bot.wait_change(web(namespace), ChangeKind.IMAGE, f"image change {n}")
         wait_for(
-            lambda n=n: (
-                len([c for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == n + 1
-            ),
+            lambda n=n: len([c for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]) == n + 1,
             30,
             f"{n + 1} image changes",
         )
@@ -232,9 +230,7 @@ def test_dropped_connections_and_restarts_lose_and_duplicate_nothing(
         "the controller to observe the offline change",
     )
     bot.start()
-    wait_for(
-        lambda: any("web:3.0" in c.summary for c in bot.changes(ref=web(namespace))), 30, "the offline change"
-    )
+    wait_for(lambda: any("web:3.0" in c.summary for c in bot.changes(ref=web(namespace))), 30, "the offline change")
     bot.stop()
     bot.start()  # a second restart with nothing new
     images = [c.summary.split(" → ")[1] for c in bot.changes(ref=web(namespace)) if c.kind is ChangeKind.IMAGE]
