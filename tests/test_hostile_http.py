@@ -148,6 +148,7 @@ def test_a_form_body_sent_as_json_gets_400_and_runs_nothing(
     http_bot: BotRunner, slack: SlackEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bot.commands.dispatch")
+    caplog.set_level(logging.INFO, logger="handlers.deliveries")
     port = _port(http_bot)
     body = urllib.parse.urlencode({"command": "/k8s", "text": "help", "user_id": ALICE, "channel_id": OPS}).encode()
     headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
@@ -279,6 +280,10 @@ def _runs(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("running")]
 
 
+def _acked_repeats(caplog: pytest.LogCaptureFixture) -> int:
+    return len([r for r in caplog.records if r.getMessage().startswith("acknowledged a repeated Slack delivery")])
+
+
 def _wait_runs(emu: SlackEmulator, caplog: pytest.LogCaptureFixture, n: int) -> None:
     emu.wait_for(lambda: len(_runs(caplog)) >= n, timeout=10, what=f"{n} command runs")
     time.sleep(0.5)  # a second, wrongly accepted run would show up here
@@ -288,6 +293,7 @@ def test_a_slash_command_retried_by_slack_is_acknowledged_and_runs_once(
     http_bot: BotRunner, slack: SlackEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bot.commands.dispatch")
+    caplog.set_level(logging.INFO, logger="handlers.deliveries")
     first = slack.driver.slash_command("status -n default", user_id=ALICE, channel_id=OPS)
     assert first.status == 200
     _wait_runs(slack, caplog, 1)
@@ -299,12 +305,14 @@ def test_a_slash_command_retried_by_slack_is_acknowledged_and_runs_once(
     time.sleep(0.5)
     assert len(_runs(caplog)) == 1
     assert len(slack.response_posts()) == posts
+    assert _acked_repeats(caplog) == 2
 
 
 def test_an_exact_replay_of_a_signed_request_is_acknowledged_and_runs_once(
     http_bot: BotRunner, slack: SlackEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bot.commands.dispatch")
+    caplog.set_level(logging.INFO, logger="handlers.deliveries")
     first = slack.driver.slash_command("status -n default", user_id=ALICE, channel_id=OPS)
     assert first.status == 200
     _wait_runs(slack, caplog, 1)
@@ -318,6 +326,7 @@ def test_an_exact_replay_of_a_signed_request_is_acknowledged_and_runs_once(
     assert status == 200
     time.sleep(0.5)
     assert len(_runs(caplog)) == 1
+    assert _acked_repeats(caplog) == 2
 
 
 def test_different_commands_in_the_same_second_all_run(
@@ -325,6 +334,7 @@ def test_different_commands_in_the_same_second_all_run(
 ) -> None:
     """Dedup is per delivery, not per text: the same command typed twice runs twice."""
     caplog.set_level(logging.INFO, logger="bot.commands.dispatch")
+    caplog.set_level(logging.INFO, logger="handlers.deliveries")
     for _ in range(3):
         assert slack.driver.slash_command("status -n default", user_id=ALICE, channel_id=OPS).status == 200
     _wait_runs(slack, caplog, 3)
@@ -337,6 +347,7 @@ def test_a_forged_request_cannot_use_up_a_real_deliverys_id(
     """Signatures are checked before a delivery is remembered: a bad or stale copy is rejected and
     does not make the real request look like a duplicate."""
     caplog.set_level(logging.INFO, logger="bot.commands.dispatch")
+    caplog.set_level(logging.INFO, logger="handlers.deliveries")
     forged = slack.driver.slash_command("status -n default", user_id=ALICE, channel_id=OPS, tamper="bad_signature")
     assert forged.status == 401 and forged.sent_body is not None and forged.url is not None
     url, body = forged.url, forged.sent_body  # the same delivery (trigger_id, response_url), badly signed
@@ -353,6 +364,7 @@ def test_a_slash_command_redelivered_over_socket_mode_runs_once(
 ) -> None:
     """Socket Mode: a second envelope carrying the same delivery (same trigger_id) is acked and not run."""
     caplog.set_level(logging.INFO, logger="bot.commands.dispatch")
+    caplog.set_level(logging.INFO, logger="handlers.deliveries")
     with running_bot(slack, mode="socket", db=db):
         first = slack.driver.slash_command("status -n default", user_id=ALICE, channel_id=OPS)
         assert first.ok
@@ -362,6 +374,7 @@ def test_a_slash_command_redelivered_over_socket_mode_runs_once(
         assert final.acked
         time.sleep(0.5)
     assert len(_runs(caplog)) == 1
+    assert _acked_repeats(caplog) == 1
 
 
 # -- readiness -----------------------------------------------------------------------------------
