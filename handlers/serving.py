@@ -1,107 +1,308 @@
 """The bot's HTTP server: Slack's `POST /slack/events` (HTTP mode), `/healthz`, `/readyz`, `/metrics`.
 
-Bolt's built-in server only serves /slack/events; Kubernetes probes and Prometheus need the same
-process to answer on a few more paths, so this small threaded server feeds Slack's requests to
-`App.dispatch` (which verifies the signature) and answers the rest itself.
+The server is waitress (Pylons project): a maintained, pure-Python production WSGI server with no
+dependencies of its own. Its HTTP parsing is hardened (strict `Content-Length` and chunked framing,
+header and body limits, request-smuggling fixes), its I/O is asynchronous so a slow or silent client
+holds no worker thread, and it can be embedded: `HttpServer` binds the socket itself (so port 0 gives
+the real port at once) and runs waitress's loop in a thread it can stop. Malformed framing gets
+waitress's 400, an oversized body its 413 (and the connection is closed, as it says); the WSGI
+application below answers everything else: 404 for unknown paths, 405 with `Allow` for wrong methods,
+400 for a Slack body its content type does not describe, and Slack's requests go to Bolt's
+`App.dispatch`, which verifies the signature (retries and replays are stopped after that, by
+handlers/deliveries.py, for both transports).
+
+cheroot (CherryPy's server) would serve equally well but is a thread per connection; uvicorn would
+need an ASGI app and an event loop beside Bolt's synchronous `App`.
+
+Readiness is checked in the background (`Readiness.start`): `/readyz` reports the last result and its
+age and never waits for the cluster.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App, BoltRequest
+from waitress import wasyncore
+from waitress.server import create_server
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1_000_000
+"""The largest request body accepted (Slack's payloads are far smaller); larger gets 413."""
+MAX_HEADERS = 65_536
+"""The largest request head (request line and headers) accepted; larger gets 431."""
+THREADS = 8
+"""Worker threads. `App.dispatch` returns once a listener acks, so few are needed; waiting on slow
+clients takes none."""
+IDLE_SECONDS = 60
+"""An idle keep-alive connection is closed after this long."""
+
+
+@dataclass(frozen=True)
+class ReadinessPolicy:
+    """How often the cluster is checked, how long one check may take, and how old a good one may be."""
+
+    interval: float = 5.0
+    check_timeout: float = 3.0
+    max_age: float = 30.0
 
 
 class Readiness:
-    """Ready = Slack connected and the cluster reachable. Cluster checks are cached a few seconds."""
+    """Ready = Slack connected and a recent cluster check succeeded.
 
-    def __init__(self, *, slack_connected: Callable[[], bool], cluster_reachable: Callable[[], bool]) -> None:
+    The cluster is checked by a background thread, one check at a time: a check that hangs makes the
+    cluster not ready once it has run longer than `check_timeout`, and a good result counts for
+    `max_age` seconds. `state()` never touches the cluster, so `/readyz` answers at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        slack_connected: Callable[[], bool],
+        cluster_reachable: Callable[[], bool],
+        policy: ReadinessPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._slack_connected = slack_connected
         self._cluster_reachable = cluster_reachable
-        self._cluster_cache: tuple[float, bool] = (0.0, False)
+        self.policy = policy or ReadinessPolicy()
+        self._clock = clock
         self._lock = threading.Lock()
+        self._last: tuple[float, bool] | None = None  # (when the last check finished, its result)
+        self._running_since: float | None = None
 
-    def check(self) -> dict[str, bool]:
+    def start(self, stop: threading.Event) -> None:
+        """Check now and then every `interval` seconds, until `stop` is set."""
+
+        def run() -> None:
+            while not stop.is_set():
+                self.check_once()
+                stop.wait(self.policy.interval)
+
+        threading.Thread(target=run, name="readiness", daemon=True).start()
+
+    def check_once(self) -> bool:
         with self._lock:
-            checked_at, ok = self._cluster_cache
-            if time.monotonic() - checked_at > 5.0:
-                try:
-                    ok = self._cluster_reachable()
-                except Exception:
-                    ok = False
-                self._cluster_cache = (time.monotonic(), ok)
-        return {"slack": bool(self._slack_connected()), "cluster": ok}
+            self._running_since = self._clock()
+        try:
+            ok = bool(self._cluster_reachable())
+        except Exception as e:  # any failure means not ready; say why at debug level only
+            log.debug("readiness: the cluster check failed: %s", e)
+            ok = False
+        with self._lock:
+            self._last = (self._clock(), ok)
+            self._running_since = None
+        return ok
+
+    def state(self) -> dict[str, Any]:
+        """`{"slack": bool, "cluster": bool, "cluster_checked_seconds_ago": float | None}`."""
+        now = self._clock()
+        with self._lock:
+            last, running_since = self._last, self._running_since
+        age = None if last is None else now - last[0]
+        cluster = (
+            last is not None
+            and last[1]
+            and now - last[0] <= self.policy.max_age
+            and (running_since is None or now - running_since <= self.policy.check_timeout)
+        )
+        try:
+            slack = bool(self._slack_connected())
+        except Exception:
+            slack = False
+        return {
+            "slack": slack,
+            "cluster": bool(cluster),
+            "cluster_checked_seconds_ago": None if age is None else round(age, 1),
+        }
 
 
-def make_server(*, app: App | None, readiness: Readiness, host: str, port: int) -> ThreadingHTTPServer:
-    """A server bound to host:port. `app` None: Slack events are not served (Socket Mode)."""
+# -- the WSGI application ------------------------------------------------------------------------
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+SLACK_CONTENT_TYPES = ("application/x-www-form-urlencoded", "application/json")
 
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("http %s", format % args)
 
-        def _reply(
-            self, status: int, body: bytes, content_type: str, headers: dict[str, Sequence[str]] | None = None
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, values in (headers or {}).items():
-                if name.lower() in ("content-type", "content-length"):
-                    continue
-                for value in values:
-                    self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+def _slack_body_problem(raw: str, content_type: str) -> str | None:
+    """Why Bolt could not read this body as the content type says, or None. Bolt would raise (and the
+    request go unanswered) on a form body labelled JSON, a JSON value that is not an object, or a
+    `payload` field that is not a JSON object."""
+    if content_type == "application/json":
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return "the body is not JSON"
+        return None if isinstance(value, dict) else "the JSON body is not an object"
+    payload = parse_qs(raw).get("payload")
+    if payload is None:
+        return None
+    try:
+        value = json.loads(payload[0])
+    except ValueError:
+        return "the payload field is not JSON"
+    return None if isinstance(value, dict) else "the payload field is not a JSON object"
 
-        def do_GET(self) -> None:
-            path = urlparse(self.path).path
-            if path == "/healthz":
-                self._reply(200, b"ok\n", "text/plain")
-            elif path == "/readyz":
-                state = readiness.check()
-                status = 200 if all(state.values()) else 503
-                self._reply(status, json.dumps(state).encode() + b"\n", "application/json")
-            elif path == "/metrics":
-                self._reply(200, generate_latest(), CONTENT_TYPE_LATEST)
-            else:
-                self._reply(404, b"not found\n", "text/plain")
 
-        def do_POST(self) -> None:
-            parsed = urlparse(self.path)
-            if app is None or parsed.path != "/slack/events":
-                self._reply(404, b"not found\n", "text/plain")
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._reply(413, b"too large\n", "text/plain")
-                return
-            raw = self.rfile.read(length).decode("utf-8", errors="replace")
-            headers: dict[str, str | Sequence[str]] = {}
-            for name, value in self.headers.items():
-                existing = headers.get(name.lower())
-                headers[name.lower()] = [*existing, value] if isinstance(existing, list) else [value]
-            response = app.dispatch(BoltRequest(body=raw, query=parsed.query, headers=headers))
-            self._reply(
-                response.status,
-                response.body.encode() if isinstance(response.body, str) else bytes(response.body),
-                (response.headers.get("content-type") or ["text/plain"])[0],
-                response.headers,
-            )
+class HttpApp:
+    """The WSGI application: routes, methods, and Slack's requests handed to Bolt."""
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    def __init__(self, *, app: App | None, readiness: Readiness) -> None:
+        self.app = app
+        self.readiness = readiness
+        self.routes: dict[str, tuple[str, Callable[[WSGIEnvironment], tuple[int, bytes, dict[str, str]]]]] = {
+            "/healthz": ("GET", self._healthz),
+            "/readyz": ("GET", self._readyz),
+            "/metrics": ("GET", self._metrics),
+        }
+        if app is not None:
+            self.routes["/slack/events"] = ("POST", self._slack)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO") or "/")
+        method = str(environ.get("REQUEST_METHOD") or "")
+        route = self.routes.get(path)
+        headers: dict[str, str] = {}
+        if route is None:
+            status, body, content_type = 404, b"not found\n", "text/plain"
+        elif method != route[0]:
+            status, body, content_type = 405, b"method not allowed\n", "text/plain"
+            headers["Allow"] = route[0]
+        else:
+            try:
+                status, body, extra = route[1](environ)
+            except Exception:
+                log.exception("http: %s %s failed", method, path)
+                status, body, extra = 500, b"internal error\n", {}
+            content_type = extra.pop("content-type", "text/plain")
+            headers.update(extra)
+        start_response(
+            f"{status} {_REASONS.get(status, 'Status')}",
+            [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers.items()],
+        )
+        return [body]
+
+    def _healthz(self, environ: WSGIEnvironment) -> tuple[int, bytes, dict[str, str]]:
+        return 200, b"ok\n", {}
+
+    def _readyz(self, environ: WSGIEnvironment) -> tuple[int, bytes, dict[str, str]]:
+        state = self.readiness.state()
+        status = 200 if state["slack"] and state["cluster"] else 503
+        return status, json.dumps(state).encode() + b"\n", {"content-type": "application/json"}
+
+    def _metrics(self, environ: WSGIEnvironment) -> tuple[int, bytes, dict[str, str]]:
+        return 200, generate_latest(), {"content-type": CONTENT_TYPE_LATEST}
+
+    def _slack(self, environ: WSGIEnvironment) -> tuple[int, bytes, dict[str, str]]:
+        assert self.app is not None
+        length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress has validated it (and the limit)
+        try:
+            raw = environ["wsgi.input"].read(length).decode("utf-8")
+        except UnicodeDecodeError:
+            return 400, b"the body is not UTF-8\n", {}
+        content_type = str(environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+        if content_type not in SLACK_CONTENT_TYPES:
+            return 415, b"Slack sends application/x-www-form-urlencoded or application/json\n", {}
+        problem = _slack_body_problem(raw, content_type)
+        if problem is not None:
+            log.info("http: rejected a Slack request: %s", problem)
+            return 400, problem.encode() + b"\n", {}
+        request = BoltRequest(body=raw, query=str(environ.get("QUERY_STRING") or ""), headers=_headers(environ))
+        response = self.app.dispatch(request)
+        body = response.body.encode() if isinstance(response.body, str) else bytes(response.body)
+        extra = {
+            name.lower(): ", ".join(values)
+            for name, values in response.headers.items()
+            if name.lower() not in ("content-length", "connection", "transfer-encoding")
+        }
+        return response.status, body, extra
+
+
+def _headers(environ: WSGIEnvironment) -> dict[str, str | Sequence[str]]:
+    """Request headers by lower-case name, as Bolt reads them."""
+    headers: dict[str, str | Sequence[str]] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").lower()
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = key.replace("_", "-").lower()
+        else:
+            continue
+        headers[name] = [str(value)]
+    return headers
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+class HttpServer:
+    """waitress serving `HttpApp` on host:port, in a thread of its own, until `stop()`."""
+
+    def __init__(self, application: HttpApp, *, host: str, port: int) -> None:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        self._socket = socket.create_server((host, port), family=family)
+        self.host = host
+        self.port: int = self._socket.getsockname()[1]
+        self._map: dict[int, Any] = {}
+        self._server = create_server(
+            application,
+            map=self._map,
+            sockets=[self._socket],
+            threads=THREADS,
+            max_request_body_size=MAX_BODY,
+            max_request_header_size=MAX_HEADERS,
+            channel_timeout=IDLE_SECONDS,
+            ident="k8sbot",
+            asyncore_use_poll=True,
+        )
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=0.5, map=self._map, use_poll=True, count=1)
+        finally:  # in the loop's own thread: finish the workers, then close every socket
+            self._server.task_dispatcher.shutdown(timeout=5)
+            wasyncore.close_all(self._map, ignore_all=True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let running requests finish (up to 5 s), close every connection."""
+        self._stopping.set()
+        if self._thread is None:
+            wasyncore.close_all(self._map, ignore_all=True)
+            self._server.task_dispatcher.shutdown(timeout=0)
+            return
+        with contextlib.suppress(OSError):  # the loop may have closed its trigger already
+            self._server.pull_trigger()  # wake the loop
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("http: the server thread did not stop within %.0f s", timeout)

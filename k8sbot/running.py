@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from http.server import ThreadingHTTPServer
 from types import FrameType
 
 from slack_bolt import App
@@ -28,7 +27,8 @@ from bot.kube.client import KubeClient
 from bot.settings import Settings
 from bot.slack.client import Poster, make_web_client
 from handlers import register
-from handlers.serving import Readiness, make_server
+from handlers.deliveries import DeduplicateDeliveries, Deliveries
+from handlers.serving import HttpApp, HttpServer, Readiness, ReadinessPolicy
 from k8sbot.wiring import Background, Core, build_background, build_core
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def build_app(settings: Settings, services: CommandServices, client: WebClient) 
             f"Slack rejected the bot token or is unreachable at {settings.slack_api_url}: {e}"
         ) from e
     register(app, services)
+    app.use(DeduplicateDeliveries(Deliveries()))  # after Bolt's signature check, for both transports
     return app
 
 
@@ -83,6 +84,7 @@ class BotRunner:
         verbs: VerbRegistry | None = None,
         ping_interval: float = 10,
         background: bool = True,
+        readiness: ReadinessPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.http = http
@@ -91,18 +93,20 @@ class BotRunner:
         self.verbs = verbs
         self.ping_interval = ping_interval
         self.run_background = background
+        self.readiness_policy = readiness or ReadinessPolicy()
         self.stop_event = threading.Event()
         self.core: Core | None = None
         self.background: Background | None = None
         self.app: App | None = None
         self.socket_handler: SocketModeHandler | None = None
-        self.server: ThreadingHTTPServer | None = None
+        self.server: HttpServer | None = None
 
     @property
     def url(self) -> str:
-        """Base URL of the HTTP server (Slack events at /slack/events in HTTP mode)."""
+        """Base URL of the HTTP server (Slack events at /slack/events in HTTP mode), with the bound port."""
         assert self.server is not None, "not started"
-        return f"http://{self.settings.http_host}:{self.server.server_address[1]}"
+        host = self.settings.http_host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.server.port}"
 
     @property
     def commands(self) -> CommandServices:
@@ -117,7 +121,7 @@ class BotRunner:
 
     def _cluster_reachable(self) -> bool:
         assert self.core is not None
-        self.core.kube.get("/version")
+        self.core.kube.request("GET", "/version", timeout=self.readiness_policy.check_timeout)
         return True
 
     def start(self) -> BotRunner:
@@ -127,14 +131,17 @@ class BotRunner:
             settings, permissions=self.permissions, slack=client, kube=self.kube, verbs=self.verbs
         )
         self.app = build_app(settings, core.commands, client)
-        readiness = Readiness(slack_connected=self._slack_connected, cluster_reachable=self._cluster_reachable)
-        self.server = make_server(
-            app=self.app if self.http else None,
-            readiness=readiness,
+        readiness = Readiness(
+            slack_connected=self._slack_connected,
+            cluster_reachable=self._cluster_reachable,
+            policy=self.readiness_policy,
+        )
+        self.server = HttpServer(
+            HttpApp(app=self.app if self.http else None, readiness=readiness),
             host=settings.http_host,
             port=settings.http_port,
-        )
-        threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
+        ).start()
+        readiness.start(self.stop_event)
         log.info("serving %s on %s", "Slack events and health" if self.http else "health", self.url)
         if not self.http:
             self.socket_handler = SocketModeHandler(
@@ -154,8 +161,7 @@ class BotRunner:
             self.socket_handler.close()
             self.socket_handler = None
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
             self.server = None
         log.info("stopped")
 

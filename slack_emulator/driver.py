@@ -58,6 +58,9 @@ class Result:
     request: JSONDict | dict[str, str] | None = None  # what was sent (payload / fields)
     response_url: str | None = None
     trigger_id: str | None = None
+    url: str | None = None  # HTTP: where it was sent
+    sent_body: bytes | None = None  # HTTP: the exact bytes sent
+    sent_headers: dict[str, str] = field(default_factory=dict)  # HTTP: the exact headers sent (signed)
 
     @property
     def ok(self) -> bool:
@@ -124,6 +127,9 @@ class Driver:
             if tamper == "bad_signature":
                 headers["X-Slack-Signature"] = sign(self.emu.signing_secret + "x", body, ts)["X-Slack-Signature"]
         headers.update(extra_headers or {})
+        return self._send_http(url, body, headers, timeout=timeout)
+
+    def _send_http(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float | None) -> Result:
         parsed = urllib.parse.urlsplit(url)
         if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the emulator only talks to loopback addresses, not {url}")
@@ -141,7 +147,15 @@ class Driver:
             rheaders = {k.lower(): v for k, v in resp.getheaders()}
             status = resp.status
         except TimeoutError:
-            return Result("http", None, timed_out=True, elapsed=time.monotonic() - start)
+            return Result(
+                "http",
+                None,
+                timed_out=True,
+                elapsed=time.monotonic() - start,
+                url=url,
+                sent_body=body,
+                sent_headers=dict(headers),
+            )
         finally:
             conn.close()
         payload: JSONDict | None = None
@@ -150,7 +164,46 @@ class Driver:
                 payload = json.loads(raw)
             except ValueError:
                 payload = None
-        return Result("http", status, raw, rheaders, payload, elapsed=time.monotonic() - start)
+        return Result(
+            "http",
+            status,
+            raw,
+            rheaders,
+            payload,
+            elapsed=time.monotonic() - start,
+            url=url,
+            sent_body=body,
+            sent_headers=dict(headers),
+        )
+
+    def retry(self, sent: Result, reason: str = "http_timeout", *, timeout: float | None = None) -> Result:
+        """Deliver an HTTP request again the way Slack retries one: the same body, signed afresh (a
+        new timestamp), with ``X-Slack-Retry-Num`` one above the previous attempt's and
+        ``X-Slack-Retry-Reason``. Slack documents this for the Events API (``http_timeout`` fires 3 s
+        after the first attempt even if it later completes); use it on any request to check that the
+        bot does not run one delivery twice."""
+        if sent.mode != "http" or sent.sent_body is None or sent.url is None:
+            raise ValueError("retry needs the Result of an HTTP request that was sent")
+        previous = int(sent.sent_headers.get("X-Slack-Retry-Num", "0"))
+        res = self.http_post(
+            sent.url,
+            sent.sent_body,
+            sent.sent_headers.get("Content-Type", "application/x-www-form-urlencoded"),
+            extra_headers={"X-Slack-Retry-Num": str(previous + 1), "X-Slack-Retry-Reason": reason},
+            timeout=timeout,
+        )
+        res.request, res.response_url, res.trigger_id = sent.request, sent.response_url, sent.trigger_id
+        return res
+
+    def replay(self, sent: Result, *, timeout: float | None = None) -> Result:
+        """Send a captured HTTP request again byte for byte: the same body and the same signature
+        headers (so the same timestamp). Slack never does this; it is what someone who captured a
+        signed request could do inside the 5-minute signature window."""
+        if sent.mode != "http" or sent.sent_body is None or sent.url is None:
+            raise ValueError("replay needs the Result of an HTTP request that was sent")
+        res = self._send_http(sent.url, sent.sent_body, dict(sent.sent_headers), timeout=timeout)
+        res.request, res.response_url, res.trigger_id = sent.request, sent.response_url, sent.trigger_id
+        return res
 
     def _mode(self, mode: str | None) -> str:
         m = mode or self.mode
