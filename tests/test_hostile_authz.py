@@ -18,6 +18,7 @@ Classes covered:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from k8sbot import cli
 from k8sbot.wiring import Core, build_core
 from slack_emulator import SlackEmulator
 from slack_emulator.testing import clean_slack_env
+from tests.slack_harness import ALICE, SHOP, running_bot, wait_answer
 from tests.wiring_helpers import VERB_NAMES, command_services
 
 pytestmark = pytest.mark.hostile
@@ -452,5 +454,37 @@ def test_k8sbot_ask_through_slack_with_users_info_failing(
             ("U0OPER", "status", "allowed"),
         ]
         assert "cannot confirm" in rows[1].reason
+    finally:
+        database.close()
+
+
+def test_a_slash_command_while_users_info_fails_is_refused_privately(
+    world: World, cluster: Any, slack: SlackEmulator
+) -> None:
+    """The whole `k8sbot run` wiring over HTTP: Slack sends the slash command, users.info fails."""
+    ns = world.namespace
+    path = world.tmp_path / "slack-permissions.yaml"
+    path.write_text(POLICY.format(ns=ns).replace("U0OPER", ALICE))
+    db = str(world.tmp_path / "run.db")
+    settings = {"kubeconfig": cluster.kubeconfig, "permissions": str(path)}
+    with running_bot(slack, mode="http", db=db, **settings) as runner:
+        slack.fail("users.info", "internal_error", for_seconds=600)
+        before = len(slack.response_posts())
+        slack.driver.slash_command(f"silence checkout -n {ns} --for 30d", user_id=ALICE, channel_id=SHOP)
+        refusal = wait_answer(slack, before, what="the refusal")
+        assert refusal["response_type"] == "ephemeral"
+        assert "cannot confirm" in json.dumps(refusal) and "reading still works" in json.dumps(refusal)
+        before = len(slack.response_posts())
+        slack.driver.slash_command(f"changes -n {ns} --since 1h", user_id=ALICE, channel_id=SHOP)
+        assert "Changes of namespace" in json.dumps(wait_answer(slack, before, what="the changes answer"))
+        assert runner.core is not None and runner.core.permissions is not None
+    database = Database(db)
+    try:
+        assert list(database.db.execute("SELECT * FROM silences")) == []
+        rows = AuditLog(database).since(None)
+        assert [(r.slack_user, r.verb, r.decision) for r in rows] == [
+            (ALICE, "silence", "denied"),
+            (ALICE, "changes", "allowed"),
+        ]
     finally:
         database.close()
