@@ -66,6 +66,7 @@ def add_parsers(subparsers: Any) -> None:
 def check_handler(args: argparse.Namespace, core: Core) -> int:
     from bot.commands.parsing import NAME_RE  # noqa: PLC0415 - lazy: CLI start-up
     from bot.model import Command  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.permissions.engine import acted_namespace  # noqa: PLC0415 - lazy: CLI start-up
 
     for value, what in (
         (args.namespace, "namespace"),
@@ -79,12 +80,14 @@ def check_handler(args: argparse.Namespace, core: Core) -> int:
     subject = engine.subject_as(args.as_user, args.as_groups)
     flags = (("replicas", str(args.replicas)),) if args.replicas is not None else ()
     command = Command(verb=args.verb, target=args.target, namespace=args.namespace, flags=flags)
-    explanation = engine.explain(subject, command, args.namespace)
+    # Decided where the verb would act, as the bot does (`--target node/x` is a cluster-wide question).
+    explanation = engine.explain(subject, command, acted_namespace(command, args.namespace))
     decision = explanation.decision
     if args.json:
         print(json.dumps({"verb": args.verb, "target": args.target, **explanation.to_json()}, indent=2))
     else:
-        print(f"{'ALLOWED' if decision.allowed else 'DENIED'}: {args.as_user} {args.verb} in {args.namespace}")
+        where = explanation.namespace or "all namespaces"
+        print(f"{'ALLOWED' if decision.allowed else 'DENIED'}: {args.as_user} {args.verb} in {where}")
         for lock, part in (("file", explanation.file), ("limit", explanation.limit), ("cluster", explanation.cluster)):
             if part is not None:
                 print(f"  {lock:8} {'yes' if part.allowed else 'no '}  {part.reason}")

@@ -15,7 +15,14 @@ from bot.commands.parsing import parse as parse_with
 from bot.errors import PermissionDenied, SlackUnavailable, UsageError
 from bot.kube.client import UnconfiguredKubeClient
 from bot.model import Command, Decision, Subject
-from bot.permissions.engine import PermissionEngine, file_decision, limit_decision, needs_for, target_kind
+from bot.permissions.engine import (
+    PermissionEngine,
+    acted_namespace,
+    file_decision,
+    limit_decision,
+    needs_for,
+    target_kind,
+)
 from bot.permissions.identity import CachedDirectory, grants_for, subject_from_policy
 from bot.permissions.policy import PolicyFile, parse_policy
 from bot.store.database import Database
@@ -295,3 +302,76 @@ def test_gate_decision_type_is_the_shared_one(services: CommandServices) -> None
     assert engine.authorize(engine.subject_for("U0VIEW"), parse("rollback checkout -n shop"), "shop") == Decision(
         False, "permissions.yaml: your role viewer (team look) does not include rollback"
     )
+
+
+# -- where a command acts, and the Slack account's state --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "acted"),
+    [
+        ("silence node/kwok-node-0 -n shop --for 1h", None),
+        ("silence ns/payments -n shop --for 1h", None),
+        ("silence checkout -n shop --for 1h", "shop"),
+        ("silence payments/checkout --for 1h", "payments"),
+        ("describe node/x -n shop", None),
+        ("changes no/x -n shop", None),
+        ("logs pod/shop-eu/api-0", "shop-eu"),
+        ("rollback checkout -n shop", "shop"),
+    ],
+)
+def test_a_command_is_decided_where_it_acts(text: str, acted: str | None) -> None:
+    command = parse(text)
+    assert acted_namespace(command, command.namespace) == acted
+
+
+def test_a_cluster_scoped_kind_is_never_reviewed_in_a_namespace() -> None:
+    kind, name = target_kind(parse("silence node/n1 -n shop --for 1h"))
+    (need,) = needs_for("silence", kind)
+    assert need.attributes("shop", name) == {"verb": "get", "group": "", "resource": "nodes", "name": "n1"}
+    assert needs_for("silence", target_kind(parse("silence checkout -n shop --for 1h"))[0])[0].describe("x") == (
+        "get deployments.apps x"
+    )
+
+
+def test_a_node_target_needs_a_grant_on_every_namespace(services: CommandServices) -> None:
+    engine = _engine(services)
+    alice = engine.subject_for("U0ALICE")
+    command = parse("why node/n1 -n shop")
+    decision = engine.authorize(alice, command, acted_namespace(command, "shop"), action=False)
+    assert not decision.allowed
+    assert "all namespaces is outside" in decision.reason and "Node n1 is cluster-scoped" in decision.reason
+    assert services.kube.calls == 0  # refused by the file: the cluster was never asked
+
+
+def test_the_account_state_is_known_stale_for_a_bounded_time_then_unknown() -> None:
+    now = [0.0]
+    fake = FakeDirectory({})
+    fake.deleted.add("U0GONE")
+    cached = CachedDirectory(fake, ttl=60, max_stale=600, monotonic=lambda: now[0])
+    assert cached.account("U0BOB").state == "active"
+    assert cached.account("U0GONE").state == "deactivated"
+    fake.failing = True
+    now[0] = 599
+    assert cached.account("U0BOB").state == "active"  # stale but known
+    assert cached.account("U0NEW").state == "unknown"  # never seen
+    now[0] = 601
+    unknown = cached.account("U0BOB")
+    assert unknown.state == "unknown" and "slack is down" in unknown.reason
+    assert cached.account("U0GONE").state == "deactivated"  # never forgotten
+    fake.failing = False
+    assert cached.account("U0BOB").state == "active"
+
+
+def test_an_unknown_account_may_read_but_not_act(services: CommandServices) -> None:
+    engine = _engine(services)
+    assert engine.directory is not None
+    directory = engine.directory.directory
+    assert isinstance(directory, FakeDirectory)
+    directory.failing = True
+    alice = engine.subject_for("U0ALICE")
+    read = engine.authorize(alice, parse("status -n shop"), "shop", action=False)
+    assert read.allowed
+    act = engine.authorize(alice, parse("rollback checkout -n shop"), "shop", action=True)
+    assert not act.allowed and "cannot confirm that U0ALICE's Slack account is active" in act.reason
+    assert not engine.authorize(alice, parse("status -n shop"), "shop").allowed  # undeclared: fail closed

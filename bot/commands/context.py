@@ -3,9 +3,10 @@ asking, and from where."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Protocol
 
 from bot.clock import Clock, utcnow
@@ -13,8 +14,9 @@ from bot.commands.specs import VerbSpec
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.errors import UsageError
 from bot.kube.client import KubeClient
-from bot.model import Answer, Command, Subject
-from bot.permissions.engine import PermissionEngine
+from bot.model import Answer, Change, Command, ObjectRef, Subject
+from bot.permissions.engine import PermissionEngine, acted_namespace
+from bot.permissions.reading import ReadAccess
 from bot.store.alerts import AlertStore
 from bot.store.audit import AuditLog
 from bot.store.changes import ChangeStore
@@ -115,3 +117,34 @@ class VerbContext:
             return self.namespace_for(command)
         except UsageError:
             return None
+
+    def acted_namespace(self, command: Command) -> str | None:
+        """Where `command` acts, which is where it is authorized: None (cluster-wide) when its target
+        is of a cluster-scoped kind (`node/x`, `ns/x`), else `namespace_or_none`. The permission
+        decision and the verb both use this, so they cannot disagree."""
+        namespace = self.namespace_or_none(command)
+        spec = self.services.verbs.specs.get(command.verb)
+        if spec is not None and not spec.target_is_object:
+            return namespace
+        return acted_namespace(command, namespace)
+
+    @cached_property
+    def reads(self) -> ReadAccess:
+        """What this person may read of the bot's own records (asked once per kind and namespace)."""
+        return ReadAccess(self.services.permissions if self.subject.slack_user else None, self.subject)
+
+    @property
+    def history(self) -> ReadableHistory:
+        """The change history, limited to the kinds this person may read where they changed."""
+        return ReadableHistory(self.services.changes, self.reads)
+
+
+@dataclass(frozen=True)
+class ReadableHistory:
+    """`ChangeStore.changes_for` for one person: objects of kinds they may not read are left out."""
+
+    store: ChangeStore
+    reads: ReadAccess
+
+    def changes_for(self, refs: Sequence[ObjectRef], since: datetime) -> list[Change]:
+        return self.store.changes_for([r for r in refs if self.reads.allowed(r.kind, r.namespace)], since)

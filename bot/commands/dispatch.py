@@ -41,7 +41,9 @@ def execute(
 
 def _decider(engine: PermissionEngine) -> Decide:
     def decide(ctx: VerbContext, command: Command) -> Decision:
-        return engine.authorize(ctx.subject, command, ctx.namespace_or_none(command))
+        # Decided where the verb acts (a `node/x` target: cluster-wide), as an action or a read.
+        action = ctx.services.verbs.specs[command.verb].is_action
+        return engine.authorize(ctx.subject, command, ctx.acted_namespace(command), action=action)
 
     return decide
 

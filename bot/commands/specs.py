@@ -24,9 +24,21 @@ class VerbSpec:
     flags: tuple[FlagSpec, ...] = ()
     target: str = "optional"  # "none" | "optional" | "required"
     mutating: bool = False
+    """Changes the cluster: planned and previewed first, applied only once confirmed."""
+    changes_bot_state: bool = False
+    """Changes what the bot itself does (a silence), without a confirmation step."""
     slow: bool = False  # posts a placeholder ("Looking into checkout…") before answering
     leading: str | None = None
     """A flag the first positional word fills (`can-i rollback checkout` → --verb rollback)."""
+    target_is_object: bool = True
+    """The target names the object the verb acts on, so a cluster-scoped kind (`node/x`) makes it act
+    cluster-wide. False for `can-i`, whose target is what another verb would act on."""
+
+    @property
+    def is_action(self) -> bool:
+        """Changes something (the cluster, or the bot's own state): an action, not a read. Actions are
+        refused when Slack cannot confirm that the person's account is active."""
+        return self.mutating or self.changes_bot_state
 
     def flag_named(self, name: str) -> FlagSpec | None:
         for spec in self.flags:

@@ -7,6 +7,12 @@
    call the verb needs, so the cluster's RBAC can still say no — and the person is told which call.
    The verb itself then runs through a client impersonating that identity (`VerbContext.kube`).
 
+Both locks are asked about where the verb acts (`acted_namespace`): a target of a cluster-scoped
+kind (`node/x`, `ns/x`) is decided cluster-wide, which needs a grant on "*". What the bot serves from
+its own records (the change history) is filtered with `may_read`, the same SubjectAccessReview.
+An action (a verb that changes something) is refused when Slack cannot confirm that the person's
+account is active; reads go on per the file (`bot/permissions/identity.py`, `CachedDirectory`).
+
 `PermissionEngine` is built once by the composition root and handed to the command path.
 """
 
@@ -22,7 +28,15 @@ from bot.errors import K8sBotError
 from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS, Kind, kind_named
 from bot.model import Command, Decision, Subject
-from bot.permissions.identity import CachedDirectory, Directory, Grant, grants_for, subject_from_policy
+from bot.permissions.identity import (
+    ACTIVE,
+    DEACTIVATED,
+    CachedDirectory,
+    Directory,
+    Grant,
+    grants_for,
+    subject_from_policy,
+)
 from bot.permissions.policy import Policy, PolicyFile
 
 log = logging.getLogger(__name__)
@@ -36,6 +50,10 @@ ACTION_KINDS: dict[str, tuple[str, ...]] = {
     "scale": ("Deployment", "StatefulSet"),
     "restart": ("Deployment", "StatefulSet", "DaemonSet"),
 }
+# What a bare name means to verbs that take any kind but default to one (`silence checkout`).
+BARE_NAME_KINDS: dict[str, str] = {**{verb: kinds[0] for verb, kinds in ACTION_KINDS.items()}, "silence": "Deployment"}
+# Kinds shown only to people whose own Kubernetes identity may read them: never through the bot's.
+OWN_IDENTITY_KINDS = frozenset({"Secret"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +70,7 @@ class Need:
         attrs = {"verb": self.verb, "group": group, "resource": self.kind.plural}
         if self.subresource:
             attrs["subresource"] = self.subresource
-        if namespace:
+        if namespace and self.kind.namespaced:  # a cluster-scoped kind is never authorized in a namespace
             attrs["namespace"] = namespace
         if self.named and name:
             attrs["name"] = name
@@ -75,9 +93,17 @@ def target_kind(command: Command, *, verb: str | None = None) -> tuple[Kind | No
         return None, None
     word, _, name = command.target.rpartition("/")
     kind = kind_named(word) if word else None
-    if kind is None and verb in ACTION_KINDS:
-        kind = KINDS[ACTION_KINDS[verb][0]]
+    if kind is None and verb in BARE_NAME_KINDS:
+        kind = KINDS[BARE_NAME_KINDS[verb]]
     return kind, name
+
+
+def acted_namespace(command: Command, namespace: str | None) -> str | None:
+    """Where `command` acts, so where it is decided: None (cluster-wide, which needs a grant on "*")
+    when its target names a cluster-scoped kind (Node, Namespace), else `namespace` (the `-n`, the
+    target's `ns/`, or the channel's or configured default, as the command path resolved it)."""
+    kind, _ = target_kind(command)
+    return None if kind is not None and not kind.namespaced else namespace
 
 
 def needs_for(verb: str, kind: Kind | None) -> tuple[Need, ...]:
@@ -101,6 +127,8 @@ def needs_for(verb: str, kind: Kind | None) -> tuple[Need, ...]:
         return (Need("list", pods, named=False), Need("get", pods, "log", named=False))
     if verb == "changes":
         return named or (Need("list", pods, named=False),)
+    if verb == "silence":  # muting an object's alerts: the person must at least be able to see it
+        return (Need("get", kind or KINDS[BARE_NAME_KINDS["silence"]]),)
     return ()  # help, can-i: nothing from the cluster
 
 
@@ -175,9 +203,11 @@ def access_review(kube_admin: KubeClient, subject: Subject, attributes: dict[str
 
 def cluster_decision(kube: KubeClient, subject: Subject, command: Command, namespace: str | None) -> Decision | None:
     """The cluster's RBAC answer for every call the verb needs; None when the bot acts as itself."""
-    if not subject.k8s_user:
-        return None
     kind, name = target_kind(command)
+    if not subject.k8s_user:
+        if kind is not None and kind.kind in OWN_IDENTITY_KINDS:
+            return Decision(False, _own_identity_only(kind))
+        return None
     needs = needs_for(command.verb, kind)
     who = subject.k8s_user + (f" (groups {', '.join(subject.k8s_groups)})" if subject.k8s_groups else "")
     allowed: list[str] = []
@@ -198,6 +228,51 @@ def cluster_decision(kube: KubeClient, subject: Subject, command: Command, names
     if not allowed:
         return Decision(True, f"cluster RBAC: {command.verb} needs no API permission of its own")
     return Decision(True, f"cluster RBAC: {who} may {', '.join(allowed)}{_where(namespace)}")
+
+
+def _own_identity_only(kind: Kind) -> str:
+    return (
+        f"cluster RBAC: you map to no Kubernetes identity, and {kind.plural} are shown only to people whose "
+        f"own identity may get them; ask for your team to be mapped (docs/permissions.md)"
+    )
+
+
+def read_decision(
+    kube: KubeClient, subject: Subject, kind: Kind, namespace: str | None, name: str | None = None
+) -> Decision:
+    """May the subject read (`get`) objects of `kind` in `namespace` (None, or a cluster-scoped kind:
+    in all namespaces), or the one named `name`? What the bot serves from its own records (recorded
+    with its own identity) is filtered with this."""
+    where = _where(namespace if kind.namespaced else None)
+    if not subject.k8s_user:
+        if kind.kind in OWN_IDENTITY_KINDS:
+            return Decision(False, _own_identity_only(kind))
+        return Decision(True, "the bot reads with its own Kubernetes identity")
+    need = Need("get", kind)
+    what = need.describe(name)
+    try:
+        ok, reason = access_review(kube, subject, need.attributes(namespace, name))
+    except K8sBotError as e:
+        # Fail closed: without the cluster's answer nothing of that kind is shown.
+        return Decision(False, f"cluster: could not check whether {subject.k8s_user} may {what}{where}: {e}")
+    if not ok:
+        because = f" ({reason})" if reason else ""
+        return Decision(False, f"cluster RBAC: {subject.k8s_user} may not {what}{where}{because}")
+    return Decision(True, f"cluster RBAC: {subject.k8s_user} may {what}{where}")
+
+
+def _cluster_scoped_hint(
+    policy: Policy, subject: Subject, command: Command, namespace: str | None, file: Decision
+) -> Decision:
+    """A refusal of a cluster-scoped target (`node/x`) by someone granted the verb somewhere, with the
+    reason the question was "in every namespace" rather than the namespace they gave."""
+    kind, name = target_kind(command)
+    if file.allowed or namespace is not None or kind is None or kind.namespaced or not subject.slack_user:
+        return file
+    if not any(command.verb in g.verbs for g in grants_for(policy, subject.slack_user, subject.usergroups)):
+        return file
+    scope = f"{kind.kind} {name} is cluster-scoped, so {command.verb} on it needs a grant on every namespace"
+    return Decision(False, f'{file.reason} ({scope}: "*")')
 
 
 # -- the engine ----------------------------------------------------------------------------------
@@ -253,12 +328,17 @@ class PermissionEngine:
         kube: KubeClient,
         directory: Directory | None = None,
         ttl: float = 300.0,
+        max_stale: float = 3600.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy_file = policy_file
         self.kube = kube
         """The bot's own client: it asks the SubjectAccessReviews."""
-        self.directory = CachedDirectory(directory, ttl=ttl, monotonic=monotonic) if directory else None
+        self.directory = (
+            CachedDirectory(directory, ttl=ttl, max_stale=max_stale, monotonic=monotonic) if directory else None
+        )
+        """Slack's answers, cached for `ttl`; the last known one is used through an outage for at most
+        `max_stale` seconds. None (a terminal without Slack): the person's account is not checked."""
 
     @property
     def policy(self) -> Policy:
@@ -276,25 +356,37 @@ class PermissionEngine:
         """A Subject with user groups given by the caller (the terminal's --as-group)."""
         return subject_from_policy(self.policy, slack_user, frozenset(usergroups))
 
-    def explain(self, subject: Subject, command: Command, namespace: str | None) -> Explanation:
-        """Both locks for `command` as `subject` in `namespace` (None: no namespace, needs a grant on "*")."""
+    def explain(self, subject: Subject, command: Command, namespace: str | None, *, action: bool = True) -> Explanation:
+        """Both locks for `command` as `subject` in `namespace` (None: no namespace, needs a grant on "*").
+
+        `namespace` must be where the command acts (`acted_namespace`). `action`: the verb changes
+        something, so an account Slack cannot vouch for right now is refused (True unless the caller
+        knows the verb only reads: failing closed)."""
         policy = self.policy
         file = file_decision(policy, subject, command.verb, namespace)
+        file = _cluster_scoped_hint(policy, subject, command, namespace, file)
         if file.allowed and self.directory and subject.slack_user:
-            file = self._active(subject.slack_user) or file
+            file = self._active(subject.slack_user, action=action) or file
         limit = limit_decision(policy, command) if file.allowed else None
         cluster = None
         if file.allowed and (limit is None or limit.allowed):
             cluster = cluster_decision(self.kube, subject, command, namespace)
         return Explanation(subject, namespace, file, limit, cluster)
 
-    def authorize(self, subject: Subject, command: Command, namespace: str | None) -> Decision:
+    def authorize(self, subject: Subject, command: Command, namespace: str | None, *, action: bool = True) -> Decision:
         """The decision of `explain`; its reason names the rule that decided."""
-        return self.explain(subject, command, namespace).decision
+        return self.explain(subject, command, namespace, action=action).decision
 
-    def _active(self, slack_user: str) -> Decision | None:
+    def may_read(self, subject: Subject, kind: Kind, namespace: str | None, name: str | None = None) -> Decision:
+        """`read_decision` with the bot's client (the SubjectAccessReview as the subject's identity)."""
+        return read_decision(self.kube, subject, kind, namespace, name)
+
+    def _active(self, slack_user: str, *, action: bool) -> Decision | None:
+        """A refusal when the account is deactivated, or (for an action) when its state is unknown."""
         assert self.directory is not None
-        info = self.directory.users_info(slack_user)
-        if info and (info.get("deleted") or info.get("is_bot")):
-            return Decision(False, f"Slack: {slack_user} is a deactivated account or a bot")
+        account = self.directory.account(slack_user)
+        if account.state == DEACTIVATED:
+            return Decision(False, account.reason)
+        if account.state != ACTIVE and action:
+            return Decision(False, f"{account.reason}; actions are refused until Slack answers, reading still works")
         return None

@@ -1,8 +1,11 @@
 """Who a Slack user is for permissions: their user groups, their grants and their Kubernetes identity.
 
 Slack is reached through the small `Directory` protocol (the Slack-backed one lives in `bot/slack/`;
-tests use an in-memory one), so nothing here imports Slack. Answers are cached with a TTL; when Slack
-fails, the last known answer is used, and a user group never seen stays "not a member" (fail closed).
+tests use an in-memory one), so nothing here imports Slack. Answers are cached for `ttl` seconds. When
+Slack fails, the last known answer is used for at most `max_stale` seconds after Slack last gave it
+("stale but known"); after that, and for anything never seen, the state is unknown and fails closed:
+a user group counts as "not a member", and an account whose state is unknown may read (per the file)
+but not act. A known deactivation is never forgotten because Slack is down.
 
 How several grants combine (documented in docs/permissions.md):
 
@@ -28,6 +31,7 @@ from typing import Any, Protocol
 from bot.errors import K8sBotError
 from bot.model import Subject
 from bot.permissions.policy import KubernetesIdentity, Policy, namespace_matches
+from bot.text import duration_text
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +48,33 @@ class Directory(Protocol):
         ...
 
 
+ACTIVE, DEACTIVATED, UNKNOWN = "active", "deactivated", "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What the bot knows of a Slack account: `active`, `deactivated` (or a bot), or `unknown`."""
+
+    state: str
+    reason: str = ""
+    """Why the state is what it is, in words (a refusal quotes it)."""
+
+
 class CachedDirectory:
-    """A Directory with a TTL cache; on errors it serves the last known answer (or raises none)."""
+    """A Directory with a TTL cache, which serves the last known answer through a Slack outage for at
+    most `max_stale` seconds (see the module docstring)."""
 
     def __init__(
-        self, directory: Directory, *, ttl: float = 300.0, monotonic: Callable[[], float] = time.monotonic
+        self,
+        directory: Directory,
+        *,
+        ttl: float = 300.0,
+        max_stale: float = 3600.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.ttl = ttl
+        self.max_stale = max(max_stale, ttl)
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
@@ -66,27 +89,46 @@ class CachedDirectory:
         try:
             members = frozenset(self.directory.usergroup_members(group_id))
         except K8sBotError as e:
-            log.warning("cannot list members of user group %s (%s); using the last known list", group_id, e)
-            return cached[1] if cached else frozenset()
+            if cached and now - cached[0] < self.max_stale:
+                log.warning("cannot list members of user group %s (%s); using the last known list", group_id, e)
+                return cached[1]
+            log.warning("cannot list members of user group %s (%s); counting nobody as a member", group_id, e)
+            return frozenset()
         with self._lock:
             self._groups[group_id] = (now, members)
         return members
 
-    def users_info(self, user_id: str) -> Mapping[str, Any] | None:
-        """The user's info, or None when Slack cannot say (the caller decides what that means)."""
+    def account(self, user_id: str) -> Account:
+        """Whether the account is active, deactivated (or a bot), or unknown to the bot right now."""
+        info, error = self._user(user_id)
+        if info is not None and (info.get("deleted") or info.get("is_bot")):
+            return Account(DEACTIVATED, f"Slack: {user_id} is a deactivated account or a bot")
+        if info is not None and info.get("id"):
+            return Account(ACTIVE)
+        if info is not None:
+            why = "Slack does not know this user"
+        else:
+            why = f"{error}; no answer from Slack in the last {duration_text(self.max_stale)}"
+        return Account(UNKNOWN, f"Slack: cannot confirm that {user_id}'s Slack account is active ({why})")
+
+    def _user(self, user_id: str) -> tuple[Mapping[str, Any] | None, str]:
+        """(info, the error when Slack failed): fresh, else stale within `max_stale`; a known
+        deactivation is kept however old it is."""
         now = self._monotonic()
         with self._lock:
             cached = self._users.get(user_id)
         if cached and now - cached[0] < self.ttl:
-            return cached[1]
+            return cached[1], ""
         try:
             info = dict(self.directory.users_info(user_id))
         except K8sBotError as e:
             log.warning("cannot look up Slack user %s (%s)", user_id, e)
-            return cached[1] if cached else None
+            if cached and (now - cached[0] < self.max_stale or cached[1].get("deleted") or cached[1].get("is_bot")):
+                return cached[1], str(e)
+            return None, str(e)
         with self._lock:
             self._users[user_id] = (now, info)
-        return info
+        return info, ""
 
     def usergroups_of(self, user_id: str, candidates: Iterable[str]) -> frozenset[str]:
         """Which of `candidates` (the groups the policy mentions) the user belongs to."""

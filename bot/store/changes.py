@@ -217,9 +217,11 @@ class ChangeStore:
         namespace: str | None = None,
         name: str | None = None,
         kinds: Sequence[ChangeKind] = (),
+        skip_kinds: Sequence[str] = (),
         limit: int = 200,
     ) -> list[Change]:
-        """Changes newest first: of one object (`ref`), of a name in a namespace, of a namespace, or all."""
+        """Changes newest first: of one object (`ref`), of a name in a namespace, of a namespace, or all.
+        `skip_kinds`: object kinds left out (those the asker may not read)."""
         where = ["at >= ?"]
         params: list[Any] = [_ts(since)]
         if until is not None:
@@ -238,6 +240,9 @@ class ChangeStore:
         if kinds:
             where.append(f"change_kind IN ({', '.join('?' * len(kinds))})")
             params += [str(k) for k in kinds]
+        if skip_kinds:
+            where.append(f"kind NOT IN ({', '.join('?' * len(skip_kinds))})")
+            params += list(skip_kinds)
         sql = f"SELECT * FROM changes WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608
         rows = self.database.db.execute(sql, [*params, limit]).fetchall()
         return [_change_from_row(row) for row in rows]

@@ -1,8 +1,9 @@
 """`can-i <verb> [target] [-n namespace]`: may I do that here — and if not, which lock says no?
 
 Shows both decisions: permissions.yaml's (which rule allows or refuses) and the cluster's RBAC
-(the SubjectAccessReview for each API call the verb needs, as the person's Kubernetes identity).
-It only explains; nothing is run.
+(the SubjectAccessReview for each API call the verb needs, as the person's Kubernetes identity),
+made where the verb would act (`can-i describe node/x` is a cluster-wide question). It only
+explains; nothing is run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ USAGE = "can-i <verb> [target] [-n namespace] [--replicas N]"
         ),
         target="optional",
         leading="verb",
+        target_is_object=False,
     )
 )
 def can_i_verb(ctx: VerbContext, command: Command) -> Answer:
@@ -40,7 +42,9 @@ def can_i_verb(ctx: VerbContext, command: Command) -> Answer:
         reason = "no permissions.yaml is loaded: commands run with the kubeconfig's own identity"
         data = {"verb": inner.verb, "allowed": True, "reason": reason, "file": None, "limit": None, "cluster": None}
         return Answer("can-i", data, f"Yes: {inner.verb} — {reason}", private=True)
-    explanation = engine.explain(ctx.subject, inner, ctx.namespace_or_none(inner))
+    # The same question the command path would ask: where the verb acts, as an action or a read.
+    action = ctx.services.verbs.specs[inner.verb].is_action
+    explanation = engine.explain(ctx.subject, inner, ctx.acted_namespace(inner), action=action)
     decision = explanation.decision
     what = " ".join(part for part in (inner.verb, inner.target) if part)
     where = f" in {explanation.namespace}" if explanation.namespace else ""

@@ -1,14 +1,17 @@
 """`changes [target] [-n ns] [--since 2h]`: the recorded change timeline, newest first.
 
-Reads only the change history (no API call): what changed, when, who, before → after. Secret
-fields show fingerprints, never values (they are stored that way).
+Reads the change history: what changed, when, who, before → after. Secret fields show
+fingerprints, never values (they are stored that way). The history was recorded with the bot's own
+identity, so it is served only for kinds the asker may read there (`VerbContext.reads`: a
+SubjectAccessReview `get <kind>` as their Kubernetes identity; people mapped to none see what the
+bot reads, except Secrets). The answer says which kinds were left out, never what they held.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.commands.context import VerbContext
@@ -17,7 +20,8 @@ from bot.commands.registry import verb
 from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.errors import NotFound, UsageError
 from bot.kube.kinds import KINDS, kind_named
-from bot.model import Answer, Change, Command, ObjectRef
+from bot.model import Answer, Change, Command, Decision, ObjectRef
+from bot.permissions.reading import ReadAccess
 from bot.store.changes import ChangeStore
 from bot.text import clip
 
@@ -50,22 +54,57 @@ def changes_verb(ctx: VerbContext, command: Command) -> Answer:
     if window > MAX_SINCE:
         raise UsageError("`--since` can go back at most 90d.", usage=SPEC.usage)
     since = ctx.now - window
-    namespace = _namespace(ctx, command)
+    # Where it was authorized: -n / the channel's / the configured default; None for all namespaces
+    # or for a cluster-scoped target (node/x), which were decided cluster-wide.
+    namespace = ctx.acted_namespace(command)
+    reads = ctx.reads
+    ref: ObjectRef | None = None
     if command.target:
-        ref, name = _resolve_target(store, command.target, namespace)
-        found = store.query(since=since, ref=ref, namespace=namespace or "", name=name, limit=SHOWN + 1)
+        ref, name = _resolve_target(store, reads, command.target, namespace)
+        query: dict[str, Any] = {"ref": ref, "namespace": namespace or "", "name": name}
         where = str(ref) if ref else f"{name} in {namespace}"
     else:
-        found = store.query(since=since, namespace=namespace, limit=SHOWN + 1)
+        query = {"namespace": namespace}
         where = f"namespace {namespace}" if namespace else "all namespaces"
+    found, hidden = _readable(store, reads, since=since, scope=namespace, one=ref, **query)
     shown = found[:SHOWN]
     title = f"Changes of {where} in the last {since_text}: {len(shown)}{'+' if len(found) > SHOWN else ''}"
+    left_out = [{"kind": kind, "reason": hidden[kind].reason} for kind in sorted(hidden)]
     return Answer(
         verb="changes",
-        data={"changes": [change_json(c) for c in shown]},
+        data={"changes": [change_json(c) for c in shown], "hidden": left_out},
         title=title,
-        lines=tuple(_timeline(shown, more=len(found) > SHOWN)),
+        lines=(*_timeline(shown, more=len(found) > SHOWN), *_hidden_lines(hidden)),
     )
+
+
+def _readable(
+    store: ChangeStore, reads: ReadAccess, *, since: datetime, scope: str | None, one: ObjectRef | None, **query: Any
+) -> tuple[list[Change], dict[str, Decision]]:
+    """The newest changes of kinds the asker may read (in `scope`; None: all namespaces; `one`: that
+    object only), and the kinds left out with the decision that left them out. Each kind met is decided
+    before anything of it is shown; a refused kind is excluded in the query, so the page is filled
+    with readable ones."""
+    hidden: dict[str, Decision] = {}
+    while True:
+        found = store.query(since=since, skip_kinds=tuple(sorted(hidden)), limit=SHOWN + 1, **query)
+        refused = {
+            kind: decision
+            for kind in dict.fromkeys(c.ref.kind for c in found)
+            if not (decision := reads.decision(kind, scope, one.name if one else None)).allowed
+        }
+        if not refused:
+            return found, hidden
+        hidden.update(refused)
+
+
+def _hidden_lines(hidden: dict[str, Decision]) -> list[str]:
+    return [f"History of {_plural(kind)} hidden: {hidden[kind].reason}" for kind in sorted(hidden)]
+
+
+def _plural(kind: str) -> str:
+    known = KINDS.get(kind)
+    return known.plural if known is not None else kind
 
 
 def change_json(change: Change) -> dict[str, Any]:
@@ -73,16 +112,11 @@ def change_json(change: Change) -> dict[str, Any]:
     return change.to_json()
 
 
-def _namespace(ctx: VerbContext, command: Command) -> str | None:
-    """`-n`, the channel's or the configured default; None (all namespaces) when there is none."""
-    try:
-        return ctx.namespace_for(command)
-    except UsageError:
-        return None
-
-
-def _resolve_target(store: ChangeStore, target: str, namespace: str | None) -> tuple[ObjectRef | None, str | None]:
-    """`kind/name` → that object; `name` → every kind with that name. NotFound when history knows neither."""
+def _resolve_target(
+    store: ChangeStore, reads: ReadAccess, target: str, namespace: str | None
+) -> tuple[ObjectRef | None, str | None]:
+    """`kind/name` → that object; `name` → every kind with that name. NotFound when history knows neither
+    (among the kinds the asker may read: neither the answer nor its suggestions name the others)."""
     kind_word, _, name = target.rpartition("/")
     kind = kind_named(kind_word) if kind_word else None
     if kind_word and kind is None:
@@ -95,11 +129,13 @@ def _resolve_target(store: ChangeStore, target: str, namespace: str | None) -> t
     if kind is not None:
         ref = ObjectRef(kind.kind, scope, name)
         if ref not in known:
-            raise NotFound(f"I have no history of {ref}.", candidates=_candidates(known, name))
+            readable = [r for r in known if reads.allowed(r.kind, scope)]
+            raise NotFound(f"I have no history of {ref}.", candidates=_candidates(readable, name))
         return ref, None
-    if not any(r.name == name for r in known):
+    readable = [r for r in known if reads.allowed(r.kind, scope)]
+    if not any(r.name == name for r in readable):
         where = f"namespace {namespace}"
-        raise NotFound(f"I have no history of `{name}` in {where}.", candidates=_candidates(known, name))
+        raise NotFound(f"I have no history of `{name}` in {where}.", candidates=_candidates(readable, name))
     return None, name
 
 

@@ -3,6 +3,11 @@
 The Silence button under an alert runs this with the alert's workload and category. Silences live
 in the alert store (bot/store/alerts.py); the alert engine checks them before posting. An alert
 already posted stays; the silence stops new ones (and reopenings) until it ends.
+
+It is authorized where it acts (`VerbContext.acted_namespace`): a silence of a cluster-scoped object
+(`node/x`, `ns/x`) is cluster-wide and needs a grant on every namespace ("*"); any other is in its
+namespace. It changes the bot's state, so it is an action: refused when Slack cannot vouch for the
+person's account.
 """
 
 from __future__ import annotations
@@ -21,15 +26,20 @@ MAX_SILENCE = timedelta(days=30)
 CATEGORIES = ", ".join(c.value for c in Category if c is not Category.HEALTHY)
 
 
-def silenced_ref(command: Command, namespace: str) -> ObjectRef:
-    """`checkout` (a Deployment), `deploy/checkout`, `job/nightly`, `node/kwok-node-0`."""
+def silenced_ref(command: Command, namespace: str | None) -> ObjectRef:
+    """`checkout` (a Deployment), `deploy/checkout`, `job/nightly`, `node/kwok-node-0`.
+
+    `namespace` is where the command acts (None for a cluster-scoped kind, which has none)."""
     target = command.target or ""
     word, _, name = target.rpartition("/")
     kind = kind_named(word) if word else kind_named("Deployment")
     if kind is None:
         raise UsageError(f"`{word}` is not a kind I know.", usage=SPEC.usage)
-    cluster_scoped = not kind.namespaced
-    return ObjectRef(kind.kind, None if cluster_scoped else namespace, name)
+    if not kind.namespaced:
+        return ObjectRef(kind.kind, None, name)
+    if not namespace:
+        raise UsageError("Which namespace? Add `-n <namespace>` (this channel has no default namespace).")
+    return ObjectRef(kind.kind, namespace, name)
 
 
 SPEC = VerbSpec(
@@ -43,6 +53,7 @@ SPEC = VerbSpec(
         FlagSpec("category", "str", f"only this cause ({CATEGORIES})"),
     ),
     target="required",
+    changes_bot_state=True,
 )
 
 
@@ -55,10 +66,7 @@ def silence_verb(ctx: VerbContext, command: Command) -> Answer:
     if not 0 < seconds <= MAX_SILENCE.total_seconds():
         raise UsageError("A silence lasts between 1 second and 30 days.", usage=SPEC.usage)
     category = _category(command.flag("category"))
-    word = (command.target or "").rpartition("/")[0]
-    kind = kind_named(word) if word else None
-    namespace = None if kind is not None and not kind.namespaced else ctx.namespace_for(command)
-    ref = silenced_ref(command, namespace or "")
+    ref = silenced_ref(command, ctx.acted_namespace(command))  # the namespace it was authorized in
     until = ctx.now + timedelta(seconds=seconds)
     store = ctx.services.alerts
     silence_id = store.silence(ref, until=until, category=category, by=ctx.subject.slack_user)

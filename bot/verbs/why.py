@@ -32,7 +32,7 @@ def why_verb(ctx: VerbContext, command: Command) -> Answer:
         namespace,
         str(command.target),
         analyzers=ctx.services.analyzers,
-        history=ctx.services.changes,
+        history=ctx.history,  # only kinds the asker may read: no Secret change shown to a viewer
         now=ctx.now,
     )
     return Answer(
