@@ -548,3 +548,33 @@ def test_expired_button_commands_are_pruned(tmp_path: Path) -> None:
     store.save("y" * 2500)  # saving prunes what expired
     assert store.prune() == 0
     assert store.database.db.execute("SELECT count(*) FROM button_commands").fetchone()[0] == 1
+
+
+# -- the structure that keeps it so -------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+POSTING_CALLS = re.compile(
+    r"\.(chat_postMessage|chat_update|chat_postEphemeral|chat_scheduleMessage|files_upload_v2|files_upload"
+    r"|views_open|views_update|views_push|views_publish|say)\("
+)
+
+
+def test_only_the_poster_calls_slacks_posting_methods_and_replies_send_rendered_messages() -> None:
+    """Every Web API call that shows text is in bot/slack/client.py (which takes `Message`s); the
+    handlers' `respond(...)`/`ack(...)` only ever send `payload(message)` or nothing."""
+    sources = [p for root in ("bot", "handlers", "k8sbot") for p in (REPO / root).rglob("*.py")]
+    posting = [
+        f"{p.relative_to(REPO)}:{n}"
+        for p in sources
+        if p != REPO / "bot" / "slack" / "client.py"
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if POSTING_CALLS.search(line)
+    ]
+    assert posting == []
+    raw_replies = [
+        f"{p.relative_to(REPO)}:{n}: {line.strip()}"
+        for p in (REPO / "handlers").glob("*.py")
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\b(respond|ack|_post)\([^)]*\btext=", line)
+    ]
+    assert raw_replies == []

@@ -91,7 +91,7 @@ def test_help_round_trip(emu: SlackEmulator, db: str, mode: str) -> None:
     assert "/k8s help [verb]" in text
     for name in VERBS.specs:
         assert f"/k8s {VERBS.specs[name].usage}".replace("<", "&lt;").replace(">", "&gt;") in text
-    assert emu.lints(kind="ping") == []
+    assert emu.lints(kind="broadcast_ping") == []
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -151,7 +151,7 @@ def test_a_message_beyond_block_kit_limits_is_trimmed_never_rejected(
     blocks = emu.messages(OPS)[-1]["blocks"]
     assert len(blocks) <= MAX_BLOCKS
     assert any("more lines" in json.dumps(b) for b in blocks)
-    assert emu.lints(kind="ping") == []  # "<!here>" in cluster data was escaped
+    assert emu.lints(kind="broadcast_ping") == []  # "<!here>" in cluster data was escaped
     # The same message through chat.postMessage is accepted too.
     poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
     message = render_answer(Answer(verb="x", data={}, title="t", lines=tuple("y" * 2900 for _ in range(500))))
