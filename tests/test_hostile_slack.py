@@ -539,6 +539,27 @@ def test_long_commands_ride_in_buttons_by_id_short_ones_as_text(tmp_path: Path) 
     assert values.command_for(elements[0]["value"]) == long
 
 
+def test_an_alert_with_a_long_button_command_renders_inside_the_alert_transaction(tmp_path: Path) -> None:
+    """The alert engine renders in the transaction that writes the outbox row: storing a long button
+    command joins it (and is rolled back with it) instead of failing to open a second one."""
+    database = Database(tmp_path / "bot.db")
+    store = ButtonCommands(database)
+    long_name = "w" * 2100
+    details = {
+        "id": 1,
+        "workload": {"kind": "Deployment", "namespace": "shop", "name": long_name},
+        "category": "crash-loop",
+        "what": "crashes",
+        "cluster": "c",
+        "state": "firing",
+    }
+    with database.transaction():
+        _, blocks = BlockKitAlerts(values=StoredButtonValues(store)).alert(details)
+    values = [e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert values and all(v.startswith("cmd:") and len(v) <= 2000 for v in values)
+    assert all(long_name in (StoredButtonValues(store).command_for(v) or "") for v in values)
+
+
 def test_expired_button_commands_are_pruned(tmp_path: Path) -> None:
     now = [datetime(2026, 5, 1, tzinfo=UTC)]
     store = ButtonCommands(Database(tmp_path / "bot.db"), retention=timedelta(days=30), clock=lambda: now[0])

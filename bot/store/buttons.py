@@ -45,17 +45,27 @@ class ButtonCommands:
         return (self._clock() - self.retention).astimezone(UTC).isoformat()
 
     def save(self, command: str) -> str:
-        """Keep `command` (again) and return its id; prunes expired rows on the way."""
+        """Keep `command` (again) and return its id; prunes expired rows on the way.
+
+        Rendering may happen inside a caller's transaction (the alert engine renders an alert in the
+        transaction that writes its outbox row): then the rows join that transaction.
+        """
         key = command_id(command)
         now = self._clock().astimezone(UTC).isoformat()
-        with self.database.transaction() as db:
-            db.execute("DELETE FROM button_commands WHERE created_at < ?", [self._cutoff()])
-            db.execute(
-                "INSERT INTO button_commands (id, command, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET command = excluded.command, created_at = excluded.created_at",
-                [key, command, now],
-            )
+        if self.database.db.conn.in_transaction:
+            self._save(self.database.db, key, command, now)
+        else:
+            with self.database.transaction() as db:
+                self._save(db, key, command, now)
         return key
+
+    def _save(self, db: sqlite_utils.Database, key: str, command: str, now: str) -> None:
+        db.execute("DELETE FROM button_commands WHERE created_at < ?", [self._cutoff()])
+        db.execute(
+            "INSERT INTO button_commands (id, command, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET command = excluded.command, created_at = excluded.created_at",
+            [key, command, now],
+        )
 
     def get(self, key: str) -> str | None:
         """The command saved under `key`, or None when unknown or expired."""
