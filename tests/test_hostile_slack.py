@@ -244,6 +244,7 @@ def echo() -> Echoes:
         flags=(
             FlagSpec("say", "str", "what to say"),
             FlagSpec("pad", "int", "a line of padding before it"),
+            FlagSpec("ask", "bool", "ask to confirm first"),
             *(FlagSpec(f"p{i}", "str", "more to carry in the button") for i in range(12)),
         ),
     )
@@ -253,9 +254,10 @@ def echo() -> Echoes:
         said = str(command.flag("say", ""))
         pad = int(command.flag("pad", 0))
         lines = ("x" * pad,) if pad else ()
+        confirm = {"command": f"echo --say {said}", "text": f"say {said}?"} if command.flag("ask") else None
         return Answer(
             verb="echo",
-            data={"said": said},
+            data={"said": said, **({"confirm": confirm} if confirm else {})},
             title="Echo",
             lines=(*lines, said),
             buttons=(Button("Again", command.as_text()),),
@@ -298,6 +300,20 @@ def test_a_button_longer_than_slack_allows_runs_exactly_its_command(
         wait_answer(slack, before, what="the click's answer")
     typed, clicked = echo
     assert clicked.flags == typed.flags  # the click ran the same command, not a cut one
+
+
+def test_cancel_mentions_only_the_user_who_clicked(slack: SlackEmulator, tmp_path: Path, echo: Echoes) -> None:
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), verbs=echo.verbs):
+        slack.driver.slash_command("echo --ask --say <!channel>", user_id=ALICE, channel_id=OPS)
+        wait_answer(slack, 0, what="the question")
+        message = slack.messages(OPS)[-1]
+        before = len(slack.response_posts())
+        slack.driver.click(OPS, message["ts"], "k8s_cancel", ALICE)
+        slack.wait_for(lambda: slack.response_posts()[before:], timeout=10, what="the cancellation")
+    cancelled = slack.response_posts()[before].body
+    assert cancelled["text"] == f"Cancelled by <@{ALICE}>. Nothing was changed."
+    assert tokens(cancelled) == [f"<@{ALICE}>"]
+    assert len(echo) == 1  # the question only; nothing ran on cancel
 
 
 def test_a_button_whose_stored_command_is_unknown_runs_nothing_and_says_so(
