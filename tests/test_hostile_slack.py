@@ -302,6 +302,18 @@ def test_a_button_longer_than_slack_allows_runs_exactly_its_command(
     assert clicked.flags == typed.flags  # the click ran the same command, not a cut one
 
 
+def test_usage_errors_in_the_ack_echo_hostile_input_inert(slack: SlackEmulator, tmp_path: Path) -> None:
+    hostile = " ".join((*PINGS, *LINKS))
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db")):
+        acks = [
+            slack.driver.slash_command(text, user_id=ALICE, channel_id=OPS).payload
+            for text in (hostile, f"why {hostile}", f"logs checkout --tail {hostile}", f'help "{hostile}"')
+        ]
+    assert all(ack["response_type"] == "ephemeral" for ack in acks)
+    assert [tokens(ack) for ack in acks] == [[], [], [], []]
+    assert all("&lt;!channel&gt;" in ack["text"] for ack in acks)  # shown, as text
+
+
 def test_cancel_mentions_only_the_user_who_clicked(slack: SlackEmulator, tmp_path: Path, echo: Echoes) -> None:
     with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), verbs=echo.verbs):
         slack.driver.slash_command("echo --ask --say <!channel>", user_id=ALICE, channel_id=OPS)
