@@ -31,9 +31,11 @@ from bot.diagnosis.analyzers import AnalyzerRegistry  # noqa: E402
 from bot.errors import K8sBotError  # noqa: E402
 from bot.kube.client import KubeClient  # noqa: E402
 from bot.kube.watching import Watchers  # noqa: E402
-from bot.slack.alerts import BlockKitAlerts  # noqa: E402
+from bot.slack.alerts import BlockKitAlerts, SlackAlertPoster  # noqa: E402
+from bot.slack.buttons import StoredButtonValues  # noqa: E402
 from bot.slack.client import ChannelRateLimiter, Poster, make_web_client  # noqa: E402
 from bot.store.alerts import AlertStore  # noqa: E402
+from bot.store.buttons import ButtonCommands  # noqa: E402
 from bot.store.changes import ChangeStore  # noqa: E402
 from bot.store.database import Database  # noqa: E402
 from bot.store.events import EventStore  # noqa: E402
@@ -174,9 +176,11 @@ def measure(kube: KubeClient, ns: str, victims: list[str], args: argparse.Namesp
         db = Database(Path(f"/tmp/{ns}.db"))
         recorder = ChangeRecorder(ChangeStore(db), EventStore(db), namespaces=NamespaceFilter(include=(ns,)))
         watchers = Watchers(kube, recorder, kinds=(*DEFAULT_KINDS, *ALERT_KINDS), watch_seconds=120)
-        poster = Poster(
-            make_web_client(token=emu.bot_token, base_url=emu.api_url),
-            limiter=ChannelRateLimiter(rate=1000, burst=1000),
+        poster = SlackAlertPoster(
+            Poster(
+                make_web_client(token=emu.bot_token, base_url=emu.api_url),
+                limiter=ChannelRateLimiter(rate=1000, burst=1000),
+            )
         )  # measure the engine, not the limiter
         engine = AlertEngine(
             alerts=AlertStore(db),
@@ -184,7 +188,7 @@ def measure(kube: KubeClient, ns: str, victims: list[str], args: argparse.Namesp
             kube=kube,
             recorder=recorder,
             poster=poster,
-            messages=BlockKitAlerts(),
+            messages=BlockKitAlerts(values=StoredButtonValues(ButtonCommands(db))),
             analyzers=AnalyzerRegistry.discover(),
             settings=AlertSettings(
                 cluster_name="bench", default_channel=CHANNEL, timing=Timing(settle=0, resolve_after=30)

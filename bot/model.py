@@ -7,7 +7,6 @@ tests build them by hand or fetch them from a real API server.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -15,9 +14,6 @@ from typing import Any
 
 KubeObject = dict[str, Any]
 """A Kubernetes object as the API serves it in JSON (apiVersion, kind, metadata, spec, status)."""
-
-PostText = Callable[[str, str], object]
-"""post(channel, text): how the digest and the audit log post plain text to a chat channel."""
 
 
 def parse_time(value: Any) -> datetime | None:

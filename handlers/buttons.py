@@ -1,5 +1,6 @@
-"""Buttons. Each carries the canonical command text, so a click re-enters the command path for
-the person who clicked (their permissions, their confirmation, their audit record)."""
+"""Buttons. Each carries the canonical command text (or the id of a stored long command), so a click
+re-enters the command path for the person who clicked (their permissions, their confirmation, their
+audit record)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ from slack_sdk import WebClient
 
 from bot.commands.context import CommandServices
 from bot.commands.dispatch import execute
-from bot.slack.blocks import ACTION_CANCEL, ACTION_CONFIRM, ACTION_RUN, Message
-from handlers.replies import answer_on_source, error_message, render, respond_with, upload_files
+from bot.slack.blocks import (
+    ACTION_CANCEL,
+    ACTION_CONFIRM,
+    ACTION_RUN,
+    AnswerRenderer,
+    render_cancelled,
+    render_expired_button,
+)
+from handlers.replies import answer_on_source, error_message, respond_with, upload_files
 
 
 def _channel(body: dict[str, Any]) -> str | None:
@@ -21,16 +29,18 @@ def _channel(body: dict[str, Any]) -> str | None:
     return channel.get("id") or container.get("channel_id")
 
 
-def register_buttons(app: App, services: CommandServices) -> None:
+def register_buttons(app: App, services: CommandServices, renderer: AnswerRenderer) -> None:
     def run(body: dict[str, Any], respond: Respond, client: WebClient, *, confirmed: bool) -> None:
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id")
         channel = _channel(body)
+        text = renderer.command_for(str(action.get("value") or ""))
+        if text is None:  # a stored long command that expired (or never was): run nothing
+            respond_with(respond, render_expired_button())
+            return
         try:
-            answer = execute(
-                services, text=str(action.get("value") or ""), slack_user=user, channel=channel, confirmed=confirmed
-            )
-            message = render(answer, cluster_name=services.cluster_name)
+            answer = execute(services, text=text, slack_user=user, channel=channel, confirmed=confirmed)
+            message = renderer.answer(answer)
         except Exception as e:  # the edge turns every error into a private reply
             respond_with(respond, error_message(e))
             return
@@ -54,5 +64,4 @@ def register_buttons(app: App, services: CommandServices) -> None:
     @app.action(ACTION_CANCEL)
     def on_cancel(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        user = (body.get("user") or {}).get("id", "someone")
-        respond_with(respond, Message(text=f"Cancelled by <@{user}>. Nothing was changed.", blocks=[]), replace=True)
+        respond_with(respond, render_cancelled((body.get("user") or {}).get("id")), replace=True)

@@ -11,18 +11,18 @@ from bot.commands.context import CommandServices
 from bot.commands.dispatch import execute, is_slow
 from bot.commands.parsing import parse
 from bot.errors import UsageError
+from bot.slack.blocks import AnswerRenderer
 from handlers.replies import (
     ack_payload,
     error_message,
     post_placeholder,
-    render,
     replace_placeholder,
     respond_with,
     upload_files,
 )
 
 
-def register_command(app: App, services: CommandServices, *, command_name: str) -> None:
+def register_command(app: App, services: CommandServices, renderer: AnswerRenderer, *, command_name: str) -> None:
     @app.command(command_name)
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         text = str(command.get("text") or "")
@@ -36,7 +36,7 @@ def register_command(app: App, services: CommandServices, *, command_name: str) 
         if parsed.verb == "help":  # answered inside the ack: no cluster involved
             try:
                 answer = execute(services, command=parsed, slack_user=user, channel=channel)
-                ack(**ack_payload(render(answer, cluster_name=services.cluster_name)))
+                ack(**ack_payload(renderer.answer(answer)))
             except Exception as e:
                 ack(**ack_payload(error_message(e)))
             return
@@ -46,7 +46,7 @@ def register_command(app: App, services: CommandServices, *, command_name: str) 
             post_placeholder(respond, parsed.target or parsed.namespace or "it")
         try:
             answer = execute(services, command=parsed, slack_user=user, channel=channel)
-            message = render(answer, cluster_name=services.cluster_name)
+            message = renderer.answer(answer)
         except Exception as e:  # the edge turns every error into a private reply
             message = error_message(e)
         if slow:

@@ -1,4 +1,8 @@
-"""Turning answers and errors into Slack replies (ack payloads, response_url posts, files)."""
+"""Turning answers and errors into Slack replies (ack payloads, response_url posts, files).
+
+Everything sent here is a `Message` rendered by `bot.slack` and goes out through `payload` /
+`Message.to_slack()`; nothing in this module writes Slack text itself.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import Ambiguous, K8sBotError, NotFound, UsageError
-from bot.model import Answer
-from bot.slack.blocks import Message, render_answer, render_error
+from bot.slack.blocks import Message, payload, render_error, render_placeholder
+from bot.slack.client import upload_file
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +36,7 @@ def error_message(error: Exception) -> Message:
 
 
 def ack_payload(message: Message) -> dict[str, Any]:
-    return {
-        "text": message.text,
-        "blocks": message.blocks,
-        "response_type": "ephemeral" if message.private else "in_channel",
-    }
+    return payload(message)
 
 
 def _post(respond: Respond, **body: Any) -> None:
@@ -52,18 +52,12 @@ def respond_with(respond: Respond, message: Message, *, replace: bool = False) -
     `replace` replaces the message this response_url last posted (or the message a button was on),
     keeping its visibility: Slack cannot turn an ephemeral message into a channel message.
     """
-    _post(
-        respond,
-        text=message.text,
-        blocks=message.blocks,
-        response_type="ephemeral" if message.private else "in_channel",
-        replace_original=replace,
-    )
+    _post(respond, **payload(message), replace_original=replace)
 
 
 def post_placeholder(respond: Respond, what: str) -> None:
     """An ephemeral "Looking into …", only for the person who asked, replaced or removed later."""
-    _post(respond, text=f"Looking into {what}…", response_type="ephemeral")
+    respond_with(respond, render_placeholder(what))
 
 
 def replace_placeholder(respond: Respond, message: Message) -> None:
@@ -84,15 +78,11 @@ def answer_on_source(respond: Respond, message: Message, *, source_ephemeral: bo
 
 
 def upload_files(client: WebClient, message: Message, *, channel: str | None, user: str | None) -> None:
-    """Long output goes to the channel as files (files upload v2)."""
+    """Long output goes to the channel as files (files upload v2), with the names the renderer made safe."""
     if not message.files or not channel:
         return
-    for filename, content in message.files:
+    for file in message.files:
         try:
-            client.files_upload_v2(channel=channel, filename=filename, title=filename, content=content)
+            upload_file(client, channel, file)
         except SlackApiError as e:
-            log.error("uploading %s to %s for %s failed: %s", filename, channel, user, e.response.get("error"))
-
-
-def render(answer: Answer, *, cluster_name: str) -> Message:
-    return render_answer(answer, cluster_name=cluster_name)
+            log.error("uploading %s to %s for %s failed: %s", file.filename, channel, user, e.response.get("error"))

@@ -25,6 +25,7 @@ from bot.digest.scheduling import start_scheduler
 from bot.errors import SlackUnavailable
 from bot.kube.client import KubeClient
 from bot.settings import Settings
+from bot.slack.blocks import AnswerRenderer
 from bot.slack.client import Poster, make_web_client
 from handlers import register
 from handlers.deliveries import DeduplicateDeliveries, Deliveries
@@ -34,8 +35,9 @@ from k8sbot.wiring import Background, Core, build_background, build_core
 log = logging.getLogger(__name__)
 
 
-def build_app(settings: Settings, services: CommandServices, client: WebClient) -> App:
-    """The Bolt app, pointed at the configured Slack API URL only. Calls auth.test once."""
+def build_app(settings: Settings, services: CommandServices, client: WebClient, renderer: AnswerRenderer) -> App:
+    """The Bolt app, pointed at the configured Slack API URL only. Calls auth.test once. `renderer`
+    turns every answer into a Slack message (and clicked button values back into commands)."""
     try:
         app = App(
             client=client,
@@ -46,7 +48,7 @@ def build_app(settings: Settings, services: CommandServices, client: WebClient) 
         raise SlackUnavailable(
             f"Slack rejected the bot token or is unreachable at {settings.slack_api_url}: {e}"
         ) from e
-    register(app, services)
+    register(app, services, renderer)
     app.use(DeduplicateDeliveries(Deliveries()))  # after Bolt's signature check, for both transports
     return app
 
@@ -130,7 +132,7 @@ class BotRunner:
         core = self.core = build_core(
             settings, permissions=self.permissions, slack=client, kube=self.kube, verbs=self.verbs
         )
-        self.app = build_app(settings, core.commands, client)
+        self.app = build_app(settings, core.commands, client, core.renderer)
         readiness = Readiness(
             slack_connected=self._slack_connected,
             cluster_reachable=self._cluster_reachable,

@@ -34,11 +34,16 @@ from bot.permissions.engine import PermissionEngine
 from bot.permissions.identity import Directory
 from bot.permissions.policy import Policy, PolicyFile
 from bot.settings import Settings
-from bot.slack.alerts import BlockKitAlerts
+from bot.slack.alerts import BlockKitAlerts, SlackAlertPoster
+from bot.slack.audit import AuditChannel
+from bot.slack.blocks import AnswerRenderer
+from bot.slack.buttons import StoredButtonValues
 from bot.slack.client import Poster
+from bot.slack.digest import SlackDigests
 from bot.slack.directory import SlackDirectory
 from bot.store.alerts import AlertStore
 from bot.store.audit import AuditLog
+from bot.store.buttons import ButtonCommands
 from bot.store.changes import ChangeStore
 from bot.store.database import Database
 from bot.store.digests import DigestLedger
@@ -66,6 +71,10 @@ class Core:
     recorder: ChangeRecorder
     permissions: PermissionEngine | None
     commands: CommandServices
+    buttons: ButtonCommands
+    """Commands too long for a button's value, kept for the click."""
+    renderer: AnswerRenderer
+    """How answers become Slack messages (the cluster's name, buttons through `buttons`)."""
     poster: Poster | None
     """The bot's Slack poster, when a Slack client was given."""
     clock: Clock
@@ -109,10 +118,12 @@ def build_core(
     poster = Poster(slack) if slack is not None else None
     audit = AuditLog(
         database,
-        channel=settings.audit_channel,
-        post=poster.post_text if poster is not None and settings.audit_channel else None,
+        announce=AuditChannel(poster, settings.audit_channel)
+        if poster is not None and settings.audit_channel
+        else None,
         clock=clock,
     )
+    buttons = ButtonCommands(database, retention=retention, clock=clock)
     verbs = verbs or VerbRegistry.discover()
     engine: PermissionEngine | None = None
     if permissions:
@@ -150,6 +161,8 @@ def build_core(
         recorder=recorder,
         permissions=engine,
         commands=commands,
+        buttons=buttons,
+        renderer=AnswerRenderer(settings.cluster_name, StoredButtonValues(buttons)),
         poster=poster,
         clock=clock,
     )
@@ -174,8 +187,8 @@ def build_background(core: Core, poster: Poster) -> Background:
         outbox=core.outbox,
         kube=core.kube,
         recorder=core.recorder,
-        poster=poster,
-        messages=BlockKitAlerts(),
+        poster=SlackAlertPoster(poster),
+        messages=BlockKitAlerts(values=StoredButtonValues(core.buttons)),
         analyzers=core.commands.analyzers,
         settings=AlertSettings(
             cluster_name=settings.cluster_name,
@@ -190,7 +203,7 @@ def build_background(core: Core, poster: Poster) -> Background:
         changes=core.changes,
         events=core.events,
         teams=digest_teams(current_policy(core.permissions)(), settings),
-        post=poster.post_text,
+        post=SlackDigests(poster),
         cron=settings.digest_cron,
         timezone=settings.timezone,
         alerts=alert_lines(core.alerts),

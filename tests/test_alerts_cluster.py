@@ -27,9 +27,12 @@ from bot.kube.watching import Watchers
 from bot.permissions.engine import PermissionEngine
 from bot.permissions.policy import PolicyFile
 from bot.settings import Settings
-from bot.slack.alerts import BlockKitAlerts
+from bot.slack.alerts import BlockKitAlerts, SlackAlertPoster
+from bot.slack.blocks import AnswerRenderer
+from bot.slack.buttons import StoredButtonValues
 from bot.slack.client import Poster, make_web_client
 from bot.store.alerts import AlertStore
+from bot.store.buttons import ButtonCommands
 from bot.store.changes import ChangeStore
 from bot.store.database import Database
 from bot.store.events import EventStore
@@ -80,14 +83,14 @@ class Bot:
         only = NamespaceFilter(include=(self.namespace,))
         recorder = ChangeRecorder(ChangeStore(db), EventStore(db), namespaces=only)
         self.watchers = Watchers(self.kube, recorder, kinds=(*DEFAULT_KINDS, *ALERT_KINDS), watch_seconds=60)
-        poster = Poster(make_web_client(token=self.emu.bot_token, base_url=self.emu.api_url))
+        poster = SlackAlertPoster(Poster(make_web_client(token=self.emu.bot_token, base_url=self.emu.api_url)))
         self.engine = AlertEngine(
             alerts=AlertStore(db),
             outbox=Outbox(db),
             kube=self.kube,
             recorder=recorder,
             poster=poster,
-            messages=BlockKitAlerts(),
+            messages=BlockKitAlerts(values=StoredButtonValues(ButtonCommands(db))),
             analyzers=ANALYZERS,
             settings=AlertSettings(
                 cluster_name="test-cluster",
@@ -148,7 +151,8 @@ def slack_app(bot: Bot, kube: KubeClient, namespace: str) -> Iterator[CommandSer
         slack_bot_token=bot.emu.bot_token, slack_signing_secret=bot.emu.signing_secret, slack_api_url=bot.emu.api_url
     )
     client = make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    with BoltHttpServer(build_app(settings, services, client)) as server:
+    renderer = AnswerRenderer("test-cluster", StoredButtonValues(ButtonCommands(Database(bot.db_path))))
+    with BoltHttpServer(build_app(settings, services, client, renderer)) as server:
         bot.emu.driver.configure(mode="http", url=server.url)
         yield services
 

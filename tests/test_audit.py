@@ -12,7 +12,8 @@ import pytest
 from bot.kube.client import UnconfiguredKubeClient
 from bot.model import Command, Decision, Subject
 from bot.settings import Settings
-from bot.store.audit import AlreadyClaimed, AuditLog
+from bot.slack.audit import render_audit_entry
+from bot.store.audit import AlreadyClaimed, AuditEntry, AuditLog
 from bot.store.database import Database
 from k8sbot.cli_permissions import add_parsers, since_time
 from k8sbot.wiring import build_core
@@ -97,22 +98,23 @@ def test_since_filters_by_time(database: Database, clock: Clock) -> None:
 def test_actions_and_refusals_are_posted_reads_are_not_and_a_failing_post_is_harmless(
     database: Database, clock: Clock
 ) -> None:
-    posted: list[tuple[str, str]] = []
-    audit = AuditLog(
-        database, post=lambda channel, text: posted.append((channel, text)), channel="C0AUDIT", clock=clock
-    )
+    posted: list[AuditEntry] = []
+    audit = AuditLog(database, announce=posted.append, clock=clock)
     audit.record(subject=ALICE, command=Command("status", None, "shop"), channel=None, decision=ALLOWED, outcome="done")
     audit.record(subject=ALICE, command=ROLLBACK, channel=None, decision=Decision(False, "viewer"), outcome="denied")
     entry = audit.begin(subject=ALICE, command=ROLLBACK, channel=None, decision=ALLOWED, action_id="0123abcd")
     audit.finish(entry, outcome="done", message="Rolled back")
-    assert [channel for channel, _ in posted] == ["C0AUDIT", "C0AUDIT"]
-    assert "DENIED" in posted[0][1] and "viewer" in posted[0][1]
-    assert "DONE" in posted[1][1] and "U0ALICE as slack:U0ALICE" in posted[1][1] and "Rolled back" in posted[1][1]
+    assert [e.outcome for e in posted] == ["denied", "done"]
+    assert "DENIED" in posted[0].line() and "viewer" in posted[0].line()
+    assert "DONE" in posted[1].line() and "U0ALICE as slack:U0ALICE" in posted[1].line()
+    assert "Rolled back" in posted[1].line()
+    shown = render_audit_entry(posted[1]).blocks[0]["text"]["text"]
+    assert "*DONE*" in shown and "U0ALICE as slack:U0ALICE" in shown and "`rollback checkout" in shown
 
-    def broken(channel: str, text: str) -> None:
+    def broken(entry: AuditEntry) -> None:
         raise RuntimeError("slack down")
 
-    AuditLog(database, post=broken, channel="C0AUDIT", clock=clock).record(
+    AuditLog(database, announce=broken, clock=clock).record(
         subject=ALICE, command=ROLLBACK, channel=None, decision=Decision(False, "x"), outcome="denied"
     )
     assert audit.count() == 4

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.digest.content import AlertLine, DigestSender, DigestTeam, latest_period
+from bot.digest.content import AlertLine, Digest, DigestSender, DigestTeam, latest_period
 from bot.digest.scheduling import DIGEST_JOB, build_scheduler, schedule_digest, start_scheduler
 from bot.model import Change, ChangeKind, FieldChange, ObjectRef
 from bot.store.changes import ChangeStore, Recorded
@@ -30,8 +30,8 @@ class Outbox:
     def __init__(self) -> None:
         self.posts: list[tuple[str, str]] = []
 
-    def __call__(self, channel: str, text: str) -> None:
-        self.posts.append((channel, text))
+    def __call__(self, digest: Digest) -> None:
+        self.posts.append((digest.channel, digest.text()))
 
 
 def record(
@@ -153,8 +153,8 @@ def test_failed_post_releases_the_claim(tmp_path: Path) -> None:
     clock = Clock(MONDAY_0900)
     calls: list[str] = []
 
-    def flaky(channel: str, text: str, blocks: Any = None) -> None:
-        calls.append(channel)
+    def flaky(digest: Digest) -> None:
+        calls.append(digest.channel)
         if len(calls) == 1:
             raise RuntimeError("slack down")
 

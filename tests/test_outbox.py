@@ -10,6 +10,7 @@ import pytest
 
 from bot.alerting.sending import EVENT_TYPE, OutboxSender
 from bot.model import Category, ObjectRef
+from bot.slack.alerts import SlackAlertPoster
 from bot.slack.client import Poster, make_web_client
 from bot.store.alerts import AlertStore
 from bot.store.database import Database
@@ -58,7 +59,7 @@ def test_rows_go_in_order_and_only_the_newest_update_is_sent(emu: SlackEmulator,
     db = Database(tmp_path / "bot.db")
     alerts, outbox = AlertStore(db), Outbox(db)
     alert_id = _alert(db, alerts, outbox, "checkout crashes")
-    sender = OutboxSender(outbox, Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url)))
+    sender = OutboxSender(outbox, SlackAlertPoster(Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))))
     _drain(sender, outbox)
     (message,) = emu.messages(CHANNEL)
     assert message["text"] == "checkout crashes v3"
@@ -75,7 +76,10 @@ def test_errors_are_retried_with_backoff_until_slack_takes_the_message(emu: Slac
     emu.fail("chat.postMessage", error="internal_error", times=2)
     emu.rate_limit("chat.postMessage", retry_after=1, times=1)
     sender = OutboxSender(
-        outbox, Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url)), backoff=(0.05, 0.2), idle_wait=0.05
+        outbox,
+        SlackAlertPoster(Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))),
+        backoff=(0.05, 0.2),
+        idle_wait=0.05,
     )
     stop = threading.Event()
     thread = threading.Thread(target=sender.run, args=(stop,), daemon=True)
@@ -93,7 +97,7 @@ def test_a_message_posted_just_before_a_crash_is_found_by_its_dedupe_key_not_pos
     db = Database(tmp_path / "bot.db")
     alerts, outbox = AlertStore(db), Outbox(db)
     alert_id = _alert(db, alerts, outbox, "checkout crashes")
-    poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
+    poster = SlackAlertPoster(Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url)))
     row = outbox.claim()  # the crashed process claimed the post...
     assert row is not None and row.op == "post"
     ts = poster.post(

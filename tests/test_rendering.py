@@ -49,7 +49,7 @@ def test_long_answer_is_trimmed_with_a_note_and_stays_within_limits() -> None:
     shown = sum(t.count("pod-") for t in _texts(message.blocks))
     left_out = int(notes[0].split()[0].lstrip("…"))
     assert shown + left_out == 3000
-    assert message.files == [("a.log", "…")]
+    assert [(f.filename, f.title, f.content) for f in message.files] == [("a.log", "a.log", "…")]
 
 
 def test_a_single_huge_line_is_clipped() -> None:

@@ -22,6 +22,7 @@ from bot.commands.specs import FlagSpec, VerbSpec
 from bot.model import Answer, Command
 from bot.slack.blocks import MAX_BLOCKS, render_answer
 from bot.slack.client import POST_BURST, POST_RATE, ChannelRateLimiter, Poster, make_web_client
+from bot.slack.message import Message
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, OPS, answers_after, running_bot, wait_answer
 from tests.wiring_helpers import VERBS
@@ -90,7 +91,7 @@ def test_help_round_trip(emu: SlackEmulator, db: str, mode: str) -> None:
     assert "/k8s help [verb]" in text
     for name in VERBS.specs:
         assert f"/k8s {VERBS.specs[name].usage}".replace("<", "&lt;").replace(">", "&gt;") in text
-    assert emu.lints(kind="ping") == []
+    assert emu.lints(kind="broadcast_ping") == []
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -150,11 +151,11 @@ def test_a_message_beyond_block_kit_limits_is_trimmed_never_rejected(
     blocks = emu.messages(OPS)[-1]["blocks"]
     assert len(blocks) <= MAX_BLOCKS
     assert any("more lines" in json.dumps(b) for b in blocks)
-    assert emu.lints(kind="ping") == []  # "<!here>" in cluster data was escaped
+    assert emu.lints(kind="broadcast_ping") == []  # "<!here>" in cluster data was escaped
     # The same message through chat.postMessage is accepted too.
     poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
     message = render_answer(Answer(verb="x", data={}, title="t", lines=tuple("y" * 2900 for _ in range(500))))
-    poster.post(OPS, text=message.text, blocks=message.blocks)
+    poster.post(OPS, message)
     assert [c.response.get("error") for c in emu.calls("chat.postMessage")] == [None]
 
 
@@ -183,7 +184,7 @@ def test_socket_mode_reconnects_and_loses_or_repeats_no_command(emu: SlackEmulat
 def test_429_from_chat_post_message_is_retried_after_retry_after(emu: SlackEmulator) -> None:
     emu.rate_limit("chat.postMessage", retry_after=1, times=1)
     poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
-    ts = poster.post(OPS, text="alert")
+    ts = poster.post(OPS, Message(text="alert", blocks=[]))
     calls = emu.calls("chat.postMessage")
     assert [c.status for c in calls] == [429, 200]
     assert calls[1].time - calls[0].time >= 1.0
@@ -197,7 +198,7 @@ def test_one_channel_never_gets_more_than_the_posting_rate(emu: SlackEmulator) -
     poster = Poster(make_web_client(token=emu.bot_token, base_url=emu.api_url))
     texts = [f"message {i}" for i in range(5)]
     for text in texts:
-        poster.post(OPS, text=text)
+        poster.post(OPS, Message(text=text, blocks=[]))
     assert [c.status for c in emu.calls("chat.postMessage")] == [200] * len(texts)  # nothing rejected
     assert [m["text"] for m in emu.messages(OPS)] == texts  # nothing lost, nothing reordered
 

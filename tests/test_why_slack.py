@@ -76,7 +76,7 @@ def test_why_scenario_through_slack_and_ask_json(
     assert f"[{EXPECTED[scenario]}," in shown
     if breakage.path is not None:
         assert top["change"]["path"] in shown
-    assert emu.lints(kind="ping") == []
+    assert emu.lints(kind="broadcast_ping") == []
 
 
 @pytest.mark.kwok

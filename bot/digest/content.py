@@ -8,8 +8,9 @@ period)` (`bot.store.digests`) is claimed in a transaction before posting, which
 09:00) skip it, and is released if posting fails. Run at start, the same call sends a digest missed
 while the bot was down, with its period named in the title.
 
-No Slack here: the digest is a title and plain-text sections, and `post(channel, text)` is whatever
-the caller hands in.
+No Slack here: the digest is typed parts of plain text (a title, sections of lines, the command that
+shows more and the namespaces it covers), and `post(digest)` is whatever the caller hands in: in the
+bot, `bot.slack.digest.SlackDigests`, which escapes every part before it lays the digest out.
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.clock import Clock, utcnow
-from bot.model import Change, ChangeKind, PostText
+from bot.model import Change, ChangeKind
 from bot.store.changes import ChangeStore
 from bot.store.digests import DigestLedger
 from bot.store.events import EventStore
+from bot.text import clip
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CRON = "0 9 * * mon-fri"
 LINES_PER_SECTION = 5
+MORE_COMMAND = "changes -n <namespace> --since 24h"
+"""What the footer suggests typing for more (plain text: `<namespace>` is a placeholder the renderer escapes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +64,39 @@ AlertProvider = Callable[[datetime, datetime], Iterable[AlertLine]]
 
 @dataclass(frozen=True, slots=True)
 class Section:
+    """A titled list of plain-text lines (names, summaries and event messages from the cluster)."""
+
     title: str
     lines: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Digest:
+    """One team's digest of one period, as plain-text parts: a renderer escapes and lays them out."""
+
     channel: str
     period: str
     title: str
     sections: tuple[Section, ...]
-    footer: str
+    namespaces: tuple[str, ...] = ()
+    """The team's namespaces (globs); empty: all namespaces."""
+    more: str = MORE_COMMAND
+    """The `/k8s` command that shows more."""
 
     @property
     def empty(self) -> bool:
         return not self.sections
 
+    @property
+    def scope(self) -> str:
+        return ", ".join(self.namespaces) if self.namespaces else "all namespaces"
+
+    @property
+    def footer(self) -> str:
+        return f"More: /k8s {self.more}  ({self.scope})"
+
     def text(self) -> str:
+        """The digest as plain text (logs and tests; Slack gets `bot.slack.digest.render_digest`)."""
         parts = [self.title]
         for section in self.sections:
             parts.append("")
@@ -84,6 +104,10 @@ class Digest:
             parts += [f"• {line}" for line in section.lines]
         parts += ["", self.footer]
         return "\n".join(parts)
+
+
+DigestPoster = Callable[[Digest], object]
+"""Sends one digest to its channel (rendering it for the chat service is the poster's job)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +178,8 @@ def build_digest(
     title = f"{when} (sent late: I was not running then)" if late else when
     if not sections:
         title += ": no deploys, rollbacks, scale or config changes"
-    namespaces = " ".join(team.namespaces) if team.namespaces != ("*",) else "all namespaces"
-    footer = f"More: /k8s changes -n <namespace> --since 24h  ({namespaces})"
-    return Digest(team.channel, period.name, title, tuple(sections), footer)
+    namespaces = team.namespaces if team.namespaces != ("*",) else ()
+    return Digest(team.channel, period.name, title, tuple(sections), namespaces=namespaces)
 
 
 def _count(found: Sequence[Change], kinds: frozenset[ChangeKind]) -> int:
@@ -192,7 +215,7 @@ def _node_lines(found: Sequence[Change], events: EventStore, period: Period) -> 
         if c.ref.kind == "Node" and c.kind in (ChangeKind.NODE_CONDITION, ChangeKind.SPEC)
     ]
     for event in events.since(period.start, end=period.end, involved_kind="Node", limit=20):
-        lines.append(f"{event.involved.name}: {event.reason} ×{event.count}: {event.message[:100]}")
+        lines.append(f"{event.involved.name}: {event.reason} ×{event.count}: {clip(event.message, 100)}")
     return tuple(lines[:LINES_PER_SECTION])
 
 
@@ -221,7 +244,7 @@ class DigestSender:
         changes: ChangeStore,
         events: EventStore,
         teams: Sequence[DigestTeam],
-        post: PostText,
+        post: DigestPoster,
         cron: str = DEFAULT_CRON,
         timezone: str = "UTC",
         alerts: AlertProvider | None = None,
@@ -265,7 +288,7 @@ class DigestSender:
             digest = build_digest(
                 team, period=period, changes=self.changes, events=self.events, alerts=self.alerts, late=late
             )
-            self.post(team.channel, digest.text())
+            self.post(digest)
         except Exception:
             self.ledger.release(team.channel, period.name)  # not sent: the next run (or restart) tries again
             log.exception("digest for %s (%s) failed", team.channel, period.name)

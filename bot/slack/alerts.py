@@ -1,9 +1,11 @@
 """The alert message: Block Kit (slack_sdk models) within Slack's limits, from an alert's details.
 
 The details dict is stored with the alert, so the message can be rendered again for an update or
-the resolution after a restart. Everything from the cluster goes through `escape_mrkdwn`/`clip`.
-Buttons carry canonical command text (`bot.slack.blocks.button_element`), so a click re-enters the
-command path for the person who clicked: their permissions, confirmation and audit.
+the resolution after a restart. Everything from the cluster is escaped before it is clipped
+(`bot.slack.escaping`). Buttons carry canonical command text (`bot.slack.blocks.button_element`, or
+the id of a stored command when the text is too long), so a click re-enters the command path for the
+person who clicked: their permissions, confirmation and audit. `SlackAlertPoster` is the alert
+outbox's way out: it posts what `BlockKitAlerts` rendered, as a `Message`, through the `Poster`.
 """
 
 from __future__ import annotations
@@ -22,15 +24,11 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.model import Button
-from bot.slack.blocks import (
-    FALLBACK_TEXT,
-    HEADER_TEXT,
-    SECTION_TEXT,
-    button_element,
-    escape_mrkdwn,
-    escape_plain,
-)
-from bot.text import clip
+from bot.slack.blocks import FALLBACK_TEXT, HEADER_TEXT, SECTION_TEXT, button_elements
+from bot.slack.buttons import ButtonValues
+from bot.slack.client import Poster
+from bot.slack.escaping import clip_escaped, code, escape_mrkdwn, fit_mrkdwn, fit_plain
+from bot.slack.message import Message
 
 MAX_EVIDENCE = 6
 VALUE_CHARS = 120
@@ -42,12 +40,11 @@ def _when(iso: str | None) -> str:
     try:
         return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
     except ValueError:
-        return iso
+        return escape_mrkdwn(str(iso)[:40])
 
 
 def _value(value: Any) -> str:
-    text = "(none)" if value is None else str(value)
-    return "`" + escape_mrkdwn(clip(text, VALUE_CHARS)).replace("`", "'") + "`"
+    return code("(none)" if value is None else str(value), VALUE_CHARS)
 
 
 def buttons(details: dict[str, Any]) -> list[Button]:
@@ -74,77 +71,85 @@ def headline(details: dict[str, Any]) -> str:
     return f"{mark} {prefix}{ref['kind']} {where}{ref['name']}: {details['what']}"
 
 
-def render_alert(details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) for an alert in its current state."""
     state = details.get("state", "firing")
     title = headline(details)
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=clip(title, HEADER_TEXT)))]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fit_plain(title, HEADER_TEXT)))]
     facts = [
-        f"*What:* {escape_mrkdwn(details['what'])}",
+        f"*What:* {escape_mrkdwn(str(details['what']))}",
         f"*Since:* {_when(details.get('since'))}",
-        f"*Cluster:* {escape_mrkdwn(details['cluster'])}"
+        f"*Cluster:* {escape_mrkdwn(str(details['cluster']))}"
         + (
-            f" · namespace {escape_mrkdwn(details['workload']['namespace'])}"
+            f" · namespace {escape_mrkdwn(str(details['workload']['namespace']))}"
             if details["workload"].get("namespace")
             else ""
         ),
     ]
     if details.get("pods_total"):
-        facts.append(f"*Affected:* {details.get('affected', 0)} of {details['pods_total']} pods")
+        affected, total = escape_mrkdwn(str(details.get("affected", 0))), escape_mrkdwn(str(details["pods_total"]))
+        facts.append(f"*Affected:* {affected} of {total} pods")
     if state == "resolved":
-        facts.insert(0, f"*Resolved* at {_when(details.get('resolved_at'))} after {details.get('duration', '?')}")
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=clip("\n".join(facts), SECTION_TEXT))))
+        duration = escape_mrkdwn(str(details.get("duration", "?")))
+        facts.insert(0, f"*Resolved* at {_when(details.get('resolved_at'))} after {duration}")
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped("\n".join(facts), SECTION_TEXT))))
     change = details.get("culprit")
     if change:
-        who = f" by {escape_mrkdwn(change['actor'])}" if change.get("actor") else ""
-        revision = f" (revision {change['revision']})" if change.get("revision") else ""
+        who = f" by {escape_mrkdwn(str(change['actor']))}" if change.get("actor") else ""
+        revision = f" (revision {escape_mrkdwn(str(change['revision']))})" if change.get("revision") else ""
         text = (
-            f"*Likely cause:* `{escape_mrkdwn(change['path'])}` changed {_value(change.get('before'))} → "
+            f"*Likely cause:* {code(str(change['path']), 200)} changed {_value(change.get('before'))} → "
             f"{_value(change.get('after'))}{who} at {_when(change.get('at'))}{revision}"
         )
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT))))
-    evidence = [f"• {escape_mrkdwn(clip(line, 400))}" for line in details.get("evidence", [])[:MAX_EVIDENCE]]
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped(text, SECTION_TEXT))))
+    evidence = [f"• {fit_mrkdwn(str(line), 400)}" for line in details.get("evidence", [])[:MAX_EVIDENCE]]
     if evidence:
         blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=clip("*Evidence:*\n" + "\n".join(evidence), SECTION_TEXT)))
+            SectionBlock(
+                text=MarkdownTextObject(text=clip_escaped("*Evidence:*\n" + "\n".join(evidence), SECTION_TEXT))
+            )
         )
     for note in details.get("notes", [])[-3:]:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(escape_mrkdwn(note), SECTION_TEXT))]))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit_mrkdwn(str(note), SECTION_TEXT) or "-")]))
     if state != "resolved":
-        elements = [button_element(b, index=i) for i, b in enumerate(buttons(details))]
-        blocks.append(ActionsBlock(block_id=f"alert-{details.get('id', 0)}", elements=elements))
+        elements = button_elements(buttons(details), values=values, room=25)
+        if elements:
+            blocks.append(ActionsBlock(block_id=f"alert-{details.get('id', 0)}"[:255], elements=elements))
+    alert_id = escape_mrkdwn(str(details.get("id", "?")))
     blocks.append(
         ContextBlock(
             elements=[
-                MarkdownTextObject(
-                    text=f"alert {details.get('id', '?')} · {escape_mrkdwn(details['category'])} · k8sbot"
-                )
+                MarkdownTextObject(text=f"alert {alert_id} · {fit_mrkdwn(str(details['category']), 200)} · k8sbot")
             ]
         )
     )
     fallback = title + (f" — likely cause: {change['path']} → {change.get('after')}" if change else "")
-    return clip(escape_plain(fallback), FALLBACK_TEXT), [b.to_dict() for b in blocks]
+    return fit_plain(fallback, FALLBACK_TEXT), [b.to_dict() for b in blocks]
 
 
 def render_repeat(
     details: dict[str, Any], *, new_subjects: list[str], evidence: list[str]
 ) -> tuple[str, list[dict[str, Any]]]:
     text = f"Still failing: {len(new_subjects)} more affected ({', '.join(new_subjects[:5])})"
-    lines = [escape_mrkdwn(text)] + [f"• {escape_mrkdwn(clip(e, 400))}" for e in evidence[:3]]
-    block = SectionBlock(text=MarkdownTextObject(text=clip("\n".join(lines), SECTION_TEXT)))
-    return clip(escape_plain(text), FALLBACK_TEXT), [block.to_dict()]
+    lines = [escape_mrkdwn(text)] + [f"• {fit_mrkdwn(e, 400)}" for e in evidence[:3]]
+    block = SectionBlock(text=MarkdownTextObject(text=clip_escaped("\n".join(lines), SECTION_TEXT)))
+    return fit_plain(text, FALLBACK_TEXT), [block.to_dict()]
 
 
 def render_note(text: str) -> tuple[str, list[dict[str, Any]]]:
-    block = SectionBlock(text=MarkdownTextObject(text=clip(escape_mrkdwn(text), SECTION_TEXT)))
-    return clip(escape_plain(text), FALLBACK_TEXT), [block.to_dict()]
+    block = SectionBlock(text=MarkdownTextObject(text=fit_mrkdwn(text, SECTION_TEXT) or "-"))
+    return fit_plain(text, FALLBACK_TEXT), [block.to_dict()]
 
 
 class BlockKitAlerts:
-    """The alert engine's `AlertMessages`: alerts, repeats and notes as Block Kit."""
+    """The alert engine's `AlertMessages`: alerts, repeats and notes as Block Kit. `values` says how
+    buttons carry their commands (`bot.slack.buttons`)."""
+
+    def __init__(self, *, values: ButtonValues) -> None:
+        self.values = values
 
     def alert(self, details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-        return render_alert(details)
+        return render_alert(details, values=self.values)
 
     def repeat(
         self, details: dict[str, Any], *, new_subjects: list[str], evidence: list[str]
@@ -153,3 +158,38 @@ class BlockKitAlerts:
 
     def note(self, text: str) -> tuple[str, list[dict[str, Any]]]:
         return render_note(text)
+
+
+class SlackAlertPoster:
+    """The alert sender's `AlertPoster` on the bot's `Poster`.
+
+    The outbox keeps what `BlockKitAlerts` rendered (text and blocks, stored so a restart can send it);
+    this hands it back to the `Poster` as a `Message`, whose way out still escapes any token a renderer
+    did not compose.
+    """
+
+    def __init__(self, poster: Poster) -> None:
+        self.poster = poster
+
+    def post(
+        self,
+        channel: str,
+        *,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        return self.poster.post(
+            channel, Message(text=text, blocks=blocks or []), thread_ts=thread_ts, metadata=metadata
+        )
+
+    def update(self, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        self.poster.update(channel, ts, Message(text=text, blocks=blocks or []))
+
+    def find_posted(
+        self, channel: str, *, event_type: str, dedupe_key: str, thread_ts: str | None, oldest: float | None
+    ) -> str | None:
+        return self.poster.find_posted(
+            channel, event_type=event_type, dedupe_key=dedupe_key, thread_ts=thread_ts, oldest=oldest
+        )

@@ -2,7 +2,9 @@
 
 - 429s are retried after `Retry-After`, connection errors and 5xx with backoff (slack_sdk's retry
   handlers; Bolt copies them into the per-request clients it builds for listeners).
-- `Poster` keeps each channel under Slack's posting rate (about one message per second, short bursts
+- `Poster` is the bot's way out to Slack for everything it posts on its own (alerts, digests, audit
+  lines, files): it takes only a rendered `Message` (`bot.slack.message`), never a free string.
+- It keeps each channel under Slack's posting rate (about one message per second, short bursts
   allowed) with a token bucket per channel, and turns failures into `SlackUnavailable` after logging
   them with the method, channel and Slack's error code.
 
@@ -33,6 +35,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.errors import SlackUnavailable
+from bot.slack.message import Message, SlackFile
 
 log = logging.getLogger(__name__)
 
@@ -114,44 +117,48 @@ class Poster:
     def post(
         self,
         channel: str,
+        message: Message,
         *,
-        text: str,
-        blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> str:
         """chat.postMessage; returns the message ts. `metadata` is Slack message metadata
         ({"event_type", "event_payload"}); the alert outbox puts its dedupe key there."""
         self.limiter.acquire(channel)
+        body = message.to_slack()
         response = self._call(
             "chat.postMessage",
             channel,
             lambda: self.client.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts, metadata=metadata
+                channel=channel,
+                text=body["text"],
+                blocks=body["blocks"] or None,
+                thread_ts=thread_ts,
+                metadata=metadata,
             ),
         )
         return str(response["ts"])
 
-    def update(self, channel: str, ts: str, *, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        body = message.to_slack()
         self._call(
-            "chat.update", channel, lambda: self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            "chat.update",
+            channel,
+            lambda: self.client.chat_update(channel=channel, ts=ts, text=body["text"], blocks=body["blocks"] or None),
         )
 
-    def ephemeral(self, channel: str, user: str, *, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+    def ephemeral(self, channel: str, user: str, message: Message) -> None:
+        body = message.to_slack()
         self._call(
             "chat.postEphemeral",
             channel,
-            lambda: self.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks),
-        )
-
-    def upload(self, channel: str, *, filename: str, content: str, thread_ts: str | None = None) -> None:
-        self._call(
-            "files.upload_v2",
-            channel,
-            lambda: self.client.files_upload_v2(
-                channel=channel, filename=filename, content=content, title=filename, thread_ts=thread_ts
+            lambda: self.client.chat_postEphemeral(
+                channel=channel, user=user, text=body["text"], blocks=body["blocks"] or None
             ),
         )
+
+    def upload(self, channel: str, file: SlackFile, *, thread_ts: str | None = None) -> None:
+        self._call("files.upload_v2", channel, lambda: upload_file(self.client, channel, file, thread_ts=thread_ts))
 
     def find_posted(
         self, channel: str, *, event_type: str, dedupe_key: str, thread_ts: str | None, oldest: float | None
@@ -186,6 +193,9 @@ class Poster:
                 return str(message.get("ts"))
         return None
 
-    def post_text(self, channel: str, text: str) -> str:
-        """`post(channel, text)` for the digest and the audit channel (`bot.model.PostText`)."""
-        return self.post(channel, text=text)
+
+def upload_file(client: WebClient, channel: str, file: SlackFile, *, thread_ts: str | None = None) -> Any:
+    """files upload v2 of a rendered `SlackFile` (safe name, escaped title); no free-text comment."""
+    return client.files_upload_v2(
+        channel=channel, filename=file.filename, content=file.content, title=file.title, thread_ts=thread_ts
+    )

@@ -4,8 +4,9 @@ Who (Slack user and the Kubernetes identity the bot acted as), what (verb, targe
 parameters, the canonical command), the decision and the rule that made it, the outcome and when.
 A confirmed action's row is written BEFORE the change with its action id under a UNIQUE constraint:
 that row is the idempotency key, so a second click with the same id finds it, changes nothing and
-only counts a repeat on the same row. Optionally each action and each refusal is also posted to an
-audit channel through a plain `post(channel, text)` callable (no Slack imports here).
+only counts a repeat on the same row. Optionally each action and each refusal is also announced:
+`announce(entry)` is given the row itself (typed parts, not a line of text), and rendering it for a
+chat channel is the announcer's job (`bot.slack.audit.AuditChannel` in the bot; no Slack imports here).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.clock import Clock, utcnow
-from bot.model import Command, Decision, PostText, Subject
+from bot.model import Command, Decision, Subject
 from bot.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -130,13 +132,17 @@ class AuditEntry:
         }
 
     def line(self) -> str:
-        """One plain line for `k8sbot audit` and the audit channel."""
+        """One plain line for `k8sbot audit` (the audit channel renders the entry itself, escaped)."""
         who = self.slack_user or "terminal"
         if self.k8s_user:
             who += f" as {self.k8s_user}"
         repeats = f" (+{self.repeats} repeated click{'s' if self.repeats > 1 else ''})" if self.repeats else ""
         detail = self.message if self.outcome != DENIED else self.reason
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.outcome.upper():7} {who}: {self.command}{repeats} — {detail or ''}"
+
+
+AuditAnnouncer = Callable[[AuditEntry], object]
+"""Announces an action or a refusal somewhere people see it (the audit channel)."""
 
 
 class AlreadyClaimed(Exception):
@@ -154,13 +160,11 @@ class AuditLog:
         self,
         database: Database,
         *,
-        post: PostText | None = None,
-        channel: str | None = None,
+        announce: AuditAnnouncer | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.database = database
-        self.post = post
-        self.channel = channel
+        self.announce = announce
         self._clock = clock
         database.ensure_schema("audit", MIGRATIONS)
 
@@ -273,12 +277,12 @@ class AuditLog:
 
     def _announce(self, entry: AuditEntry) -> None:
         # Reads are recorded but not posted: the channel is for changes and refusals.
-        if not (self.post and self.channel) or (entry.outcome == DONE and entry.action_id is None):
+        if self.announce is None or (entry.outcome == DONE and entry.action_id is None):
             return
         try:
-            self.post(self.channel, entry.line())
+            self.announce(entry)
         except Exception:  # the audit row is the record; a failed post must not fail the action
-            log.exception("could not post audit entry %s to %s", entry.id, self.channel)
+            log.exception("could not announce audit entry %s", entry.id)
 
     # -- reading --------------------------------------------------------------------------------
 
