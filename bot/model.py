@@ -7,6 +7,7 @@ tests build them by hand or fetch them from a real API server.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -298,7 +299,7 @@ class Command:
             if value is True:
                 parts.append(f"--{key}")
             elif value is not False:
-                parts += [f"--{key}", str(value)]
+                parts += [f"--{key}", shlex.quote(str(value))]  # a value with spaces or quotes stays one word
         return " ".join(parts)
 
 

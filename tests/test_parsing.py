@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from bot.commands.parsing import duration_seconds, parse
@@ -30,7 +32,13 @@ def registry() -> VerbRegistry:
         noop,
     )
     reg.add(
-        VerbSpec(name="changes", summary="", usage="changes", flags=(FlagSpec("since", "duration", "window"),)), noop
+        VerbSpec(
+            name="changes",
+            summary="",
+            usage="changes",
+            flags=(FlagSpec("since", "duration", "window"), FlagSpec("grep", "str", "text")),
+        ),
+        noop,
     )
     reg.add(VerbSpec(name="status", summary="", usage="status", target="none"), noop)
     return reg
@@ -53,6 +61,15 @@ def test_flags_and_canonical_text_round_trip(registry: VerbRegistry) -> None:
     assert parse(command.as_text(), registry=registry) == Command(
         verb="scale", target="checkout", namespace="shop", flags=command.flags, raw=command.as_text()
     )
+
+
+@pytest.mark.parametrize("value", ["a b c", "it's", 'say "hi"', "-x", "a;b $(c) `d`"])
+def test_a_flag_value_with_spaces_or_quotes_survives_the_canonical_text(registry: VerbRegistry, value: str) -> None:
+    # Buttons and confirmations carry the canonical text: it must parse back to the same command.
+    command = parse(f"changes --grep {shlex.quote(value)}", registry=registry)
+    assert command.flag("grep") == value
+    again = parse(command.as_text(), registry=registry)
+    assert again.flags == command.flags and again.as_text() == command.as_text()
 
 
 def test_empty_text_is_help(registry: VerbRegistry) -> None:
