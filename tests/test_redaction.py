@@ -64,3 +64,26 @@ def test_ordinary_lines_survive(line: str) -> None:
 def test_key_name_is_kept_so_the_line_stays_readable() -> None:
     assert redact("password=hunter2") == "password=[REDACTED]"
     assert redact("postgres://app:pw@db/x") == "postgres://app:[REDACTED]@db/x"
+
+
+# -- issue 11: gaps that leaked (each failed before the scanner rewrite) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "secrets"),
+    [
+        ("DB_PASS=plainpass123 connecting", ["plainpass123"]),
+        ("passphrase: phrase-secret-99", ["phrase-secret-99"]),
+        ('password="a b,c" user=app', ["a b", ",c"]),
+        ("password='x y;z'", ["x y", ";z"]),
+        ('{"apiKey": "k1 k2", "ok": true}', ["k1 k2"]),
+        ("x-auth-token: tok-77-abc", ["tok-77-abc"]),
+        ("SESSION_COOKIE=choc-chip-42", ["choc-chip-42"]),
+        ('msg="{\\"password\\": \\"esc aped\\"}"', ["esc aped"]),
+    ],
+)
+def test_issue_gaps_are_closed(line: str, secrets: list[str]) -> None:
+    redacted = redact(line)
+    for secret in secrets:
+        assert secret not in redacted, redacted
+    assert "[REDACTED" in redacted
