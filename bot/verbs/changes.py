@@ -1,7 +1,8 @@
 """`changes [target] [-n ns] [--since 2h]`: the recorded change timeline, newest first.
 
 Reads only the change history (no API call): what changed, when, who, before → after. Secret
-fields show fingerprints, never values (they are stored that way).
+fields show fingerprints, never values, and so does whatever else looks secret (they are stored that
+way: bot/changes/diffing.py; the summary and values are redacted again when shown).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def changes_verb(ctx: VerbContext, command: Command) -> Answer:
     else:
         found = store.query(since=since, namespace=namespace, limit=SHOWN + 1)
         where = f"namespace {namespace}" if namespace else "all namespaces"
-    shown = found[:SHOWN]
+    shown = [ctx.services.redactor.change(c) for c in found[:SHOWN]]  # stored redacted; shown so again
     title = f"Changes of {where} in the last {since_text}: {len(shown)}{'+' if len(found) > SHOWN else ''}"
     return Answer(
         verb="changes",

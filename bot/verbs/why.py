@@ -34,6 +34,7 @@ def why_verb(ctx: VerbContext, command: Command) -> Answer:
         analyzers=ctx.services.analyzers,
         history=ctx.services.changes,
         now=ctx.now,
+        redactor=ctx.services.redactor,
     )
     return Answer(
         verb="why",
