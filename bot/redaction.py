@@ -431,8 +431,8 @@ class Redactor:
             return {k: self.value(str(k), v) for k, v in value.items()}
         out = {k: self.tree(v, str(k)) for k, v in value.items()}
         name, inner = value.get("name"), value.get("value")
-        if isinstance(name, str) and isinstance(inner, str) and self.secret_key(name):
-            out["value"] = self.mask(inner) if inner else inner
+        if isinstance(name, str) and isinstance(inner, str):
+            out["value"] = self.value(name, inner)
         return out
 
     def _list(self, items: list[Any], *, flags: bool) -> list[Any]:
@@ -440,7 +440,7 @@ class Redactor:
         secret_next = False
         for item in items:
             if secret_next and isinstance(item, str):
-                out.append(self.mask(item))
+                out.append(item if not item or item.startswith(MASK_PREFIX) else self.mask(item))
                 secret_next = False
                 continue
             out.append(self.tree(item))
