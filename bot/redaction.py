@@ -47,7 +47,7 @@ import re
 import secrets
 import string
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.model import Change, CulpritChange, FieldChange
@@ -139,7 +139,7 @@ class RedactionRules:
 class _Compiled:
     """The rules, ready to scan with: literal searches over an ASCII-lower-cased copy of the text."""
 
-    __slots__ = ("fragments", "hint", "long_fragments", "minimum", "prefix", "secret_key")
+    __slots__ = ("anything", "fragments", "hint", "long_fragments", "minimum", "prefix", "secret_key")
 
     def __init__(self, rules: RedactionRules) -> None:
         fragments = sorted(set(rules.key_fragments), key=len, reverse=True)
@@ -149,6 +149,9 @@ class _Compiled:
         self.hint = re.compile(_trie_pattern(fragments))
         """Any fragment, anywhere in the lower-cased text: where a secret key may be."""
         self.prefix = re.compile(_trie_pattern(prefixes))
+        anchors = {*fragments, "bearer", "basic", "://", PRIVATE_KEY_BEGIN.lower(), "q~", *map(str.lower, prefixes)}
+        self.anything = re.compile(_trie_pattern(anchors))
+        """Any anchor of any detector, in the lower-cased text: most values have none, and cost one search."""
         self.minimum = dict(rules.token_prefixes)
         self.secret_key: Callable[[str], bool] = functools.lru_cache(maxsize=8192)(self._secret_key)
 
@@ -349,8 +352,13 @@ def _assignments(text: str, lowered: str, compiled: _Compiled, *, to_line_end: b
 
 def find_secrets(text: str, rules: RedactionRules, *, to_line_end: bool = False) -> list[Span]:
     """Every secret span in `text`, merged, in order."""
-    compiled = _compile(rules)
+    return _find(text, _compile(rules), to_line_end=to_line_end)
+
+
+def _find(text: str, compiled: _Compiled, *, to_line_end: bool) -> list[Span]:
     lowered = text.translate(_ASCII_LOWER)
+    if compiled.anything.search(lowered) is None:
+        return []
     spans: list[Span] = []
     _private_keys(text, spans)
     _url_passwords(text, spans)
@@ -384,19 +392,23 @@ class Redactor:
 
     rules: RedactionRules = RedactionRules()
     fingerprint: Fingerprint | None = None
+    _compiled: _Compiled = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", _compile(self.rules))
 
     def keyed(self, fingerprint: Fingerprint) -> Redactor:
         return replace(self, fingerprint=fingerprint)
 
     def secret_key(self, name: str) -> bool:
         """Does this key name (env var, ConfigMap key, annotation, flag) say it holds a secret?"""
-        return len(name) <= MAX_KEY and _compile(self.rules).secret_key(name)
+        return len(name) <= MAX_KEY and self._compiled.secret_key(name)
 
     # -- text -----------------------------------------------------------------------------------------
 
     def text(self, text: str) -> str:
         """`text` with credentials replaced by [REDACTED]; the shape of the line stays readable."""
-        return self._apply(text, find_secrets(text, self.rules), keyed=False)
+        return self._apply(text, _find(text, self._compiled, to_line_end=False), keyed=False)
 
     def lines(self, lines: Iterable[str]) -> list[str]:
         """Redact line by line, except that a private key block spanning lines is hidden whole."""
@@ -411,7 +423,7 @@ class Redactor:
             return value
         if key is not None and self.secret_key(key):
             return self.mask(value)
-        return self._apply(value, find_secrets(value, self.rules, to_line_end=True), keyed=True)
+        return self._apply(value, _find(value, self._compiled, to_line_end=True), keyed=True)
 
     def tree(self, value: Any, key: str | None = None) -> Any:
         """A JSON value (a pod template, a spec, a culprit's before/after) with secrets hidden:
