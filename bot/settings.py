@@ -76,6 +76,10 @@ class Settings(BaseModel):
     """How long a problem must last before it pages (a flapping pod does not)."""
     alert_resolve_seconds: float = Field(default=60.0, ge=0, le=86400)
     """How long a workload must stay healthy before its alert is marked resolved."""
+    redact_keys: list[str] = Field(default_factory=list)
+    """Key-name fragments that mark a value as secret, beyond the built-in ones (bot/redaction.py)."""
+    redact_token_prefixes: list[str] = Field(default_factory=list)
+    """Literal prefixes of your own tokens (`acme_live_`): hidden wherever they appear."""
 
     @field_validator("slack_api_url")
     @classmethod
@@ -84,6 +88,22 @@ class Settings(BaseModel):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("redact_keys")
+    @classmethod
+    def _fragments(cls, value: list[str]) -> list[str]:
+        for fragment in value:
+            if not (2 <= len(fragment) <= 40 and fragment.isascii() and fragment.isalnum()):
+                raise ValueError(f"{fragment!r} is not a key fragment (2 to 40 letters or digits, e.g. pin)")
+        return [fragment.lower() for fragment in value]
+
+    @field_validator("redact_token_prefixes")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not (3 <= len(prefix) <= 40 and all(c.isascii() and (c.isalnum() or c in "_.~-") for c in prefix)):
+                raise ValueError(f"{prefix!r} is not a token prefix (3 to 40 of A-Z a-z 0-9 _ . ~ -, e.g. acme_live_)")
+        return value
 
     @field_validator("timezone")
     @classmethod

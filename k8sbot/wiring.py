@@ -33,6 +33,7 @@ from bot.kube.client import KubeClient, UnconfiguredKubeClient
 from bot.permissions.engine import PermissionEngine
 from bot.permissions.identity import Directory
 from bot.permissions.policy import Policy, PolicyFile
+from bot.redaction import RedactionRules, Redactor
 from bot.settings import Settings
 from bot.slack.alerts import BlockKitAlerts, SlackAlertPoster
 from bot.slack.audit import AuditChannel
@@ -69,6 +70,8 @@ class Core:
     outbox: Outbox
     audit: AuditLog
     recorder: ChangeRecorder
+    redactor: Redactor
+    """The one redaction: the configured rules with this database's secret fingerprint."""
     permissions: PermissionEngine | None
     commands: CommandServices
     buttons: ButtonCommands
@@ -78,6 +81,13 @@ class Core:
     poster: Poster | None
     """The bot's Slack poster, when a Slack client was given."""
     clock: Clock
+
+
+def build_redactor(settings: Settings, *, fingerprint: Callable[[str], str]) -> Redactor:
+    """The built-in redaction rules plus `redact_keys` / `redact_token_prefixes`, marking hidden values
+    with the database's keyed fingerprint (so `changes`, `why` and alerts show the same marker)."""
+    rules = RedactionRules.with_extras(keys=settings.redact_keys, token_prefixes=settings.redact_token_prefixes)
+    return Redactor(rules, fingerprint=fingerprint)
 
 
 def check_permissions_file(settings: Settings) -> Path:
@@ -115,6 +125,7 @@ def build_core(
     retention = timedelta(days=settings.retention_days)
     changes = ChangeStore(database, retention=retention, clock=clock)
     events = EventStore(database, retention=retention, clock=clock)
+    redactor = build_redactor(settings, fingerprint=changes.fingerprint)
     poster = Poster(slack) if slack is not None else None
     audit = AuditLog(
         database,
@@ -135,6 +146,7 @@ def build_core(
         changes,
         events,
         namespaces=NamespaceFilter(tuple(settings.watch_namespaces), tuple(settings.ignore_namespaces)),
+        redactor=redactor,
         clock=clock,
     )
     alerts = AlertStore(database, clock=clock)
@@ -147,6 +159,7 @@ def build_core(
         analyzers=AnalyzerRegistry.discover(),
         permissions=engine,
         placement=Placement(settings.cluster_name, dict(settings.channel_namespaces), settings.default_namespace),
+        redactor=redactor,
         clock=clock,
     )
     return Core(
@@ -159,6 +172,7 @@ def build_core(
         outbox=Outbox(database, clock=clock),
         audit=audit,
         recorder=recorder,
+        redactor=redactor,
         permissions=engine,
         commands=commands,
         buttons=buttons,
@@ -196,6 +210,7 @@ def build_background(core: Core, poster: Poster) -> Background:
             timing=Timing(settle=settings.alert_settle_seconds, resolve_after=settings.alert_resolve_seconds),
         ),
         policy=current_policy(core.permissions),
+        redactor=core.redactor,
         clock=core.clock,
     )
     digest = DigestSender(

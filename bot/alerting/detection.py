@@ -12,7 +12,8 @@ index (the workload, its ReplicaSets or Jobs, their pods and recent Warning even
 * pods already being deleted are ignored (old revisions going away).
 
 It also gathers what the message needs: the culprit change (recorded history first, then the
-ReplicaSet revision diff), the last good revision to roll back to, and counts of affected pods.
+ReplicaSet revision diff, its values redacted), the last good revision to roll back to, and counts of
+affected pods.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bot.diagnosis.engine import run_analyzers
 from bot.kube.revisions import RevisionChange, revision_change, revision_of
 from bot.kube.snapshot import Snapshot
 from bot.model import Category, Change, CulpritChange, Finding, KubeObject, ObjectRef, Severity
+from bot.redaction import DEFAULT, Redactor
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,14 @@ class Context:
     failing_pod: str | None
 
 
-def context(evaluation: Evaluation, category: Category, *, history: History | None, now: datetime) -> Context:
+def context(
+    evaluation: Evaluation,
+    category: Category,
+    *,
+    history: History | None,
+    now: datetime,
+    redactor: Redactor = DEFAULT,
+) -> Context:
     deployment = next(iter(evaluation.objects.get("Deployment", ())), None)
     findings = evaluation.found.get(category, ())
     pod = next((f.subject.name for f in findings if f.subject.kind == "Pod"), None)
@@ -167,9 +176,11 @@ def context(evaluation: Evaluation, category: Category, *, history: History | No
     current: int | None = None
     if deployment is not None:
         snapshot = Snapshot(evaluation.workload.namespace or "", evaluation.objects, missing=UNLISTED)
-        revision = revision_change(deployment, snapshot)
+        revision = revision_change(deployment, snapshot, redactor=redactor)
         current = revision_of(deployment)
     blamed = culprit(category, Evidence(workload=evaluation.workload, revision=revision, history=changes))
+    if blamed is not None:
+        blamed = redactor.culprit(blamed)
     rollback_to = None
     if revision is not None and current == revision.failing.number and revision.good.number != current:
         rollback_to = revision.good.number

@@ -7,6 +7,8 @@ decisions into alert rows and outbox rows written in one transaction. A second t
 `OutboxSender`, does the posting. Nothing here waits on Slack.
 
 Restart: open alerts are adopted from the store (never posted again); the outbox resumes.
+What an alert quotes from the cluster (what is wrong, evidence, the culprit's values, notes) is
+redacted by the `Redactor` it is given before it is stored or rendered.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from bot.kube.kinds import KINDS
 from bot.kube.watching import WatchedKind
 from bot.model import Change, ChangeKind, KubeObject, ObjectRef
 from bot.permissions.policy import Policy
+from bot.redaction import DEFAULT, Redactor
 from bot.store.alerts import AlertStore
 from bot.store.events import WarningEvent
 from bot.store.outbox import Outbox
@@ -88,10 +91,12 @@ class AlertEngine:
         analyzers: AnalyzerRegistry,
         settings: AlertSettings,
         policy: Callable[[], Policy | None] = lambda: None,
+        redactor: Redactor = DEFAULT,
         clock: Clock = utcnow,
         backoff: tuple[float, float] = (1.0, 10.0),
     ) -> None:
         self.clock = clock
+        self.redactor = redactor
         self.kube = kube
         self.recorder = recorder
         self.settings = settings
@@ -311,7 +316,7 @@ class AlertEngine:
         if record is None or not record.channel:
             return
         subjects = [s.name for s in repeat.new_subjects]
-        evidence = [line for f in repeat.findings for line in f.evidence]
+        evidence = [self.redactor.text(line) for f in repeat.findings for line in f.evidence]
         details = dict(record.details)
         details["affected"] = len({f.subject for f in repeat.findings})
         self._store_update(
@@ -375,7 +380,7 @@ class AlertEngine:
                 if record is None:
                     continue
                 who = f" by {change.actor}" if change.actor else ""
-                note = f"{change.summary}{who} at {change.at:%H:%M:%S} UTC"
+                note = self.redactor.text(f"{change.summary}{who} at {change.at:%H:%M:%S} UTC")
                 details = dict(record.details)
                 details["notes"] = [*details.get("notes", []), note]
                 self._store_update(record.id, record.channel, details, state="firing", reply=self.messages.note(note))
@@ -402,13 +407,13 @@ class AlertEngine:
         key = fire.key
         findings = fire.findings
         history = self._history
-        ctx = detection.context(evaluation, key.category, history=history, now=self.clock())
-        evidence = list(dict.fromkeys(line for f in findings for line in f.evidence))
+        ctx = detection.context(evaluation, key.category, history=history, now=self.clock(), redactor=self.redactor)
+        evidence = list(dict.fromkeys(self.redactor.text(line) for f in findings for line in f.evidence))
         affected = len({f.subject for f in findings if f.subject.kind == "Pod"})
         return {
             "workload": key.workload.to_json(),
             "category": str(key.category),
-            "what": findings[0].message if findings else str(key.category),
+            "what": self.redactor.text(findings[0].message) if findings else str(key.category),
             "cluster": self.settings.cluster_name,
             "since": datetime.fromtimestamp(fire.since, UTC).isoformat(),
             "state": "firing",

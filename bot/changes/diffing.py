@@ -2,11 +2,14 @@
 
 Three steps, each a function of its own:
 
-* `snapshot(kind, obj, fingerprint=...)` keeps only what a change is made of (spec, ConfigMap data,
-  labels/annotations that matter, Node condition statuses) and drops the rest (status churn,
-  managedFields, resourceVersion, generation, timestamps, last-applied-configuration). Secret values
-  are replaced by a keyed fingerprint here, before anything is stored or compared, so a value never
-  leaves this function.
+* `snapshot(kind, obj, fingerprint=..., redactor=...)` keeps only what a change is made of (spec,
+  ConfigMap data, labels/annotations that matter, Node condition statuses) and drops the rest (status
+  churn, managedFields, resourceVersion, generation, timestamps, last-applied-configuration). Secret
+  values are replaced by a keyed fingerprint here, and so is everything else that looks secret (env
+  values, ConfigMap data and annotations under secret-looking keys, credentials inside any value:
+  `bot.redaction`), before anything is stored or compared, so such a value never leaves this
+  function. The marker carries the fingerprint (`[REDACTED hmac:…]`), so changing a hidden value is
+  still a recorded change.
 * `bot.kube.fields.differences_between(old, new)` walks the two snapshots (the one field diff of the
   bot: lists of named items match by name, so reordering is not a change).
 * `describe(...)` names the change (image, scale, rollback, restart, config, secret, node condition)
@@ -25,6 +28,7 @@ from typing import Any
 from bot.kube.fields import Difference, Item, Path, differences_between, render_path
 from bot.kube.revisions import REVISION_ANNOTATION, TEMPLATE_HASH_LABEL
 from bot.model import Change, ChangeKind, FieldChange, KubeObject, ObjectRef, ObjectState
+from bot.redaction import DEFAULT, Redactor
 from bot.text import brief
 
 Fingerprint = Callable[[str], str]
@@ -32,7 +36,7 @@ Fingerprint = Callable[[str], str]
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 MAX_TEXT = 1024
-"""ConfigMap values longer than this are kept as a digest: enough to see that they changed."""
+"""ConfigMap values longer than this are kept as a keyed fingerprint: enough to see that they changed."""
 
 IGNORED_ANNOTATION_PREFIXES = (
     "kubectl.kubernetes.io/last-applied-configuration",  # a copy of the object; for Secrets, the values
@@ -56,15 +60,18 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSe
 # -- snapshots ------------------------------------------------------------------------------------
 
 
-def snapshot(kind: str, obj: KubeObject, *, fingerprint: Fingerprint) -> ObjectState:
-    """Strip `obj` down to what changes are made of. Secret values become fingerprints here."""
+def snapshot(kind: str, obj: KubeObject, *, fingerprint: Fingerprint, redactor: Redactor = DEFAULT) -> ObjectState:
+    """Strip `obj` down to what changes are made of. Secret values become fingerprints here, and
+    whatever else looks secret becomes `[REDACTED <fingerprint>]` (`redactor`'s rules)."""
+    hide = redactor.keyed(fingerprint)
     meta = obj.get("metadata") or {}
     body: dict[str, Any] = {}
     kept_meta = {
-        "labels": {k: v for k, v in (meta.get("labels") or {}).items() if k not in IGNORED_LABELS},
-        "annotations": {
-            k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(IGNORED_ANNOTATION_PREFIXES)
-        },
+        "labels": hide.tree({k: v for k, v in (meta.get("labels") or {}).items() if k not in IGNORED_LABELS}),
+        "annotations": hide.tree(
+            {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(IGNORED_ANNOTATION_PREFIXES)},
+            "annotations",
+        ),
     }
     kept_meta = {k: v for k, v in kept_meta.items() if v}
     if kept_meta:
@@ -72,11 +79,11 @@ def snapshot(kind: str, obj: KubeObject, *, fingerprint: Fingerprint) -> ObjectS
     if kind == "Secret":
         body.update(_secret_body(obj, fingerprint))
     elif kind == "ConfigMap":
-        body.update(_configmap_body(obj))
+        body.update(_configmap_body(obj, hide, fingerprint))
     elif kind == "Node":
         body.update(_node_body(obj))
     elif kind != "ReplicaSet" and obj.get("spec") is not None:
-        body["spec"] = obj["spec"]
+        body["spec"] = hide.tree(obj["spec"])
     template = (obj.get("spec") or {}).get("template") if kind in TEMPLATE_KINDS else None
     revision = _int_or_none((meta.get("annotations") or {}).get(REVISION_ANNOTATION))
     return ObjectState(
@@ -101,12 +108,12 @@ def _secret_body(obj: KubeObject, fingerprint: Fingerprint) -> dict[str, Any]:
     return body
 
 
-def _configmap_body(obj: KubeObject) -> dict[str, Any]:
+def _configmap_body(obj: KubeObject, hide: Redactor, fingerprint: Fingerprint) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if obj.get("data"):
-        body["data"] = {k: _short_text(str(v)) for k, v in obj["data"].items()}
-    if obj.get("binaryData"):
-        body["binaryData"] = {k: _digest(str(v)) for k, v in obj["binaryData"].items()}
+        body["data"] = {k: _short_text(str(k), str(v), hide, fingerprint) for k, v in obj["data"].items()}
+    if obj.get("binaryData"):  # bytes are never shown: a fingerprint says whether they changed
+        body["binaryData"] = {k: fingerprint(str(v)) for k, v in obj["binaryData"].items()}
     return body
 
 
@@ -124,12 +131,10 @@ def _node_body(obj: KubeObject) -> dict[str, Any]:
     return body
 
 
-def _short_text(value: str) -> str:
-    return value if len(value) <= MAX_TEXT else f"{_digest(value)} ({len(value)} chars)"
-
-
-def _digest(value: str) -> str:
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+def _short_text(key: str, value: str, hide: Redactor, fingerprint: Fingerprint) -> str:
+    if len(value) > MAX_TEXT:
+        return f"{fingerprint(value)} ({len(value)} chars)"
+    return hide.value(key, value)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -14,13 +14,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.changes.diffing import build_change, snapshot
 from bot.clock import Clock, utcnow
 from bot.kube.watching import Pages, WatchedKind
 from bot.model import Change, ChangeKind, KubeObject, ObjectRef, ObjectState
+from bot.redaction import DEFAULT, Redactor
 from bot.store.changes import ChangeStore, Recorded
 from bot.store.events import EventStore, WarningEvent, warning_event_of
 
@@ -93,11 +94,14 @@ class ChangeRecorder:
         events: EventStore,
         *,
         namespaces: NamespaceFilter | None = None,
+        redactor: Redactor = DEFAULT,
         clock: Clock = utcnow,
     ) -> None:
         self.changes = changes
         self.events = events
         self.namespaces = namespaces or NamespaceFilter()
+        self.redactor = redactor
+        """Hides what looks secret in every state and Warning message before it is stored."""
         self.clock = clock
         self._on_change: list[ChangeCallback] = []
         self._on_event: list[EventCallback] = []
@@ -160,7 +164,7 @@ class ChangeRecorder:
             for obj in items:
                 if not self.namespaces.allows_object(kind, obj):
                     continue
-                new = snapshot(kind, obj, fingerprint=self.changes.fingerprint)
+                new = snapshot(kind, obj, fingerprint=self.changes.fingerprint, redactor=self.redactor)
                 seen.add(new.ref)
                 self._notify(self._on_object, kind, "LISTED", obj)
                 if not new.settled:
@@ -190,7 +194,7 @@ class ChangeRecorder:
         if not self.namespaces.allows_object(kind, obj):
             return []
         self._notify(self._on_object, kind, event_type, obj)
-        new = snapshot(kind, obj, fingerprint=self.changes.fingerprint)
+        new = snapshot(kind, obj, fingerprint=self.changes.fingerprint, redactor=self.redactor)
         checkpoint = self._due_checkpoint(kind, new.resource_version)
         if event_type == "DELETED":
             old = self.changes.state(new.ref)
@@ -228,6 +232,7 @@ class ChangeRecorder:
         event = warning_event_of(obj, now=self.clock())
         if event is None:
             return None
+        event = replace(event, message=self.redactor.text(event.message))  # stored and shown redacted
         self.events.record(event)
         self._notify(self._on_event, event)
         return event

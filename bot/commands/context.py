@@ -17,6 +17,7 @@ from bot.kube.client import KubeClient
 from bot.model import Answer, Change, Command, ObjectRef, Subject
 from bot.permissions.engine import PermissionEngine, acted_namespace
 from bot.permissions.reading import ReadAccess
+from bot.redaction import DEFAULT, Redactor
 from bot.store.alerts import AlertStore
 from bot.store.audit import AuditLog
 from bot.store.changes import ChangeStore
@@ -65,6 +66,8 @@ class CommandServices:
     analyzers: AnalyzerRegistry
     permissions: PermissionEngine | None = None
     placement: Placement = field(default_factory=Placement)
+    redactor: Redactor = DEFAULT
+    """The one redaction (configured rules, the change store's fingerprint) every verb shows text through."""
     clock: Clock = utcnow
     _subject_clients: dict[tuple[str, tuple[str, ...]], KubeClient] = field(default_factory=dict, repr=False)
 

@@ -4,7 +4,9 @@ The steps: take the target's scope (workloads, their ReplicaSets, pods, Services
 every analyzer on it (a failing analyzer adds an error; the rest still report), group findings into
 causes by category, rank them (root causes above the symptoms they produce: a Deployment scaled to
 zero also leaves its Service without endpoints), blame a change for each, and suggest a next step.
-Only the top cause gets log lines, fetched through `read_logs` (two requests at most).
+Only the top cause gets log lines, fetched through `read_logs` (two requests at most). Everything a
+diagnosis quotes from the cluster (titles, evidence, event messages, log lines, the culprit's before
+and after) goes through the `Redactor` it is given.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bot.kube.revisions import revision_change, scale_change
 from bot.kube.selectors import pod_ready, selected_pods
 from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, read_pod_log
 from bot.model import Category, Cause, Change, Diagnosis, Finding, KubeObject, ObjectRef, Severity
-from bot.redaction import redact
+from bot.redaction import DEFAULT, Redactor
 from bot.text import brief
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,7 @@ def explain(
     read_logs: LogReader | None = None,
     now: datetime | None = None,
     window: timedelta = timedelta(days=1),
+    redactor: Redactor = DEFAULT,
 ) -> Diagnosis:
     """Diagnose the resolved target. Never raises for a broken analyzer or a missing log."""
     scope = scope_of(snapshot, resolution)
@@ -157,18 +160,28 @@ def explain(
     errors = list(snapshot.errors) + errors
     problems = [f for f in findings if f.severity != Severity.INFO]
     if not problems:
-        return _healthy(resolution.ref, scope, findings, errors)
-    evidence = _change_evidence(snapshot, resolution, scope, history=history, now=now, window=window, errors=errors)
+        return _healthy(resolution.ref, scope, findings, errors, redactor)
+    evidence = _change_evidence(
+        snapshot, resolution, scope, history=history, now=now, window=window, errors=errors, redactor=redactor
+    )
     causes = _rank(
         [
-            _cause(category, group, snapshot=snapshot, scope=scope, evidence=evidence, resolution=resolution)
+            _cause(
+                category,
+                group,
+                snapshot=snapshot,
+                scope=scope,
+                evidence=evidence,
+                resolution=resolution,
+                redactor=redactor,
+            )
             for category, group in _by_category(findings).items()
             if any(f.severity != Severity.INFO for f in group)
         ]
     )
-    causes = _with_rollout_context(causes, findings)
+    causes = _with_rollout_context(causes, findings, redactor)
     if read_logs is not None and causes and causes[0].category in LOGGED:
-        causes[0] = _with_logs(causes[0], scope, read_logs)
+        causes[0] = _with_logs(causes[0], scope, read_logs, redactor)
     top = causes[0]
     return Diagnosis(
         resolution.ref, False, _summary(resolution.ref, top), tuple(causes), tuple(findings), tuple(errors)
@@ -183,6 +196,7 @@ def diagnose(
     analyzers: AnalyzerRegistry,
     history: ChangeHistory | None = None,
     now: datetime | None = None,
+    redactor: Redactor = DEFAULT,
 ) -> Diagnosis:
     """Fetch the namespace once, resolve `target` in it, explain it (with the top cause's logs)."""
     snapshot = fetch_snapshot(kube, namespace)
@@ -193,15 +207,18 @@ def diagnose(
             kube, namespace, pod, container=container, previous=previous, tail_lines=100, limit_bytes=64 * 1024
         )
 
-    return explain(snapshot, resolution, analyzers=analyzers, history=history, read_logs=read_logs, now=now)
+    return explain(
+        snapshot, resolution, analyzers=analyzers, history=history, read_logs=read_logs, now=now, redactor=redactor
+    )
 
 
-def _healthy(ref: ObjectRef, scope: Scope, findings: list[Finding], errors: list[str]) -> Diagnosis:
+def _healthy(ref: ObjectRef, scope: Scope, findings: list[Finding], errors: list[str], redactor: Redactor) -> Diagnosis:
     ready = sum(1 for p in scope.pods if pod_ready(p))
     total = len(scope.pods)
     detail = f"{ready} of {total} pods ready" if total else "nothing wrong found"
     title = f"{ref.kind} {ref.name} looks healthy: {detail}"
-    cause = Cause(Category.HEALTHY, 1.0, title, evidence=tuple(f.evidence[0] for f in findings if f.evidence))
+    evidence = tuple(redactor.text(f.evidence[0]) for f in findings if f.evidence)
+    cause = Cause(Category.HEALTHY, 1.0, title, evidence=evidence)
     return Diagnosis(ref, True, title + ".", (cause,), tuple(findings), tuple(errors))
 
 
@@ -221,6 +238,7 @@ def _change_evidence(
     now: datetime | None,
     window: timedelta,
     errors: list[str],
+    redactor: Redactor,
 ) -> Evidence:
     workload = scope.workload
     changes: list[Change] = []
@@ -247,7 +265,7 @@ def _change_evidence(
         return Evidence(workload=ref, history=changes, selector=selector)
     return Evidence(
         workload=ref,
-        revision=revision_change(workload, snapshot),
+        revision=revision_change(workload, snapshot, redactor=redactor),
         scale=scale_change(workload, snapshot),
         history=changes,
         current_replicas=int((workload.get("spec") or {}).get("replicas", 1)),
@@ -275,19 +293,21 @@ def _cause(
     scope: Scope,
     evidence: Evidence,
     resolution: Resolution,
+    redactor: Redactor,
 ) -> Cause:
     confidence = max(REASON_CONFIDENCE.get((category, f.reason), BASE_CONFIDENCE.get(category, 0.5)) for f in group)
     if category == Category.OOM_KILLED and all(f.severity == Severity.WARNING for f in group):
         confidence = 0.7  # killed before but running now: real, but maybe not today's outage
     blamed = culprit(category, evidence)
     if blamed is not None:
+        blamed = redactor.culprit(blamed)  # recorded history is redacted already; this is the last word
         confidence = min(0.99, confidence + 0.05)
     situation = Situation(resolution.ref, scope.workload, snapshot, blamed, evidence.revision, tuple(group))
     return Cause(
         category,
         confidence,
-        _title(group, scope),
-        tuple(_evidence(group, snapshot)),
+        redactor.text(_title(group, scope)),
+        tuple(_evidence(group, snapshot, redactor)),
         blamed,
         suggest(category, situation),
     )
@@ -303,7 +323,7 @@ def _title(group: list[Finding], scope: Scope) -> str:
     return title[:1].upper() + title[1:]
 
 
-def _evidence(group: list[Finding], snapshot: Snapshot) -> list[str]:
+def _evidence(group: list[Finding], snapshot: Snapshot, redactor: Redactor) -> list[str]:
     lines: list[str] = []
     for finding in group:
         for line in finding.evidence:
@@ -315,7 +335,7 @@ def _evidence(group: list[Finding], snapshot: Snapshot) -> list[str]:
     subjects = {f.subject for f in group} | {f.parent for f in group if f.parent}
     events = [s.line() for s in summarize(snapshot.events_for(subjects))]
     events = [e for e in events if e not in shown][:3]
-    return [redact(line) for line in shown + events]
+    return [redactor.text(line) for line in shown + events]
 
 
 def _rank(causes: list[Cause]) -> list[Cause]:
@@ -330,7 +350,7 @@ def _rank(causes: list[Cause]) -> list[Cause]:
     return sorted(causes, key=lambda c: (-c.confidence, c.category))
 
 
-def _with_rollout_context(causes: list[Cause], findings: list[Finding]) -> list[Cause]:
+def _with_rollout_context(causes: list[Cause], findings: list[Finding], redactor: Redactor) -> list[Cause]:
     """A new revision failing while old pods serve: say so on the top cause, where it is read."""
     if not causes or causes[0].category == Category.ROLLOUT_STUCK:
         return causes
@@ -338,12 +358,12 @@ def _with_rollout_context(causes: list[Cause], findings: list[Finding]) -> list[
     if not rollout:
         return causes
     top = causes[0]
-    extra = tuple(line for line in rollout[0].evidence if line not in top.evidence)
+    extra = tuple(line for line in map(redactor.text, rollout[0].evidence) if line not in top.evidence)
     causes[0] = Cause(top.category, top.confidence, top.title, extra + top.evidence, top.change, top.suggestion)
     return causes
 
 
-def _with_logs(cause: Cause, scope: Scope, read_logs: LogReader) -> Cause:
+def _with_logs(cause: Cause, scope: Scope, read_logs: LogReader, redactor: Redactor) -> Cause:
     """Error lines from the failing container's previous and current logs (redacted, at most 5)."""
     picked = _failing_container(scope.pods)
     if picked is None:
@@ -357,7 +377,7 @@ def _with_logs(cause: Cause, scope: Scope, read_logs: LogReader) -> Cause:
             log.info("no logs for %s/%s (previous=%s): %s", pod, container, previous, e)
             continue
         label = "previous" if previous else "current"
-        lines += [f"log ({label}) {pod}/{container}: {redact(line.strip())[:300]}" for line in error_lines(text)]
+        lines += [f"log ({label}) {pod}/{container}: {redactor.text(line.strip())[:300]}" for line in error_lines(text)]
     if not lines:
         return cause
     return Cause(

@@ -6,6 +6,9 @@ one names the culprit change (field, before → after) even for changes made bef
 watching. When and by whom come from the ReplicaSet's creation time and the Deployment's
 managedFields (the field manager that last wrote `spec.template`).
 
+Template values that look secret (env values under secret-looking names, credentials in args or
+annotations) are redacted before the diff (`bot.redaction`), so a culprit never shows them.
+
 Scaling does not create a revision; the deployment controller's ScalingReplicaSet events
 ("Scaled down replica set x from 3 to 0") tell us before → after for `spec.replicas`.
 """
@@ -21,6 +24,7 @@ from typing import Any
 from bot.kube.fields import field_changes
 from bot.kube.snapshot import Snapshot, name_of
 from bot.model import FieldChange, KubeObject, ObjectRef, parse_time
+from bot.redaction import DEFAULT, Redactor
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
@@ -94,8 +98,11 @@ def last_good(history: list[Revision], failing: Revision) -> Revision | None:
     return older[-1] if older else None
 
 
-def revision_change(deployment: KubeObject, snapshot: Snapshot) -> RevisionChange | None:
-    """The template diff of the current revision against the last good one, or None without history."""
+def revision_change(
+    deployment: KubeObject, snapshot: Snapshot, *, redactor: Redactor = DEFAULT
+) -> RevisionChange | None:
+    """The template diff of the current revision against the last good one (secrets redacted by
+    `redactor`), or None without history."""
     history = revisions(deployment, snapshot)
     if len(history) < 2:
         return None
@@ -103,7 +110,7 @@ def revision_change(deployment: KubeObject, snapshot: Snapshot) -> RevisionChang
     good = last_good(history, failing)
     if good is None:
         return None
-    fields = tuple(template_diff(good.template, failing.template))
+    fields = tuple(template_diff(good.template, failing.template, redactor=redactor))
     actor, written_at = template_writer(deployment)
     at = failing.created_at or written_at
     return RevisionChange(ObjectRef.of(deployment, kind="Deployment"), good, failing, fields, at, actor)
@@ -136,9 +143,12 @@ def _writer(deployment: KubeObject, owns: Any, *, include_scale: bool = False) -
     return best
 
 
-def template_diff(before: dict[str, Any], after: dict[str, Any]) -> Iterator[FieldChange]:
-    """Changed leaves between two pod templates, as `spec.template.…` paths with list indices."""
-    yield from field_changes(_clean(before), _clean(after), prefix="spec.template")
+def template_diff(
+    before: dict[str, Any], after: dict[str, Any], *, redactor: Redactor = DEFAULT
+) -> Iterator[FieldChange]:
+    """Changed leaves between two pod templates, as `spec.template.…` paths with list indices.
+    Secrets are redacted first (with the redactor's fingerprint, a changed secret still differs)."""
+    yield from field_changes(redactor.tree(_clean(before)), redactor.tree(_clean(after)), prefix="spec.template")
 
 
 def _clean(template: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """`changes [target] [-n ns] [--since 2h]`: the recorded change timeline, newest first.
 
 Reads the change history: what changed, when, who, before → after. Secret fields show
-fingerprints, never values (they are stored that way). The history was recorded with the bot's own
-identity, so it is served only for kinds the asker may read there (`VerbContext.reads`: a
-SubjectAccessReview `get <kind>` as their Kubernetes identity; people mapped to none see what the
-bot reads, except Secrets). The answer says which kinds were left out, never what they held.
+fingerprints, never values, and so does whatever else looks secret (they are stored that way:
+bot/changes/diffing.py; the summary and values are redacted again when shown). The history was
+recorded with the bot's own identity, so it is served only for kinds the asker may read there
+(`VerbContext.reads`: a SubjectAccessReview `get <kind>` as their Kubernetes identity; people mapped
+to none see what the bot reads, except Secrets). The answer says which kinds were left out, never
+what they held.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def changes_verb(ctx: VerbContext, command: Command) -> Answer:
         query = {"namespace": namespace}
         where = f"namespace {namespace}" if namespace else "all namespaces"
     found, hidden = _readable(store, reads, since=since, scope=namespace, one=ref, **query)
-    shown = found[:SHOWN]
+    shown = [ctx.services.redactor.change(c) for c in found[:SHOWN]]  # stored redacted; shown so again
     title = f"Changes of {where} in the last {since_text}: {len(shown)}{'+' if len(found) > SHOWN else ''}"
     left_out = [{"kind": kind, "reason": hidden[kind].reason} for kind in sorted(hidden)]
     return Answer(

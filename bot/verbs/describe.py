@@ -1,13 +1,13 @@
 """`describe <kind/name>`: the useful half of `kubectl describe`, with de-duplicated events.
 
-Two requests: the object, and its events. Secrets show their key names, never their values;
-annotations and messages are redacted.
+Two requests: the object, and its events. Secrets and ConfigMaps show their key names and
+containers their env var names, never values; every line and event message is redacted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from bot.commands.context import VerbContext
@@ -22,9 +22,11 @@ from bot.kube.resolving import split_kind
 from bot.kube.revisions import REVISION_ANNOTATION
 from bot.kube.snapshot import VALUE_FREE_KINDS, strip_values
 from bot.model import Answer, Command, KubeObject, ObjectRef
-from bot.redaction import redact
+from bot.redaction import DEFAULT, Redactor
 
 MAX_EVENTS = 8
+KEYS_ONLY = frozenset({"Secret", "ConfigMap"})
+"""Kinds described by their type and key names only (`Keys: password` must not read as a secret)."""
 
 
 @verb(
@@ -50,9 +52,10 @@ def describe_verb(ctx: VerbContext, command: Command) -> Answer:
     selector = f"involvedObject.kind={kind_name},involvedObject.name={name}"
     events_path = KINDS["Event"].path(namespace) if namespace else KINDS["Event"].path()
     events = ctx.kube.list(events_path, fieldSelector=selector)
-    lines = describe_lines(obj) + event_lines(events)
+    redactor = ctx.services.redactor
+    lines = describe_lines(obj, redactor) + event_lines(events, redactor)
     ref = ObjectRef(kind_name, namespace, name)
-    data = {"ref": ref.to_json(), "lines": lines, "events": [asdict(e) for e in _events(events)]}
+    data = {"ref": ref.to_json(), "lines": lines, "events": [asdict(e) for e in _events(events, redactor)]}
     return Answer(
         verb="describe",
         data=data,
@@ -61,18 +64,19 @@ def describe_verb(ctx: VerbContext, command: Command) -> Answer:
     )
 
 
-def _events(events: list[KubeObject]) -> list[Any]:
-    return summarize(events, warnings_only=False)[:MAX_EVENTS]
+def _events(events: list[KubeObject], redactor: Redactor) -> list[Any]:
+    shown = summarize(events, warnings_only=False)[:MAX_EVENTS]
+    return [replace(e, message=redactor.text(e.message)) for e in shown]
 
 
-def event_lines(events: list[KubeObject]) -> list[str]:
-    shown = _events(events)
+def event_lines(events: list[KubeObject], redactor: Redactor = DEFAULT) -> list[str]:
+    shown = _events(events, redactor)
     if not shown:
         return ["Events: none recent"]
-    return ["Events:"] + [f"  {redact(e.line())}" for e in shown]
+    return ["Events:"] + [f"  {redactor.text(e.line())}" for e in shown]
 
 
-def describe_lines(obj: KubeObject) -> list[str]:
+def describe_lines(obj: KubeObject, redactor: Redactor = DEFAULT) -> list[str]:
     """Pure: the lines for one object (tests call this with plain dicts)."""
     meta = obj.get("metadata") or {}
     lines = [f"{obj.get('kind')} {meta.get('name')}" + (f" in {meta['namespace']}" if meta.get("namespace") else "")]
@@ -83,7 +87,10 @@ def describe_lines(obj: KubeObject) -> list[str]:
     if section:
         lines += section(obj)
     lines += _conditions(obj)
-    return [redact(line) for line in lines]
+    lines = [redactor.text(line) for line in lines]
+    if obj.get("kind") in KEYS_ONLY:  # the type and key names, never values: nothing to redact
+        lines += _keys(obj)
+    return lines
 
 
 def _conditions(obj: KubeObject) -> list[str]:
@@ -219,7 +226,5 @@ _SECTIONS: dict[str, Callable[[KubeObject], list[str]]] = {
     "ReplicaSet": _workload,
     "Service": _service,
     "Node": _node,
-    "Secret": _keys,
-    "ConfigMap": _keys,
     "Job": _job,
 }

@@ -17,7 +17,6 @@ from bot.errors import NotFound, UsageError
 from bot.kube.resolving import resolve, split_kind
 from bot.kube.snapshot import fetch_snapshot, name_of, read_pod_log
 from bot.model import Answer, Command, KubeObject
-from bot.redaction import redact_lines
 
 SHOWN_LINES = 40
 SHOWN_CHARS = 3500
@@ -61,7 +60,7 @@ def logs_verb(ctx: VerbContext, command: Command) -> Answer:
         since_seconds=duration_seconds(since) if since else None,
         limit_bytes=1024 * 1024,
     )
-    lines = redact_lines(text.rstrip("\n").split("\n")) if text.strip() else []
+    lines = ctx.services.redactor.lines(text.rstrip("\n").split("\n")) if text.strip() else []
     grep = command.flag("grep")
     if grep:
         lines = [line for line in lines if str(grep).lower() in line.lower()]

@@ -127,7 +127,9 @@ def plan_rollback(ctx: VerbContext, command: Command) -> Plan:
     number = choose_revision(revisions, current, int(command.flag("to-revision") or 0))
     rs = revisions[number]
     template = pod_template(rs)
-    changes = field_changes((deployment.get("spec") or {}).get("template") or {}, template, prefix="spec.template")
+    hide = ctx.services.redactor.tree  # the preview shows the template diff, never a secret value
+    now_template = (deployment.get("spec") or {}).get("template") or {}
+    changes = field_changes(hide(now_template), hide(template), prefix="spec.template")
     created = parse_time(_meta(rs).get("creationTimestamp"))
     to_images, to_age = images(template), age(created, ctx.now)
     target = {

@@ -1,5 +1,5 @@
 """`status [-n ns]`: one screen of a namespace's health: workloads not ready (with their likely
-cause) and recent warnings. One snapshot, then pure analysis per unhealthy workload."""
+cause) and recent warnings (redacted). One snapshot, then pure analysis per unhealthy workload."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bot.diagnosis.events import summarize
 from bot.kube.resolving import Resolution
 from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, owner_refs
 from bot.model import Answer, Command, KubeObject, ObjectRef
+from bot.redaction import DEFAULT, Redactor
 
 SHOWN_PROBLEMS = 15
 SHOWN_WARNINGS = 5
@@ -34,15 +35,22 @@ STATUS_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job")
 def status_verb(ctx: VerbContext, command: Command) -> Answer:
     namespace = ctx.namespace_for(command)
     snapshot = fetch_snapshot(ctx.kube, namespace)
-    data = namespace_status(snapshot, analyzers=ctx.services.analyzers)
+    data = namespace_status(snapshot, analyzers=ctx.services.analyzers, redactor=ctx.services.redactor)
     return Answer(verb="status", data=data, title=_title(data), lines=tuple(status_lines(data)))
 
 
-def namespace_status(snapshot: Snapshot, *, analyzers: AnalyzerRegistry) -> dict[str, Any]:
-    """Pure: the status contract for one snapshot."""
-    rows = [_row(obj, snapshot, analyzers) for kind in STATUS_KINDS for obj in snapshot.of(kind) if not _owned_job(obj)]
+def namespace_status(
+    snapshot: Snapshot, *, analyzers: AnalyzerRegistry, redactor: Redactor = DEFAULT
+) -> dict[str, Any]:
+    """Pure: the status contract for one snapshot. Warning messages and causes are redacted."""
+    rows = [
+        _row(obj, snapshot, analyzers, redactor)
+        for kind in STATUS_KINDS
+        for obj in snapshot.of(kind)
+        if not _owned_job(obj)
+    ]
     problems = [r for r in rows if not r["healthy"]]
-    warnings = [s.line() for s in summarize(snapshot.of("Event"))[:SHOWN_WARNINGS]]
+    warnings = [redactor.text(s.line()) for s in summarize(snapshot.of("Event"))[:SHOWN_WARNINGS]]
     return {
         "namespace": snapshot.namespace,
         "workloads": len(rows),
@@ -82,7 +90,7 @@ def _settled(obj: KubeObject) -> bool:
     return int(status.get("updatedReplicas") or 0) >= replicas and total <= replicas
 
 
-def _row(obj: KubeObject, snapshot: Snapshot, analyzers: AnalyzerRegistry) -> dict[str, Any]:
+def _row(obj: KubeObject, snapshot: Snapshot, analyzers: AnalyzerRegistry, redactor: Redactor) -> dict[str, Any]:
     ref = ObjectRef(str(obj.get("kind")), snapshot.namespace, name_of(obj))
     ready, desired = _counts(obj)
     row: dict[str, Any] = {
@@ -96,7 +104,7 @@ def _row(obj: KubeObject, snapshot: Snapshot, analyzers: AnalyzerRegistry) -> di
     }
     if ref.kind in ("Deployment", "StatefulSet", "DaemonSet") and ready >= desired > 0 and _settled(obj):
         return row  # the common case on a big namespace: no analysis needed
-    diagnosis = explain(snapshot, Resolution(ref, obj, (obj,), ()), analyzers=analyzers)
+    diagnosis = explain(snapshot, Resolution(ref, obj, (obj,), ()), analyzers=analyzers, redactor=redactor)
     if not diagnosis.healthy and diagnosis.causes:
         top = diagnosis.causes[0]
         row.update(healthy=False, category=str(top.category), title=top.title)

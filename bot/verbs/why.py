@@ -34,6 +34,7 @@ def why_verb(ctx: VerbContext, command: Command) -> Answer:
         analyzers=ctx.services.analyzers,
         history=ctx.history,  # only kinds the asker may read: no Secret change shown to a viewer
         now=ctx.now,
+        redactor=ctx.services.redactor,
     )
     return Answer(
         verb="why",
