@@ -96,6 +96,9 @@ class Bot:
                 cluster_name="test-cluster",
                 default_channel=DEFAULT,
                 timing=Timing(settle=2, resolve_after=3, repeat_interval=5),
+                # A full pass every 2 s: the restart tests count evaluations, which otherwise depend on
+                # how often kwok updates pod status (slow on a loaded machine).
+                full_every=2.0,
             ),
             policy=self.policy.current,
             backoff=(0.5, 4.0),
