@@ -16,19 +16,14 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.permissions.policy import Policy, PolicyFile
-from bot.settings import ENV
-from k8sbot.cli import main
+from tests.cli_run import LIVENESS, clean_cli_env, one_line, run_cli
 from tests.wiring_helpers import VERB_NAMES
 
 pytestmark = pytest.mark.hostile
-
-LIVENESS = 5.0
-"""Seconds after which a call is taken to hang. Generous: the refused files are answered in milliseconds."""
 
 GOOD = """\
 roles:
@@ -75,40 +70,7 @@ HOSTILE_POLICIES: dict[str, tuple[bytes, str]] = {
 
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A clean environment for k8sbot.cli.main: no settings from the caller, a private database, no
-    cluster (an unconfigured client: these commands must fail on the file before they need one)."""
-    for variable in (*ENV.values(), "K8SBOT_CONFIG"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("K8SBOT_DB", str(tmp_path / "bot.db"))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig.yaml"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str], *, within: float = LIVENESS) -> tuple[int, str]:
-    """main(argv) in a thread; its exit code and stderr. Fails if it hangs or raises (a traceback)."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["code"] = main(argv)
-        except BaseException as e:  # reported below as the failure
-            outcome["error"] = e
-
-    thread = threading.Thread(target=target, name="k8sbot-cli", daemon=True)
-    thread.start()
-    thread.join(within)
-    assert not thread.is_alive(), f"k8sbot {' '.join(argv)} was still running after {within:g}s"
-    if "error" in outcome:
-        raise AssertionError(f"k8sbot {' '.join(argv)} raised instead of printing one line") from outcome["error"]
-    return int(outcome["code"]), capsys.readouterr().err
-
-
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr[:2000]}"
-    assert "Traceback" not in stderr
-    return lines[0]
+    return clean_cli_env(tmp_path, monkeypatch)
 
 
 # -- permissions.yaml ---------------------------------------------------------------------------
