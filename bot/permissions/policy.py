@@ -4,7 +4,9 @@ The file is validated with pydantic (unknown fields, roles and verbs are errors)
 mapped back to the YAML line it came from through the node marks PyYAML keeps while composing, so a
 person editing the file reads `permissions.yaml:14: teams.shop.role: unknown role 'admin'` instead of
 a pydantic location tuple. `PolicyFile` reloads the file when it changes; an invalid edit keeps the
-last good policy and logs why.
+last good policy and logs why. The file is untrusted input: it is read and parsed by the bounded
+reader of bot.settings (a small regular UTF-8 file; no anchors, aliases or tags; bounded depth and
+size), outside the lock that guards the policy in force.
 """
 
 from __future__ import annotations
