@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -240,6 +241,38 @@ def test_other_threads_write_to_the_new_file_after_recovery(core: Core, tmp_path
     finally:
         worker.shutdown()
     assert _audit_rows(db) == [("status", "failed")]  # the worker's row is in the file at the path
+
+
+def test_a_deletion_while_several_threads_write_loses_nothing_after_it_is_noticed(core: Core, tmp_path: Path) -> None:
+    """Listener threads keep recording reads while the file is deleted: each sees its own errors only
+    as StoreUnavailable (never a crash), and the new file is whole and takes their rows."""
+    db = tmp_path / "bot.db"
+    errors: list[BaseException] = []
+    started = threading.Barrier(5)
+
+    def reader() -> int:
+        started.wait()
+        for _ in range(150):
+            error = _raised(lambda: execute(core.commands, text="status -n shop"))
+            if not isinstance(error, ClusterUnavailable):
+                errors.append(error or AssertionError("status answered without a cluster"))
+        return 150
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(reader) for _ in range(4)]
+        started.wait()
+        for path in _files(db):
+            path.unlink(missing_ok=True)
+        refused = _raised(lambda: execute(core.commands, text=SCALE, confirmed=True))
+        assert sum(f.result() for f in futures) == 600
+    # Whoever wrote first after the deletion noticed it: the action's claim, or a reader's row (then the
+    # claim went to the new file and the verb failed on the missing cluster).
+    assert isinstance(refused, StoreUnavailable | ClusterUnavailable)
+    assert isinstance(refused, StoreUnavailable) or errors, "nobody noticed the deletion"
+    assert all(isinstance(e, StoreUnavailable) for e in errors), errors[:3]
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert _audit_rows(db), "the rows after the loss was noticed are in the file at the path"
 
 
 def _raised(call: Callable[[], object]) -> BaseException | None:

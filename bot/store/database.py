@@ -16,10 +16,14 @@ The file is the audit record, so the store fails closed:
   write transactions: at most once per second per thread, and always before an action's audit claim
   (`transaction(verify=True)`). If the file was deleted or replaced, the write that noticed it is
   refused with StoreUnavailable (an action is refused before it changes anything: its claim comes
-  first) and the bot recovers: it closes every connection to the lost file and opens the database now
+  first) and the bot recovers: it stops using its connections to the lost file, opens the database now
   at the path (a new, empty one if the file was deleted), applies the migrations and logs loudly that
   the history before this moment is not in it. If that file cannot be opened either (garbage, a
   removed directory), every write is refused until it can.
+- Connections to a lost file are abandoned, never closed, while the process runs: SQLite deletes
+  FILE-wal and FILE-shm *by name* when the last connection to a database closes, and by then those
+  names belong to the new database. Their own -wal/-shm left at the path are removed before the new
+  database is opened (they would otherwise be taken for the new file's).
 - A write that fails because of the file itself (corrupt, read-only, I/O error, disk full) raises
   StoreUnavailable with the file's name, not a bare sqlite3 error.
 """
@@ -74,8 +78,6 @@ def _code(error: sqlite3.Error) -> int | None:
 
 def is_file_problem(error: BaseException) -> bool:
     """The error is about the database file (corrupt, read-only, gone, full), not about a statement."""
-    if isinstance(error, sqlite3.ProgrammingError):  # a connection closed under us: the file was swapped
-        return "closed" in str(error)
     return isinstance(error, sqlite3.Error) and _code(error) in _FILE_PROBLEMS
 
 
@@ -95,6 +97,8 @@ class Database:
         self._lock = threading.RLock()  # identity, generation, recovery
         self._migrations: dict[str, Sequence[Migration]] = {}
         self._connections: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
+        self._abandoned: list[sqlite_utils.Database] = []  # connections to a lost file: kept, never closed
+        self._sidecars: set[tuple[int, int]] = set()  # identities of the -wal/-shm our connections use
         self._generation = 0
         self._identity: tuple[int, int] | None = None
         self._broken: str | None = None
@@ -118,9 +122,7 @@ class Database:
         return existing
 
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
-        # check_same_thread=False only so that recovery can close every thread's connection to a lost
-        # file; each connection is still used by the one thread it belongs to.
-        connection = sqlite3.connect(target, timeout=30.0, isolation_level=None, check_same_thread=False, uri=uri)
+        connection = sqlite3.connect(target, timeout=30.0, isolation_level=None, check_same_thread=True, uri=uri)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -139,35 +141,40 @@ class Database:
         db = sqlite_utils.Database(connection)
         with self._lock:
             self._connections.add(db)
+            if self.path != MEMORY:
+                for sidecar in ("-wal", "-shm"):
+                    identity = _identity_of(self._file.with_name(self._file.name + sidecar))
+                    if identity is not None:
+                        self._sidecars.add(identity)
         return db
 
     def _thread_connection(self) -> sqlite_utils.Database:
         """A new connection for this thread to the file that was opened, or StoreUnavailable."""
-        stale: sqlite_utils.Database | None = getattr(self._local, "db", None)
-        self._local.db = None
-        if stale is not None:
-            self._discard(stale)
-        if self._broken is not None or self._stat_identity() != self._identity:
-            self._recover()
-        try:
-            connection = self._connect_file(create=False)
-        except sqlite3.Error as e:
-            self._recover()  # gone between the check and the open: the check above would now see it
-            raise self.unavailable(e) from e
-        db = self._track(connection)
-        if self._stat_identity() != self._identity:  # replaced while connecting
-            self._discard(db)
-            self._recover()
-            return self._thread_connection()
-        return db
+        self._local.db = None  # a stale connection was abandoned by the recovery: it stays open there
+        for _ in range(3):  # the file can change between the check and the open: check again after
+            if self._broken is not None or self._stat_identity() != self._identity:
+                self._recover()  # raises when this thread is the one to notice a loss
+                recovered: sqlite_utils.Database | None = getattr(self._local, "db", None)
+                if recovered is not None:  # this thread reopened the store: that is its connection
+                    return recovered
+            try:
+                db = self._track(self._connect_file(create=False))
+            except sqlite3.Error as e:
+                if self._stat_identity() == self._identity:  # not a swap: the file itself fails
+                    raise self.unavailable(e) from e
+                continue
+            if self._stat_identity() == self._identity:
+                return db
+            self._abandon([db])  # replaced while connecting
+        raise StoreUnavailable(f"The bot's database {self.path} keeps changing under the bot; nothing was recorded.")
 
-    def _discard(self, db: sqlite_utils.Database) -> None:
+    def _abandon(self, connections: list[sqlite_utils.Database]) -> None:
+        """Keep connections to a lost file open and referenced until the process ends (see the module
+        docstring); their threads, seeing the generation change, take new ones."""
         with self._lock:
-            self._connections.discard(db)
-        try:
-            db.conn.close()
-        except sqlite3.Error:
-            log.debug("closing a connection to %s failed", self.path, exc_info=True)
+            for db in connections:
+                self._connections.discard(db)
+                self._abandoned.append(db)
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -207,11 +214,19 @@ class Database:
         self._identity = self._stat_identity()
 
     def _stat_identity(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self._file)
-        except OSError:
-            return None
-        return (st.st_dev, st.st_ino)
+        return _identity_of(self._file)
+
+    def _remove_own_sidecars(self) -> None:
+        """Delete the -wal/-shm at the path that our connections to the lost file use (a new database
+        at the path would take them for its own); a replacement's own sidecars are left alone."""
+        for sidecar in ("-wal", "-shm"):
+            path = self._file.with_name(self._file.name + sidecar)
+            if _identity_of(path) in self._sidecars:
+                try:
+                    path.unlink()
+                except OSError:
+                    log.warning("could not remove %s of the lost database", path, exc_info=True)
+        self._sidecars.clear()
 
     # -- the check before writes, and recovery --------------------------------------------------
 
@@ -230,7 +245,7 @@ class Database:
         self._recover()
 
     def _recover(self) -> None:
-        """The file was lost: close every connection to it and open the database now at the path.
+        """The file was lost: abandon every connection to it and open the database now at the path.
 
         Raises StoreUnavailable for the write that noticed the loss (and for every write while no
         database can be opened); returns when another thread had already recovered, or when a broken
@@ -243,10 +258,10 @@ class Database:
             if first:
                 what = "was deleted" if identity is None else "was replaced by another file"
                 self._lost = what
-                self._generation += 1  # every thread drops its connection to the lost file
-                for db in list(self._connections):
-                    self._discard(db)
+                self._generation += 1  # every thread takes a new connection at its next use
+                self._abandon(list(self._connections))
                 self._local.db = None
+                self._remove_own_sidecars()
             what = self._lost
             try:
                 connection = self._connect_file(create=identity is None)
@@ -339,14 +354,30 @@ class Database:
         with self._schema_lock:
             self._migrations[component] = steps
             self.verify()
-            _migrate(self.db, component, steps)
+            try:
+                _migrate(self.db, component, steps)
+            except sqlite3.Error as e:
+                if is_file_problem(e):
+                    raise self.unavailable(e) from e
+                raise
             return len(steps)
 
     def close(self) -> None:
+        """Close this thread's connection (not one to a lost file: those stay open, see above)."""
         existing: sqlite_utils.Database | None = getattr(self._local, "db", None)
-        if existing is not None:
-            self._discard(existing)
-            self._local.db = None
+        self._local.db = None
+        if existing is not None and getattr(self._local, "generation", None) == self._generation:
+            with self._lock:
+                self._connections.discard(existing)
+            existing.conn.close()
+
+
+def _identity_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _probe(connection: sqlite3.Connection) -> None:
