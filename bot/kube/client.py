@@ -11,10 +11,10 @@ set on a shared client.
 Reads are retried as client-go retries them: a GET (a list page, a log, the GET that opens a watch)
 answered 429 (API Priority and Fairness, "storage is (re)initializing") or 500/502/503/504, or whose
 connection could not be made or was dropped, is sent again after the server's `Retry-After` seconds,
-else after a jittered exponential back-off (0.25 s, 0.5 s, 1 s, ...), at most `READ_ATTEMPTS` times
-and `RETRY_BUDGET` seconds of waiting in all; a longer Retry-After is not waited for. Then the error
-is a ClusterUnavailable saying so. A read that timed out is not retried (asking a slow server again
-only doubles the wait).
+else after a jittered exponential back-off (0.25 s, 0.5 s, 1 s, ...): at most `READ_ATTEMPTS` tries,
+and no wait that would end past `RETRY_BUDGET` seconds since the first (a longer Retry-After is not
+waited for). Then the error is a ClusterUnavailable saying so. A read that timed out is not retried
+(asking a slow server again only doubles the wait).
 
 Writes (POST, PUT, PATCH, DELETE) are never retried. A 429 from API Priority and Fairness comes before
 the request is processed, but a 429 or 5xx can also come after it was (an admission webhook, an
@@ -61,7 +61,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 READ_ATTEMPTS = 4
 """Tries of one read in all, the first included."""
 RETRY_BUDGET = 10.0
-"""Seconds one read may spend waiting between tries: the person is waiting for the answer."""
+"""Seconds one read may take in all, tries and waits, before a retry is given up: the person is waiting."""
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 2.0
 
@@ -151,7 +151,7 @@ class KubeClient:
         if payload is not None and content_type is None:
             content_type = "application/json"
         may_retry = method in READ_METHODS  # writes are never repeated: see the module docstring
-        waited = 0.0
+        started = time.monotonic()
         for attempt in range(1, READ_ATTEMPTS + 1):
             last = not may_retry or attempt == READ_ATTEMPTS
             self.calls += 1
@@ -167,7 +167,7 @@ class KubeClient:
                 )
             except urllib3.exceptions.HTTPError as e:
                 delay = _backoff(attempt)
-                if last or not _connection_failed(e) or waited + delay > RETRY_BUDGET:
+                if last or not _connection_failed(e) or time.monotonic() - started + delay > RETRY_BUDGET:
                     tries = f" ({attempt} attempts)" if attempt > 1 else ""
                     raise ClusterUnavailable(f"cannot reach the Kubernetes API at {self.server}{tries}: {e}") from e
                 log.info("kubernetes %s %s: %s; retrying in %.1fs (attempt %d)", method, path, e, delay, attempt)
@@ -181,11 +181,12 @@ class KubeClient:
                     raise error
                 asked = _retry_after(response.headers.get("Retry-After"))
                 delay = asked if asked is not None else _backoff(attempt)
-                if asked is not None and waited + asked > RETRY_BUDGET:
+                spent = time.monotonic() - started
+                if asked is not None and spent + asked > RETRY_BUDGET:
                     raise ClusterUnavailable(
                         f"{error} (it asked to retry after {asked:g}s, longer than the bot waits)"
                     ) from error
-                if last or waited + delay > RETRY_BUDGET:
+                if last or spent + delay > RETRY_BUDGET:
                     raise ClusterUnavailable(f"{error} (gave up after {attempt} attempts)") from error
                 log.info(
                     "kubernetes %s %s answered %s; retrying in %.1fs (attempt %d)",
@@ -196,7 +197,6 @@ class KubeClient:
                     attempt,
                 )
             time.sleep(delay)
-            waited += delay
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     def request(
