@@ -144,6 +144,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         first = e.errors()[0]
         field_name = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if len(message) > 200:  # validators quote the value, which may be as long as the file
+            message = message[:199] + "…"
         if field_name in file_lines:  # the value came from the file: point at its line
             raise ConfigError(
                 f"K8SBOT_CONFIG: {config_path}:{file_lines[field_name]}: {field_name}: {message}"

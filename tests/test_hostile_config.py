@@ -260,3 +260,41 @@ def test_a_config_value_of_the_wrong_type_names_its_line(
     code, err = run_cli(["ask", "help"], capsys)
     assert code == 2
     assert one_line(err).startswith(f"k8sbot: K8SBOT_CONFIG: {path}:2: retention_days: ")
+
+
+# -- files of many mistakes, or of very long values --------------------------------------------------
+
+
+def test_thousands_of_mistakes_are_reported_promptly_as_a_bounded_list(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each reported problem costs a walk of the file's nodes: 6,000 of them took seconds and printed
+    900 KB. The first ones are listed, the rest counted."""
+    path = cli_env / "permissions.yaml"
+    path.write_text("roles:\n" + "".join(f"  r{i}: [nope]\n" for i in range(6000)))
+    code, err = run_cli(["permissions", "validate", "--file", str(path)], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[0].startswith(f"{path}:2: roles.r0[0]: unknown verb 'nope'")
+    assert len(lines) <= 21 and lines[-1] == f"... and {6000 - len(lines) + 1} more problems"
+
+
+def test_a_huge_value_gives_a_short_line(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = cli_env / "permissions.yaml"
+    path.write_text(GOOD.replace("users: [U0ALICE]", "users: [" + "x" * 100_000 + "]"))
+    code, err = run_cli(["permissions", "validate", "--file", str(path)], capsys)
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith(f"{path}:7: teams.shop.members.users[0]: 'xxx") and len(line) <= 300
+
+
+def test_a_huge_config_value_gives_a_short_line(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = cli_env / "k8sbot.yaml"
+    path.write_text("timezone: Mars/" + "x" * 100_000 + "\n")
+    monkeypatch.setenv("K8SBOT_CONFIG", str(path))
+    code, err = run_cli(["ask", "help"], capsys)
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith(f"k8sbot: K8SBOT_CONFIG: {path}:1: timezone: unknown time zone") and len(line) <= 400

@@ -278,12 +278,16 @@ def parse_policy(text: str, *, verbs: Collection[str], source: str = DEFAULT_PAT
 
     `verbs` are the verbs roles may list (the bot's verb registry names them)."""
     root, data = _compose(text, source)
-    problems = [
-        f"{source}:{line}: {where}: duplicate key (the earlier one would be ignored)"
-        for line, where in duplicate_keys(root)
-    ]
-    if problems:
-        raise ConfigError("\n".join(problems))
+    duplicates = duplicate_keys(root)
+    if duplicates:
+        raise ConfigError(
+            _report(
+                [
+                    f"{source}:{line}: {where}: duplicate key (the earlier one would be ignored)"
+                    for line, where in duplicates
+                ]
+            )
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping with `roles:`, `teams:`, ...")
     roles = data.get("roles")
@@ -291,12 +295,29 @@ def parse_policy(text: str, *, verbs: Collection[str], source: str = DEFAULT_PAT
     try:
         return Policy.model_validate(data, context=context)
     except ValidationError as e:
+        errors = e.errors()
         lines = []
-        for error in e.errors():
+        for error in errors[:MAX_REPORTED]:  # each line costs a walk of the node tree: only what is shown
             loc = tuple(error["loc"])
             field_path = _field_path(loc)
             lines.append(f"{source}:{_line_of(root, loc)}: {field_path}: {_describe(dict(error))}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(_report(lines, total=len(errors))) from None
+
+
+MAX_REPORTED = 20
+"""Problems listed for one file; the rest are counted. A file of thousands of mistakes must not take
+seconds to report or fill the log."""
+MAX_LINE = 300
+
+
+def _report(lines: list[str], *, total: int | None = None) -> str:
+    """At most MAX_REPORTED lines of at most MAX_LINE characters (values are quoted in the messages),
+    then how many more problems there are."""
+    total = len(lines) if total is None else total
+    shown = [line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in lines[:MAX_REPORTED]]
+    if total > len(shown):
+        shown.append(f"... and {total - len(shown)} more problems")
+    return "\n".join(shown)
 
 
 def load_policy(path: str | Path, *, verbs: Collection[str]) -> Policy:
