@@ -48,6 +48,12 @@ class Conflict(K8sBotError):
     """The object changed underneath us, or the action already ran."""
 
 
+class StoreUnavailable(K8sBotError):
+    """The bot's database cannot record anything now (deleted or replaced under the running bot,
+    corrupt, read-only, disk full). Whatever needed recording, an action above all, was not done;
+    the message names the file and what happened."""
+
+
 class ClusterUnavailable(K8sBotError):
     """The Kubernetes API server could not be reached or answered with a server error."""
 

@@ -2,13 +2,19 @@
 
 Environment variables win over the file. Validation happens before anything talks to Slack or the
 cluster, and a problem stops the start with one sentence naming the setting.
+
+The YAML files the bot reads (the K8SBOT_CONFIG file here, permissions.yaml in bot.permissions) are
+input someone else may control, so they are read by one bounded reader: a regular file of at most
+`MAX_FILE_BYTES`, UTF-8, one document, no anchors or aliases (nothing expands: an alias bomb is
+refused, not evaluated), no tags (`!!python/object` and friends), at most `MAX_DEPTH` levels deep
+and `MAX_NODES` values. Every refusal names the line and the field.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -139,35 +145,267 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     config_path = env.get("K8SBOT_CONFIG")
+    file_lines: dict[str, int] = {}
     if config_path:
-        values.update(_read_config_file(config_path))
+        from_file, file_lines = _read_config_file(config_path)
+        values.update(from_file)
     for field_name, variable in ENV.items():
         raw = env.get(variable)
         if raw is not None and raw != "":
             values[field_name] = raw
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            file_lines.pop(field_name, None)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = value
+            file_lines.pop(name, None)
     try:
         return Settings(**values)
     except ValidationError as e:
         first = e.errors()[0]
         field_name = str(first["loc"][0]) if first["loc"] else "?"
-        where = ENV.get(field_name, field_name)
-        source = f"{where} / {field_name} in {config_path}" if config_path else where
-        raise ConfigError(f"setting {source}: {first['msg']}") from e
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if len(message) > 200:  # validators quote the value, which may be as long as the file
+            message = message[:199] + "…"
+        if field_name in file_lines:  # the value came from the file: point at its line
+            raise ConfigError(
+                f"K8SBOT_CONFIG: {config_path}:{file_lines[field_name]}: {field_name}: {message}"
+            ) from None
+        raise ConfigError(f"setting {ENV.get(field_name, field_name)}: {message}") from None
 
 
-def _read_config_file(path: str) -> dict[str, Any]:
+def _read_config_file(path: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """The file's settings and the line each one is on."""
     try:
-        text = Path(path).read_text()
+        root, data = load_yaml_file(path)
+    except YamlRefused as e:
+        if e.line is None:
+            raise ConfigError(f"K8SBOT_CONFIG: cannot read {path}: {e.problem}") from None
+        raise ConfigError(f"K8SBOT_CONFIG: {e.located(path)}") from None
+    if root is None:
+        return {}, {}
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise ConfigError(f"K8SBOT_CONFIG: {path}:1: must be a mapping of setting names to values.")
+    duplicates = duplicate_keys(root)
+    if duplicates:
+        line, name = duplicates[0]
+        raise ConfigError(f"K8SBOT_CONFIG: {path}:{line}: {name}: duplicate key (the earlier one would be ignored)")
+    lines = {str(key.value): key.start_mark.line + 1 for key, _ in root.value}
+    for name in data:
+        if name not in Settings.model_fields:
+            raise ConfigError(f"K8SBOT_CONFIG: {path}:{lines.get(str(name), 1)}: unknown setting {name!r}.")
+    return data, lines
+
+
+# -- reading the YAML files the bot is given ------------------------------------------------------
+
+MAX_FILE_BYTES = 128 * 1024
+"""The largest YAML file the bot reads. permissions.yaml for hundreds of teams is a few tens of KiB;
+the bound keeps one (re)load well under a second of pure-Python parsing."""
+MAX_DEPTH = 20
+"""How deeply lists and mappings may nest (permissions.yaml needs 6 levels)."""
+MAX_NODES = 20_000
+"""How many values (scalars, lists, mappings, keys included) one file may hold: hundreds of teams
+need a few thousand. With MAX_FILE_BYTES this bounds one parse to about a second at worst."""
+_MAX_INT_DIGITS = 100
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class YamlRefused(Exception):
+    """A YAML file the bot will not use. `line` is 1-based (None: the file as a whole, e.g. unreadable);
+    `field` is the dotted path of the value concerned, when known."""
+
+    def __init__(self, problem: str, *, line: int | None = None, field: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.line = line
+        self.field = field
+
+    def located(self, source: str) -> str:
+        """`source:line: field: problem` (the parts that are known)."""
+        where = f"{source}:{self.line}" if self.line is not None else source
+        return f"{where}: {self.field}: {self.problem}" if self.field else f"{where}: {self.problem}"
+
+
+def read_yaml_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES, or YamlRefused (line None).
+
+    Opened non-blocking and checked on the open descriptor, so a FIFO, a device (/dev/zero), a
+    directory or a file swapped in between never blocks the reader or fills its memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as e:
-        raise ConfigError(f"K8SBOT_CONFIG: cannot read {path}: {e.strerror}") from e
+        raise YamlRefused(e.strerror or str(e)) from None
     try:
-        data = yaml.safe_load(text) or {}
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+            raise YamlRefused(f"not a regular file ({kind})")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise YamlRefused(e.strerror or str(e)) from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        raise YamlRefused(f"larger than {MAX_FILE_BYTES // 1024} KiB; the bot does not read files this big")
+    return b"".join(chunks)
+
+
+def load_yaml_file(path: str | os.PathLike[str]) -> tuple[yaml.Node | None, Any]:
+    """`parse_yaml` of a file read by `read_yaml_bytes`."""
+    return parse_yaml(decode_yaml(read_yaml_bytes(path)))
+
+
+def decode_yaml(data: bytes) -> str:
+    """UTF-8 text (a leading BOM is dropped), or YamlRefused naming the line of the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise YamlRefused(
+            f"not UTF-8 text (byte 0x{data[e.start]:02x} at column {column}); save the file as UTF-8", line=line
+        ) from None
+
+
+def parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for lines) and the data of one bounded YAML document; YamlRefused otherwise.
+
+    Nothing is expanded: anchors, aliases and tags are refused where they are written, and nesting
+    is bounded, so time and memory follow the size of the text."""
+    if len(text) > MAX_FILE_BYTES:
+        raise YamlRefused(f"larger than {MAX_FILE_BYTES // 1024} KiB; the bot does not read files this big")
+    loader: _BoundedLoader | None = None
+    try:
+        loader = _BoundedLoader(text)  # the reader checks every character here
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.composer.ComposerError as e:
+        if e.context == "expected a single document in the stream":
+            mark = e.problem_mark
+            line = mark.line + 1 if mark else None
+            raise YamlRefused(
+                "more than one YAML document (a second `---`); the file must hold one", line=line
+            ) from None
+        raise _syntax_error(e) from None
+    except yaml.MarkedYAMLError as e:
+        raise _syntax_error(e) from None
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        raise YamlRefused(f"not valid YAML: unacceptable character #x{e.character:04x}", line=line) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"K8SBOT_CONFIG: {path} is not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"K8SBOT_CONFIG: {path} must be a mapping of setting names to values.")
-    unknown = sorted(set(data) - set(Settings.model_fields))
-    if unknown:
-        raise ConfigError(f"K8SBOT_CONFIG: {path} has unknown setting {unknown[0]!r}.")
-    return data
+        raise YamlRefused(f"not valid YAML: {_one_line(str(e))}", line=1) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return node, data
+
+
+def duplicate_keys(node: yaml.Node, path: tuple[str, ...] = ()) -> list[tuple[int, str]]:
+    """(line, dotted path) of every key written twice in one mapping (YAML keeps the last silently)."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                found.append((key.start_mark.line + 1, ".".join((*path, name))))
+            seen.add(name)
+            found += duplicate_keys(value, (*path, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found += duplicate_keys(item, (*path, str(index)))
+    return found
+
+
+def _syntax_error(error: yaml.MarkedYAMLError) -> YamlRefused:
+    mark = error.problem_mark or error.context_mark
+    problem = " ".join(part for part in (error.context, error.problem) if part) or "syntax error"
+    return YamlRefused(f"not valid YAML: {_one_line(problem)}", line=mark.line + 1 if mark else 1)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a composer that refuses anchors, aliases, tags and deep nesting,
+    and keeps the path of the value it is at, for the message."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._path: list[str] = []
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        segment = _segment(parent, index)
+        if segment is not None:
+            self._path.append(segment)
+        try:
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise self._refused(
+                    event, "anchors and aliases (&name, *name, <<: *name) are not allowed; write the value out in full"
+                )
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                raise self._refused(event, f"more than {MAX_NODES} values in one file")
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                raise self._refused(event, f"tags ({str(tag).replace('tag:yaml.org,2002:', '!!')}) are not allowed")
+            if not isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+                return self._compose(parent, index)
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise self._refused(event, f"nested more than {MAX_DEPTH} levels deep")
+            try:
+                return self._compose(parent, index)
+            finally:
+                self._depth -= 1
+        finally:
+            if segment is not None:
+                self._path.pop()
+
+    def _compose(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        node = super().compose_node(parent, index)
+        assert node is not None  # the event peeked at starts a node
+        return node
+
+    def _refused(self, event: yaml.Event, problem: str) -> YamlRefused:
+        field = "".join(self._path).lstrip(".") or "(top level)"
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        return YamlRefused(problem, line=line, field=field)
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> Any:
+        # Python refuses to convert ints of more than 4300 digits with a ValueError: refuse them here.
+        if len(str(node.value)) > _MAX_INT_DIGITS:
+            raise YamlRefused(f"a number of more than {_MAX_INT_DIGITS} digits", line=node.start_mark.line + 1)
+        return self.construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_bounded_int)
+
+
+def _segment(parent: yaml.Node | None, index: Any) -> str | None:
+    """The path segment of the node composed under `parent` at `index` (a key node, a position)."""
+    if isinstance(index, int) and not isinstance(index, bool):
+        return f"[{index}]"
+    if isinstance(index, yaml.ScalarNode):
+        return f".{index.value}"
+    if isinstance(index, yaml.Node):
+        return ".(key)"
+    return None

@@ -8,6 +8,20 @@ TLS) and send requests through its connection pool, getting plain dicts back.
 Each impersonated subject gets a client of its own (`as_subject`): impersonation headers are never
 set on a shared client.
 
+Reads are retried as client-go retries them: a GET (a list page, a log, the GET that opens a watch)
+answered 429 (API Priority and Fairness, "storage is (re)initializing") or 500/502/503/504, or whose
+connection could not be made or was dropped, is sent again after the server's `Retry-After` seconds,
+else after a jittered exponential back-off (0.25 s, 0.5 s, 1 s, ...): at most `READ_ATTEMPTS` tries,
+and no wait that would end past `RETRY_BUDGET` seconds since the first (a longer Retry-After is not
+waited for). Then the error is a ClusterUnavailable saying so. A read that timed out is not retried
+(asking a slow server again only doubles the wait).
+
+Writes (POST, PUT, PATCH, DELETE) are never retried. A 429 from API Priority and Fairness comes before
+the request is processed, but a 429 or 5xx can also come after it was (an admission webhook, an
+aggregated API server, a proxy in between), and a dropped connection says nothing about what the
+server did: the client cannot tell these apart, and repeating a write that happened would apply it
+twice. The error goes to the person instead, who can confirm the action again.
+
 `kubernetes` and `urllib3` are imported when a client is made or a request is sent, not with this
 module: every verb imports it (for its types), and `k8sbot --help` or `k8sbot ask help` must not
 pay the Kubernetes client's import time.
@@ -17,6 +31,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -38,6 +54,16 @@ class Gone(K8sBotError):
 
 class InvalidRequest(K8sBotError):
     """400/422: the API server rejected the request as invalid; the message says why."""
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+READ_ATTEMPTS = 4
+"""Tries of one read in all, the first included."""
+RETRY_BUDGET = 10.0
+"""Seconds one read may take in all, tries and waits, before a retry is given up: the person is waiting."""
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 2.0
 
 
 class KubeClient:
@@ -124,23 +150,54 @@ class KubeClient:
         payload = None if body is None else json.dumps(body).encode()
         if payload is not None and content_type is None:
             content_type = "application/json"
-        self.calls += 1
-        try:
-            response = self._api.rest_client.pool_manager.request(
-                method,
-                url,
-                body=payload,
-                headers=self._headers(content_type),
-                timeout=urllib3.Timeout(connect=5.0, read=timeout),
-                preload_content=not stream,
-                retries=False,
-            )
-        except urllib3.exceptions.HTTPError as e:
-            raise ClusterUnavailable(f"cannot reach the Kubernetes API at {self.server}: {e}") from e
-        if response.status >= 400:
-            data = response.data if not stream else response.read()
-            raise translate_status(response.status, data, method=method, path=path)
-        return response
+        may_retry = method in READ_METHODS  # writes are never repeated: see the module docstring
+        started = time.monotonic()
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            last = not may_retry or attempt == READ_ATTEMPTS
+            self.calls += 1
+            try:
+                response = self._api.rest_client.pool_manager.request(
+                    method,
+                    url,
+                    body=payload,
+                    headers=self._headers(content_type),
+                    timeout=urllib3.Timeout(connect=5.0, read=timeout),
+                    preload_content=not stream,
+                    retries=False,
+                )
+            except urllib3.exceptions.HTTPError as e:
+                delay = _backoff(attempt)
+                if last or not _connection_failed(e) or time.monotonic() - started + delay > RETRY_BUDGET:
+                    tries = f" ({attempt} attempts)" if attempt > 1 else ""
+                    raise ClusterUnavailable(f"cannot reach the Kubernetes API at {self.server}{tries}: {e}") from e
+                log.info("kubernetes %s %s: %s; retrying in %.1fs (attempt %d)", method, path, e, delay, attempt)
+            else:
+                if response.status < 400:
+                    return response
+                data = response.data if not stream else response.read()
+                response.release_conn()
+                error = translate_status(response.status, data, method=method, path=path)
+                if not may_retry or response.status not in RETRY_STATUSES:
+                    raise error
+                asked = _retry_after(response.headers.get("Retry-After"))
+                delay = asked if asked is not None else _backoff(attempt)
+                spent = time.monotonic() - started
+                if asked is not None and spent + asked > RETRY_BUDGET:
+                    raise ClusterUnavailable(
+                        f"{error} (it asked to retry after {asked:g}s, longer than the bot waits)"
+                    ) from error
+                if last or spent + delay > RETRY_BUDGET:
+                    raise ClusterUnavailable(f"{error} (gave up after {attempt} attempts)") from error
+                log.info(
+                    "kubernetes %s %s answered %s; retrying in %.1fs (attempt %d)",
+                    method,
+                    path,
+                    response.status,
+                    delay,
+                    attempt,
+                )
+            time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     def request(
         self,
@@ -182,6 +239,33 @@ class KubeClient:
         """A streaming GET (a watch). The caller reads it with `iter_lines` and must `release_conn()`;
         closing it from another thread (`shutdown()`) ends a blocked read at once."""
         return self._send("GET", path, query=query, timeout=timeout, stream=True)
+
+
+def _connection_failed(error: Exception) -> bool:
+    """The request did not get an answer: no connection, or the connection dropped. A read timeout is
+    not one of these (the server is slow, not gone)."""
+    import urllib3  # noqa: PLC0415 - lazy: CLI start-up
+
+    exceptions = urllib3.exceptions
+    if isinstance(error, exceptions.ReadTimeoutError):
+        return False
+    return isinstance(error, exceptions.NewConnectionError | exceptions.ConnectTimeoutError | exceptions.ProtocolError)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the API server sends an integer); None when absent or a date."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(int(value.strip())))
+    except ValueError:
+        return None
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential back-off with jitter: half to all of 0.25 s, 0.5 s, 1 s, ... (at most 2 s)."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
 
 
 def iter_lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

@@ -4,7 +4,9 @@ The file is validated with pydantic (unknown fields, roles and verbs are errors)
 mapped back to the YAML line it came from through the node marks PyYAML keeps while composing, so a
 person editing the file reads `permissions.yaml:14: teams.shop.role: unknown role 'admin'` instead of
 a pydantic location tuple. `PolicyFile` reloads the file when it changes; an invalid edit keeps the
-last good policy and logs why.
+last good policy and logs why. The file is untrusted input: it is read and parsed by the bounded
+reader of bot.settings (a small regular UTF-8 file; no anchors, aliases or tags; bounded depth and
+size), outside the lock that guards the policy in force.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pydantic import (
 )
 
 from bot.errors import ConfigError
+from bot.settings import YamlRefused, decode_yaml, duplicate_keys, parse_yaml, read_yaml_bytes
 
 log = logging.getLogger(__name__)
 
@@ -216,39 +219,15 @@ def namespace_matches(namespace: str, globs: Iterable[str]) -> bool:
 
 
 def _compose(text: str, source: str) -> tuple[yaml.Node, Any]:
-    """The node tree (for line numbers and duplicate keys) and the data built from it, in one parse."""
-    loader = yaml.SafeLoader(text)
+    """The node tree (for line numbers and duplicate keys) and the data built from it, in one bounded
+    parse (bot.settings.parse_yaml: no anchors, aliases or tags, bounded depth and size)."""
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        raise ConfigError(f"{source}:{line}: not valid YAML: {e.problem or e}") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {e}") from e
-    finally:
-        loader.dispose()
+        node, data = parse_yaml(text)
+    except YamlRefused as e:
+        raise ConfigError(e.located(source)) from None
     if node is None:
         raise ConfigError(f"{source}:1: the file is empty; it needs at least `roles:`")
     return node, data
-
-
-def _duplicate_keys(node: yaml.Node, path: tuple[str, ...] = ()) -> list[str]:
-    problems: list[str] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
-                where = ".".join((*path, name))
-                problems.append(f"{key.start_mark.line + 1}: {where}: duplicate key (the earlier one would be ignored)")
-            seen.add(name)
-            problems += _duplicate_keys(value, (*path, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            problems += _duplicate_keys(item, (*path, str(index)))
-    return problems
 
 
 def _line_of(root: yaml.Node, loc: tuple[int | str, ...]) -> int:
@@ -299,9 +278,16 @@ def parse_policy(text: str, *, verbs: Collection[str], source: str = DEFAULT_PAT
 
     `verbs` are the verbs roles may list (the bot's verb registry names them)."""
     root, data = _compose(text, source)
-    problems = [f"{source}:{p}" for p in _duplicate_keys(root)]
-    if problems:
-        raise ConfigError("\n".join(problems))
+    duplicates = duplicate_keys(root)
+    if duplicates:
+        raise ConfigError(
+            _report(
+                [
+                    f"{source}:{line}: {where}: duplicate key (the earlier one would be ignored)"
+                    for line, where in duplicates
+                ]
+            )
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping with `roles:`, `teams:`, ...")
     roles = data.get("roles")
@@ -309,20 +295,49 @@ def parse_policy(text: str, *, verbs: Collection[str], source: str = DEFAULT_PAT
     try:
         return Policy.model_validate(data, context=context)
     except ValidationError as e:
+        errors = e.errors()
         lines = []
-        for error in e.errors():
+        for error in errors[:MAX_REPORTED]:  # each line costs a walk of the node tree: only what is shown
             loc = tuple(error["loc"])
             field_path = _field_path(loc)
             lines.append(f"{source}:{_line_of(root, loc)}: {field_path}: {_describe(dict(error))}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(_report(lines, total=len(errors))) from None
+
+
+MAX_REPORTED = 20
+"""Problems listed for one file; the rest are counted. A file of thousands of mistakes must not take
+seconds to report or fill the log."""
+MAX_LINE = 300
+
+
+def _report(lines: list[str], *, total: int | None = None) -> str:
+    """At most MAX_REPORTED lines of at most MAX_LINE characters (values are quoted in the messages),
+    then how many more problems there are."""
+    total = len(lines) if total is None else total
+    shown = [line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in lines[:MAX_REPORTED]]
+    if total > len(shown):
+        shown.append(f"... and {total - len(shown)} more problems")
+    return "\n".join(shown)
 
 
 def load_policy(path: str | Path, *, verbs: Collection[str]) -> Policy:
+    return _parse_file(_read(path), verbs=verbs, source=str(path))
+
+
+def _read(path: str | Path) -> bytes:
+    """The file's bytes: a regular file, at most MAX_FILE_BYTES, read without blocking."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read permissions file {path}: {e.strerror or e}") from e
-    return parse_policy(text, verbs=verbs, source=str(path))
+        return read_yaml_bytes(path)
+    except YamlRefused as e:
+        raise ConfigError(f"cannot read permissions file {path}: {e.problem}") from None
+
+
+def _parse_file(data: bytes, *, verbs: Collection[str], source: str) -> Policy:
+    try:
+        text = decode_yaml(data)
+    except YamlRefused as e:
+        raise ConfigError(e.located(source)) from None
+    return parse_policy(text, verbs=verbs, source=source)
 
 
 def policy_path() -> Path:
@@ -341,6 +356,10 @@ class PolicyFile:
     Check-on-use rather than a thread: `current()` stats the file at most every `check_every` seconds
     and reparses only when its content hash changed. The first load raises ConfigError (a bad file
     stops the bot); later bad edits are logged once each and the last good policy stays in force.
+
+    The lock guards only the swap: reading and parsing happen outside it, by one caller at a time,
+    while every other caller gets the policy in force at once. Parsing is bounded anyway (see
+    bot.settings.parse_yaml), so no edit, however hostile, can hold up commands.
     """
 
     def __init__(
@@ -356,9 +375,11 @@ class PolicyFile:
         self.check_every = check_every
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._policy = load_policy(self.path, verbs=self.verbs)
+        self._reloading = False
+        data = _read(self.path)
+        self._policy = _parse_file(data, verbs=self.verbs, source=str(self.path))
         self._stamp = self._stat()
-        self._digest = self._hash()
+        self._digest = hashlib.sha256(data).hexdigest()
         self._checked_at = monotonic()
         self.last_error: str | None = None
 
@@ -369,34 +390,48 @@ class PolicyFile:
             return None
         return _Stamp(st.st_mtime_ns, st.st_size)
 
-    def _hash(self) -> str:
-        try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest()
-        except OSError:
-            return ""
-
     def current(self) -> Policy:
         with self._lock:
             now = self._monotonic()
-            if now - self._checked_at >= self.check_every:
-                self._checked_at = now
-                self._reload_if_changed()
-            return self._policy
+            if self._reloading or now - self._checked_at < self.check_every:
+                return self._policy
+            self._checked_at = now
+            self._reloading = True  # this caller checks the file; the others keep the policy in force
+        try:
+            self._reload_if_changed()
+        finally:
+            with self._lock:
+                self._reloading = False
+                policy = self._policy
+        return policy
 
     def _reload_if_changed(self) -> None:
+        """Runs outside the lock, in one thread at a time (`_reloading`); swaps the result in under it."""
         stamp = self._stat()
         if stamp == self._stamp:
             return
         self._stamp = stamp
-        digest = self._hash()
+        try:
+            data = _read(self.path)
+        except ConfigError as e:
+            self._refuse("", str(e))
+            return
+        digest = hashlib.sha256(data).hexdigest()
         if digest == self._digest:
             return
-        self._digest = digest
         try:
-            self._policy = load_policy(self.path, verbs=self.verbs)
+            policy = _parse_file(data, verbs=self.verbs, source=str(self.path))
         except ConfigError as e:
-            self.last_error = str(e)
-            log.error("permissions file %s is invalid; keeping the last good policy:\n%s", self.path, e)
+            self._refuse(digest, str(e))
             return
-        self.last_error = None
+        with self._lock:
+            self._policy = policy
+            self._digest = digest
+            self.last_error = None
         log.info("permissions file %s reloaded", self.path)
+
+    def _refuse(self, digest: str, error: str) -> None:
+        with self._lock:
+            self._digest = digest  # logged once per bad content, not at every check
+            self.last_error = error
+        log.error("permissions file %s is invalid; keeping the last good policy:\n%s", self.path, error)

@@ -15,13 +15,14 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
 from bot.clock import Clock, utcnow
+from bot.errors import StoreUnavailable
 from bot.model import Command, Decision, Subject
 from bot.store.database import Database
 
@@ -214,7 +215,7 @@ class AuditLog:
             message=None,
         )
         try:
-            return self._insert(row)
+            return self._insert(row, verify=True)  # the file is checked before every claim, not once a second
         except sqlite3.IntegrityError:
             with self.database.transaction() as db:
                 db.execute("UPDATE audit SET repeats = repeats + 1 WHERE action_id = ?", [action_id])
@@ -224,14 +225,28 @@ class AuditLog:
             raise AlreadyClaimed(existing) from None
 
     def finish(self, entry: AuditEntry, *, outcome: str, message: str) -> AuditEntry:
+        """Record how a claimed action ended. The action has run by now, so a store that fails here
+        must not turn its answer into an error: the outcome is logged (and announced) instead."""
         finished = self._now()
-        with self.database.transaction() as db:
-            db.execute(
-                "UPDATE audit SET outcome = ?, message = ?, finished_at = ? WHERE id = ?",
-                [outcome, message, finished, entry.id],
+        try:
+            with self.database.transaction(verify=True) as db:  # a lost file is noticed and said, not written to
+                db.execute(
+                    "UPDATE audit SET outcome = ?, message = ?, finished_at = ? WHERE id = ?",
+                    [outcome, message, finished, entry.id],
+                )
+            done = self.get(entry.id)
+        except StoreUnavailable as e:
+            log.error(
+                "audit: %s of action %s ended %s (%s) but was not recorded: %s",
+                entry.command,
+                entry.action_id,
+                outcome,
+                message,
+                e,
             )
-        done = self.get(entry.id)
-        assert done is not None
+            done = None
+        if done is None:
+            done = replace(entry, outcome=outcome, message=message, finished_at=datetime.fromisoformat(finished))
         self._announce(done)
         return done
 
@@ -265,10 +280,10 @@ class AuditLog:
             "message": message,
         }
 
-    def _insert(self, row: dict[str, Any]) -> AuditEntry:
+    def _insert(self, row: dict[str, Any], *, verify: bool = False) -> AuditEntry:
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        with self.database.transaction() as db:
+        with self.database.transaction(verify=verify) as db:
             cursor = db.execute(f"INSERT INTO audit ({columns}) VALUES ({marks})", list(row.values()))  # noqa: S608
             new_id = cursor.lastrowid
         entry = self.get(int(new_id or 0))
