@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install lint test test-fast cluster-up cluster-down demo bench test-kind clean
+.PHONY: install lint test test-fast test-hostile cluster-up cluster-down demo bench test-kind clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ test: install
 # Only the tests that need no cluster.
 test-fast: install
 	$(BIN)/pytest -m "not cluster"
+
+# Only the hostile-input suite (docs/security.md): Slack requests, k8sbot ask, cluster objects, files.
+test-hostile: install
+	@if [ -z "$$K8SBOT_TEST_KUBECONFIG" ]; then scripts/local-cluster up >/dev/null; fi
+	$(BIN)/pytest -m hostile
 
 cluster-up:
 	scripts/local-cluster up
