@@ -392,23 +392,29 @@ class Redactor:
 
     rules: RedactionRules = RedactionRules()
     fingerprint: Fingerprint | None = None
-    _compiled: _Compiled = field(init=False, repr=False, compare=False)
+    _compiled: _Compiled | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_compiled", _compile(self.rules))
+    @property
+    def _scanner(self) -> _Compiled:
+        """The compiled rules, built on first use (importing this module compiles nothing heavy)."""
+        compiled = self._compiled
+        if compiled is None:
+            compiled = _compile(self.rules)
+            object.__setattr__(self, "_compiled", compiled)
+        return compiled
 
     def keyed(self, fingerprint: Fingerprint) -> Redactor:
         return replace(self, fingerprint=fingerprint)
 
     def secret_key(self, name: str) -> bool:
         """Does this key name (env var, ConfigMap key, annotation, flag) say it holds a secret?"""
-        return len(name) <= MAX_KEY and self._compiled.secret_key(name)
+        return len(name) <= MAX_KEY and self._scanner.secret_key(name)
 
     # -- text -----------------------------------------------------------------------------------------
 
     def text(self, text: str) -> str:
         """`text` with credentials replaced by [REDACTED]; the shape of the line stays readable."""
-        return self._apply(text, _find(text, self._compiled, to_line_end=False), keyed=False)
+        return self._apply(text, _find(text, self._scanner, to_line_end=False), keyed=False)
 
     def lines(self, lines: Iterable[str]) -> list[str]:
         """Redact line by line, except that a private key block spanning lines is hidden whole."""
@@ -423,7 +429,7 @@ class Redactor:
             return value
         if key is not None and self.secret_key(key):
             return self.mask(value)
-        return self._apply(value, _find(value, self._compiled, to_line_end=True), keyed=True)
+        return self._apply(value, _find(value, self._scanner, to_line_end=True), keyed=True)
 
     def tree(self, value: Any, key: str | None = None) -> Any:
         """A JSON value (a pod template, a spec, a culprit's before/after) with secrets hidden:

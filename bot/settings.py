@@ -53,7 +53,7 @@ ENV = {
 class Settings(BaseModel):
     """Everything the bot is configured with. Field names are the config-file keys."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     slack_bot_token: str | None = None
     slack_app_token: str | None = None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError, K8sBotError
 from k8sbot.cli_permissions import add_parsers
+from k8sbot.terminal import render_text
 
 if TYPE_CHECKING:
     from bot.model import Answer
@@ -47,14 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from bot.settings import load_settings  # noqa: PLC0415 - lazy: CLI start-up
-
-    try:
-        settings = load_settings(http_port=getattr(args, "port", None), http_host=getattr(args, "host", None))
-    except ConfigError as e:
-        print(f"k8sbot: {e}", file=sys.stderr)
-        return EXIT_USAGE
     if args.cmd == "ask" and not args.as_user:
+        # `help` reads nothing configured (no settings, cluster, database or Slack): answer it first.
         try:
             answer = _answer_without_core(args.text)
         except K8sBotError as e:  # unparsable text, or `help <no such verb>`: what the full path prints
@@ -63,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if answer is not None:
             _print_answer(answer, as_json=args.json)
             return 0 if answer.ok else 1
+    from bot.settings import load_settings  # noqa: PLC0415 - lazy: CLI start-up
+
+    try:
+        settings = load_settings(http_port=getattr(args, "port", None), http_host=getattr(args, "host", None))
+    except ConfigError as e:
+        print(f"k8sbot: {e}", file=sys.stderr)
+        return EXIT_USAGE
     from k8sbot.wiring import build_core, configure_logging  # noqa: PLC0415 - lazy: CLI start-up
 
     quiet = args.cmd != "run" and "K8SBOT_LOG_LEVEL" not in os.environ
@@ -98,7 +100,6 @@ def _run(settings: Settings, *, http: bool) -> int:
 
 def _ask(settings: Settings, args: argparse.Namespace) -> int:
     from bot.commands.dispatch import execute  # noqa: PLC0415 - lazy: CLI start-up
-    from bot.slack.blocks import render_text  # noqa: PLC0415 - lazy: CLI start-up
     from bot.slack.client import make_web_client  # noqa: PLC0415 - lazy: CLI start-up
     from k8sbot.wiring import build_core  # noqa: PLC0415 - lazy: CLI start-up
 
@@ -141,7 +142,6 @@ def _print_answer(answer: Answer, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(answer.data, indent=2, default=str))
         return
-    from bot.slack.blocks import render_text  # noqa: PLC0415 - lazy: CLI start-up
 
     print(render_text(answer))
 

@@ -66,7 +66,7 @@ def add_parsers(subparsers: Any) -> None:
 def check_handler(args: argparse.Namespace, core: Core) -> int:
     from bot.commands.parsing import NAME_RE  # noqa: PLC0415 - lazy: CLI start-up
     from bot.model import Command  # noqa: PLC0415 - lazy: CLI start-up
-    from bot.permissions.engine import acted_namespace  # noqa: PLC0415 - lazy: CLI start-up
+    from bot.permissions.targets import acted_namespace  # noqa: PLC0415 - lazy: CLI start-up
 
     for value, what in (
         (args.namespace, "namespace"),

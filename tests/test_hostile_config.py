@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from bot.permissions.policy import Policy, PolicyFile
+from k8sbot.cli import main
 from tests.cli_run import LIVENESS, clean_cli_env, one_line, run_cli
 from tests.wiring_helpers import VERB_NAMES
 
@@ -218,7 +219,7 @@ def test_a_hostile_config_file_stops_any_command_with_one_line(
     path = cli_env / "k8sbot.yaml"
     path.write_bytes(content)
     monkeypatch.setenv("K8SBOT_CONFIG", str(path))
-    code, err = run_cli(["ask", "help"], capsys)
+    code, err = run_cli(["ask", "status -n shop"], capsys)
     assert code == 2
     assert re.fullmatch(rf"k8sbot: K8SBOT_CONFIG: {re.escape(str(path))}:\d+: .*{problem}.*", one_line(err)), err
 
@@ -244,11 +245,25 @@ def test_a_config_path_that_is_not_a_small_regular_file_stops_the_start_with_one
     path = cli_env / "k8sbot.yaml"
     make(path)
     monkeypatch.setenv("K8SBOT_CONFIG", str(path))
-    code, err = run_cli(["ask", "help"], capsys)
+    code, err = run_cli(["ask", "status -n shop"], capsys)
     assert code == 2
     assert re.fullmatch(rf"k8sbot: K8SBOT_CONFIG: cannot read {re.escape(str(path))}: .*{problem}.*", one_line(err)), (
         err
     )
+
+
+def test_help_reads_no_configuration(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `k8sbot ask help` answers from the verb table alone (no settings, cluster, database or Slack), so
+    # a broken config file does not hide how to use the bot; every command that reads it stops.
+    path = cli_env / "k8sbot.yaml"
+    path.write_bytes(HOSTILE_CONFIGS["alias-bomb"][0])
+    monkeypatch.setenv("K8SBOT_CONFIG", str(path))
+    assert main(["ask", "help"]) == 0
+    assert "/k8s why <target>" in capsys.readouterr().out
+    code, err = run_cli(["ask", "status -n shop"], capsys)
+    assert code == 2 and "K8SBOT_CONFIG" in err
 
 
 def test_a_config_value_of_the_wrong_type_names_its_line(
@@ -257,7 +272,7 @@ def test_a_config_value_of_the_wrong_type_names_its_line(
     path = cli_env / "k8sbot.yaml"
     path.write_text("cluster_name: prod\nretention_days: [1, 2]\n")
     monkeypatch.setenv("K8SBOT_CONFIG", str(path))
-    code, err = run_cli(["ask", "help"], capsys)
+    code, err = run_cli(["ask", "status -n shop"], capsys)
     assert code == 2
     assert one_line(err).startswith(f"k8sbot: K8SBOT_CONFIG: {path}:2: retention_days: ")
 
@@ -294,7 +309,7 @@ def test_a_huge_config_value_gives_a_short_line(
     path = cli_env / "k8sbot.yaml"
     path.write_text("timezone: Mars/" + "x" * 100_000 + "\n")
     monkeypatch.setenv("K8SBOT_CONFIG", str(path))
-    code, err = run_cli(["ask", "help"], capsys)
+    code, err = run_cli(["ask", "status -n shop"], capsys)
     assert code == 2
     line = one_line(err)
     assert line.startswith(f"k8sbot: K8SBOT_CONFIG: {path}:1: timezone: unknown time zone") and len(line) <= 400

@@ -15,16 +15,10 @@ from bot.commands.parsing import parse as parse_with
 from bot.errors import PermissionDenied, SlackUnavailable, UsageError
 from bot.kube.client import UnconfiguredKubeClient
 from bot.model import Command, Decision, Subject
-from bot.permissions.engine import (
-    PermissionEngine,
-    acted_namespace,
-    file_decision,
-    limit_decision,
-    needs_for,
-    target_kind,
-)
+from bot.permissions.engine import PermissionEngine, file_decision, limit_decision, needs_for
 from bot.permissions.identity import CachedDirectory, grants_for, subject_from_policy
 from bot.permissions.policy import PolicyFile, parse_policy
+from bot.permissions.targets import acted_namespace, target_kind
 from bot.store.database import Database
 from tests.wiring_helpers import VERB_NAMES, VERBS, command_services
 

@@ -12,8 +12,8 @@ from bot.slack.blocks import (
     escape_mrkdwn,
     render_answer,
     render_error,
-    render_text,
 )
+from k8sbot.terminal import render_text
 
 
 def _texts(blocks: list[dict]) -> list[str]:

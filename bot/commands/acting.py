@@ -18,7 +18,7 @@ from bot.commands.context import VerbContext
 from bot.errors import Conflict, K8sBotError, NotFound, UsageError
 from bot.kube.kinds import Kind
 from bot.model import Answer, Command, FieldChange, KubeObject, ObjectRef
-from bot.permissions.engine import ACTION_KINDS, target_kind
+from bot.permissions.targets import ACTION_KINDS, target_kind
 from bot.store.audit import RUNNING
 from bot.text import brief
 

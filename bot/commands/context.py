@@ -7,20 +7,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.clock import Clock, utcnow
 from bot.commands.specs import VerbSpec
-from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.errors import UsageError
-from bot.kube.client import KubeClient
 from bot.model import Answer, Change, Command, ObjectRef, Subject
-from bot.permissions.engine import PermissionEngine, acted_namespace
 from bot.permissions.reading import ReadAccess
+from bot.permissions.targets import acted_namespace
 from bot.redaction import DEFAULT, Redactor
-from bot.store.alerts import AlertStore
-from bot.store.audit import AuditLog
-from bot.store.changes import ChangeStore
+
+if TYPE_CHECKING:  # types of the fields only: importing the stores, the client and the engine is not needed
+    from bot.diagnosis.analyzers import AnalyzerRegistry
+    from bot.kube.client import KubeClient
+    from bot.permissions.engine import PermissionEngine
+    from bot.store.alerts import AlertStore
+    from bot.store.audit import AuditLog
+    from bot.store.changes import ChangeStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,15 @@ every verb runs as the kubeconfig's own identity, and the cluster's RBAC still h
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from bot.commands.auditing import Decide, run_audited
 from bot.commands.context import CommandServices, VerbContext
 from bot.commands.parsing import parse
 from bot.model import Answer, Command, Decision, Subject
-from bot.permissions.engine import PermissionEngine
+
+if TYPE_CHECKING:
+    from bot.permissions.engine import PermissionEngine
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from bot.errors import K8sBotError
 from bot.kube.client import KubeClient
-from bot.kube.kinds import KINDS, Kind, kind_named
+from bot.kube.kinds import KINDS, Kind
 from bot.model import Command, Decision, Subject
 from bot.permissions.identity import (
     ACTIVE,
@@ -38,20 +38,13 @@ from bot.permissions.identity import (
     subject_from_policy,
 )
 from bot.permissions.policy import Policy, PolicyFile
+from bot.permissions.targets import BARE_NAME_KINDS, target_kind
 
 log = logging.getLogger(__name__)
 
 SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 AUTHENTICATED = "system:authenticated"  # the API server adds it to every impersonated user
 
-# Which kinds each action accepts; the first is the default for a bare name.
-ACTION_KINDS: dict[str, tuple[str, ...]] = {
-    "rollback": ("Deployment",),
-    "scale": ("Deployment", "StatefulSet"),
-    "restart": ("Deployment", "StatefulSet", "DaemonSet"),
-}
-# What a bare name means to verbs that take any kind but default to one (`silence checkout`).
-BARE_NAME_KINDS: dict[str, str] = {**{verb: kinds[0] for verb, kinds in ACTION_KINDS.items()}, "silence": "Deployment"}
 # Kinds shown only to people whose own Kubernetes identity may read them: never through the bot's.
 OWN_IDENTITY_KINDS = frozenset({"Secret"})
 
@@ -84,26 +77,6 @@ class Need:
 
 def _where(namespace: str | None) -> str:
     return f" in namespace {namespace}" if namespace else " in all namespaces"
-
-
-def target_kind(command: Command, *, verb: str | None = None) -> tuple[Kind | None, str | None]:
-    """(Kind, name) named by the command's target; a bare name of an action defaults to its first kind."""
-    verb = verb or command.verb
-    if not command.target:
-        return None, None
-    word, _, name = command.target.rpartition("/")
-    kind = kind_named(word) if word else None
-    if kind is None and verb in BARE_NAME_KINDS:
-        kind = KINDS[BARE_NAME_KINDS[verb]]
-    return kind, name
-
-
-def acted_namespace(command: Command, namespace: str | None) -> str | None:
-    """Where `command` acts, so where it is decided: None (cluster-wide, which needs a grant on "*")
-    when its target names a cluster-scoped kind (Node, Namespace), else `namespace` (the `-n`, the
-    target's `ns/`, or the channel's or configured default, as the command path resolved it)."""
-    kind, _ = target_kind(command)
-    return None if kind is not None and not kind.namespaced else namespace
 
 
 def needs_for(verb: str, kind: Kind | None) -> tuple[Need, ...]:

@@ -128,7 +128,7 @@ K8sGroup = Annotated[str, AfterValidator(_k8s_group)]
 
 class _Strict(BaseModel):
     # Lax mode so YAML lists fill tuples; numbers are StrictInt so `true` or "20" is not a count.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _check_role_reference(value: str | None, info: ValidationInfo) -> str | None:

@@ -8,9 +8,13 @@ lives for one request and asks at most once per kind and namespace.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.kube.kinds import KINDS
 from bot.model import Decision, Subject
-from bot.permissions.engine import PermissionEngine
+
+if TYPE_CHECKING:
+    from bot.permissions.engine import PermissionEngine
 
 TERMINAL = Decision(True, "no permissions.yaml: the kubeconfig's own identity reads")
 

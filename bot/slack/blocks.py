@@ -56,7 +56,6 @@ __all__ = [
     "render_error",
     "render_expired_button",
     "render_placeholder",
-    "render_text",
 ]
 
 MAX_BLOCKS = 50
@@ -178,19 +177,6 @@ class AnswerRenderer:
     def command_for(self, value: str) -> str | None:
         """The command a clicked button runs (None: its stored command expired or never existed)."""
         return self.buttons.command_for(value)
-
-
-def render_text(answer: Answer) -> str:
-    """The terminal rendering of an answer (what `k8sbot ask` prints without --json)."""
-    out = [answer.title] if answer.title else []
-    out += list(answer.lines)
-    confirm = answer.data.get("confirm") if isinstance(answer.data, dict) else None
-    if isinstance(confirm, dict):
-        out.append("")
-        out.append(str(confirm.get("text", "")))
-    for button in answer.buttons:
-        out.append(f"[{button.text}] /k8s {button.command}")
-    return "\n".join(out)
 
 
 def render_error(message: str, *, usage: str | None = None) -> Message:

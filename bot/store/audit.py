@@ -17,14 +17,16 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock, utcnow
 from bot.errors import StoreUnavailable
 from bot.model import Command, Decision, Subject
-from bot.store.database import Database
+
+if TYPE_CHECKING:  # annotations only
+    import sqlite_utils
+
+    from bot.store.database import Database
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.commands.context import VerbContext
 from bot.commands.parsing import duration_seconds
@@ -24,8 +24,10 @@ from bot.errors import NotFound, UsageError
 from bot.kube.kinds import KINDS, kind_named
 from bot.model import Answer, Change, Command, Decision, ObjectRef
 from bot.permissions.reading import ReadAccess
-from bot.store.changes import ChangeStore
 from bot.text import clip
+
+if TYPE_CHECKING:  # annotations only
+    from bot.store.changes import ChangeStore
 
 DEFAULT_SINCE = "24h"
 MAX_SINCE = timedelta(days=90)
