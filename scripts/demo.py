@@ -103,8 +103,9 @@ def wait_alert(emu: SlackEmulator) -> dict[str, Any] | None:
     """The alert the bot posts (chat.postMessage) to the team channel for the broken rollout."""
 
     def alerts() -> list[dict[str, Any]]:
-        posted = {c.response.get("ts") for c in emu.calls("chat.postMessage") if c.ok}
-        return [m for m in emu.messages(CHANNEL) if m["ts"] in posted]
+        # Alerts carry the outbox's metadata; other bot messages share the channel (on a weekday after
+        # the digest time, the start-up catch-up posts the daily digest there first).
+        return [m for m in emu.messages(CHANNEL) if (m.get("metadata") or {}).get("event_type") == "k8sbot_alert"]
 
     try:
         emu.wait_for(alerts, timeout=90, what="the alert")
