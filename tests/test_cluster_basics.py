@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+from typing import Any
 
 import pytest
 from kube_helpers import (
     REPO,
     Cluster,
+    create,
     is_ready,
     patch,
     pod_summary,
@@ -20,6 +22,7 @@ from kube_helpers import (
     wait_for,
     wait_rolled_out,
 )
+from kubernetes import client as k8s_client
 from scenarios import deploy_checkout
 
 from bot.errors import K8sBotError
@@ -152,3 +155,23 @@ def test_local_cluster_up_again_reuses_the_running_cluster(cluster: Cluster, kub
     assert "reusing it" in result.stderr
     # Same cluster (same etcd data), still serving.
     assert kube.get("/api/v1/namespaces/kube-system")["metadata"]["uid"] == before
+
+
+def test_a_token_kubeconfig_authenticates_as_its_serviceaccount(kube: KubeClient, namespace: str, cluster: Any) -> None:
+    """The bot in a pod (in-cluster config) and a token kubeconfig both keep the token under the client
+    library's "BearerToken": requests must carry it, or the API server sees system:anonymous."""
+    create(
+        kube, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "tokened", "namespace": namespace}}
+    )
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}}
+    token = kube.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/tokened/token", body=request)[
+        "status"
+    ]["token"]
+    configuration = k8s_client.Configuration()
+    configuration.host = kube.configuration.host
+    configuration.ssl_ca_cert = kube.configuration.ssl_ca_cert
+    configuration.api_key = {"BearerToken": token}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    me = KubeClient(configuration).request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", body=review)
+    assert me["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:tokened"

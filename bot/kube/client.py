@@ -34,7 +34,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from bot.errors import ClusterUnavailable, Conflict, K8sBotError, NotFound, PermissionDenied
@@ -122,9 +122,12 @@ class KubeClient:
         headers = HTTPHeaderDict({"Accept": "application/json", "User-Agent": "k8sbot"})
         if content_type:
             headers["Content-Type"] = content_type
-        token = self.configuration.get_api_key_with_prefix("authorization")
-        if token:
-            headers["Authorization"] = token
+        # The client library's own credentials: a kubeconfig or in-cluster ServiceAccount token is kept
+        # under "BearerToken" (and refreshed by its hook when the projected token rotates).
+        settings = cast(dict[str, dict[str, Any]], self.configuration.auth_settings())
+        for auth in settings.values():
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[str(auth["key"])] = str(auth["value"])
         if self.impersonate_user:
             headers["Impersonate-User"] = self.impersonate_user
             for group in self.impersonate_groups:
