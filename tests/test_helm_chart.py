@@ -441,3 +441,24 @@ def test_helm_install_creates_every_object_and_uninstall_removes_them(
         return not [n for n in names if kubectl(kubectl_bin, cluster, "get", "-n", namespace, n).returncode == 0]
 
     wait_for(none_left, 90, f"every object of release {release} deleted")
+
+
+def leaf_keys(values: dict[str, Any], prefix: str = "") -> set[str]:
+    """Dotted names of the chart's values, stopping at maps that are free-form (empty or `permissions`)."""
+    keys: set[str] = set()
+    for key, value in values.items():
+        name = prefix + key
+        if isinstance(value, dict) and value and key not in ("permissions", "resources"):
+            keys |= leaf_keys(value, name + ".")
+        else:
+            keys.add(name)
+    return keys
+
+
+def test_chart_readme_lists_every_value_and_the_schema_knows_them() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    listed = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")}
+    assert leaf_keys(values) == listed
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(values) == set(schema["properties"])
