@@ -23,6 +23,7 @@ from kube_helpers import REPO, Cluster, bind_role, wait_for
 from scenarios import deploy_checkout
 
 from bot.kube.client import KubeClient
+from bot.settings import Settings, load_settings
 
 CHART = REPO / "deploy" / "helm" / "k8sbot"
 TOKENS = ["--set", "slack.botToken=xoxb-test,slack.appToken=xapp-test"]
@@ -174,6 +175,75 @@ def test_deployment_is_hardened_and_probed_on_the_bots_http_port(helm: Run) -> N
     config = one(objects, "ConfigMap", "k8sbot")["data"]
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert yaml.safe_load(config["permissions.yaml"]) == values["permissions"]
+
+
+# Settings the chart sets itself (Secret, paths, bind address, clusterName), so `config` may not.
+CHART_OWNED_SETTINGS = {
+    "slack_bot_token",
+    "slack_app_token",
+    "slack_signing_secret",
+    "db",
+    "permissions",
+    "cluster_name",
+    "kubeconfig",
+    "kube_context",
+    "http_host",
+    "http_port",
+}
+
+
+def test_config_value_accepts_every_other_setting_and_the_bot_reads_the_rendered_files(
+    helm: Run, tmp_path: Path
+) -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(schema["properties"]["config"]["properties"]) == set(Settings.model_fields) - CHART_OWNED_SETTINGS
+    config = {
+        "default_channel": "C0OPS",
+        "watch_namespaces": ["shop-*"],
+        "retention_days": 7,
+        "channel_namespaces": {"C0SHOP": "shop"},
+        "alert_settle_seconds": 45,
+    }
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "config": config,
+                "clusterName": "prod-eu",
+                "permissions": yaml.safe_load((REPO / "permissions.yaml").read_text()),
+            }
+        )
+    )
+    objects = render(helm, *TOKENS, "-f", values)
+    data = one(objects, "ConfigMap", "k8sbot")["data"]
+    env = {
+        e["name"]: e.get("value")
+        for e in one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    (tmp_path / "config.yaml").write_text(data["config.yaml"])
+    (tmp_path / "permissions.yaml").write_text(data["permissions.yaml"])
+    settings = load_settings(
+        {
+            "K8SBOT_CONFIG": str(tmp_path / "config.yaml"),
+            "K8SBOT_HTTP_HOST": env["K8SBOT_HTTP_HOST"],
+            "K8SBOT_HTTP_PORT": env["K8SBOT_HTTP_PORT"],
+        }
+    )
+    assert (settings.cluster_name, settings.default_channel, settings.retention_days) == ("prod-eu", "C0OPS", 7)
+    assert settings.watch_namespaces == ["shop-*"] and settings.channel_namespaces == {"C0SHOP": "shop"}
+    assert (settings.http_host, settings.http_port) == ("0.0.0.0", 3000)
+    validated = subprocess.run(
+        [sys.executable, "-m", "k8sbot", "permissions", "validate", "--file", str(tmp_path / "permissions.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    # A setting the bot does not know fails at helm, not at the pod's start.
+    values.write_text(yaml.safe_dump({"config": {"retention_day": 7}}))
+    refused = helm("template", "k8sbot", CHART, *TOKENS, "-f", values)
+    assert refused.returncode != 0 and SCHEMA_ERROR in refused.stderr, refused.stderr
 
 
 # -- one source for the RBAC ---------------------------------------------------------------------------
