@@ -27,6 +27,7 @@ from bot.settings import Settings, load_settings
 
 CHART = REPO / "deploy" / "helm" / "k8sbot"
 TOKENS = ["--set", "slack.botToken=xoxb-test,slack.appToken=xapp-test"]
+TEAM = "permissions: {{roles: {{}}, teams: {{shop: {{namespaces: [shop], role: r, kubernetes: {kubernetes}}}}}}}"
 SCHEMA_ERROR = "values don't meet the specifications of the schema"
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -113,6 +114,10 @@ def test_chart_passes_helm_lint_strict(helm: Run) -> None:
             "permissions.teams.shop",
         ),
         ("replicas: 2", "replicas"),
+        # Identities the bot refuses to impersonate must never reach the impersonation ClusterRole.
+        (TEAM.format(kubernetes="{user: u, groups: [system:masters]}"), "permissions.teams.shop.kubernetes.groups.0"),
+        (TEAM.format(kubernetes="{user: 'system:admin'}"), "permissions.teams.shop.kubernetes.user"),
+        (TEAM.format(kubernetes="{user: 'slack:{name}'}"), "permissions.teams.shop.kubernetes.user"),
     ],
 )
 def test_a_wrong_value_fails_at_lint_and_template_because_of_the_schema(
