@@ -150,6 +150,23 @@ def test_missing_slack_tokens_fail_at_template_with_a_clear_message(helm: Run) -
     }
 
 
+def test_network_policy_allows_only_the_api_server_dns_and_https(helm: Run) -> None:
+    refused = helm("template", "k8sbot", CHART, *TOKENS, "--set", "networkPolicy.enabled=true")
+    assert refused.returncode != 0
+    assert "networkPolicy.apiServer.cidrs is required" in refused.stderr
+    objects = render(helm, *TOKENS, "--set", "networkPolicy.enabled=true,networkPolicy.apiServer.cidrs={10.96.0.1/32}")
+    spec = one(objects, "NetworkPolicy", "k8sbot")["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["ingress"] == [{"ports": [{"port": 3000, "protocol": "TCP"}]}]
+    api, dns, https = spec["egress"]
+    assert api["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}}]
+    assert {p["port"] for p in api["ports"]} == {443, 6443}
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert https["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert "10.0.0.0/8" in https["to"][0]["ipBlock"]["except"]
+    assert all(rule.get("to") for rule in spec["egress"]), "an egress rule without `to` allows every destination"
+
+
 def test_deployment_is_hardened_and_probed_on_the_bots_http_port(helm: Run) -> None:
     objects = render(helm, *TOKENS)
     deployment = one(objects, "Deployment", "k8sbot")
