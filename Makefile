@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install lint test test-fast test-hostile cluster-up cluster-down demo bench test-kind clean
+.PHONY: install lint test test-fast test-hostile cluster-up cluster-down demo bench test-kind helm clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,11 @@ cluster-down:
 # The local demo: cluster + demo workloads + Slack emulator + the bot, and a /k8s round trip.
 demo: install
 	$(BIN)/python scripts/demo.py
+
+# helm from the Go module proxy into the binary cache, then deploy/rbac.yaml regenerated from the chart.
+helm:
+	scripts/build-helm
+	scripts/gen-rbac
 
 bench: install
 	@ls bench/*.py
