@@ -586,13 +586,6 @@ def sa_kubeconfig(kubectl_bin: str, cluster: Cluster, namespace: str, account: s
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bot/kube/client.py sends no bearer token from a token kubeconfig or in-cluster config: the "
-    "kubernetes client stores it in api_key['BearerToken'] and KubeClient._headers reads only "
-    "'authorization', so the bot is system:anonymous in a pod (remove this marker with the fix)",
-)
 def test_the_bot_with_the_charts_service_account_acts_as_the_person_and_is_refused_as_itself(
     helm: Run, kubectl_bin: str, cluster: Cluster, kube: KubeClient, namespace: str, release: str, tmp_path: Path
 ) -> None:
