@@ -90,3 +90,48 @@ def test_two_replicas_alert_once_and_the_follower_takes_over_when_the_leader_is_
         first.stop()
         if second is not None:
             second.stop()
+
+
+@pytest.mark.kwok
+def test_a_leader_that_loses_the_lease_stops_and_exits_1(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    permissions = tmp_path / "permissions.yaml"
+    permissions.write_text(POLICY.format(channel=SHOP, ns=namespace, alice=ALICE))
+    config = {
+        "permissions": str(permissions),
+        "watch_namespaces": [namespace],
+        "leader_namespace": namespace,
+        "leader_lease_seconds": LEASE,
+        "leader_renew_seconds": RENEW,
+        "leader_retry_seconds": RETRY,
+        "shutdown_grace_seconds": 5.0,
+    }
+    bot = BotProcess(
+        bot_env(slack, tmp_path, db=tmp_path / "bot.db", kubeconfig=cluster.kubeconfig, config=config), tmp_path
+    )
+    try:
+        bot.wait_url()
+        slack.wait_for(
+            lambda: (_holder(kube, namespace) or "").endswith(f"_{bot.process.pid}"), timeout=30, what="the bot leading"
+        )
+        # Another replica's write wins (a network partition, a paused process): the Lease is held by
+        # someone else, renewed, and this one cannot renew any more.
+        usurper = LeaseLock(
+            kube,
+            namespace=namespace,
+            name="k8sbot-leader",
+            identity="usurper_1",
+            timing=LeaseTiming(duration=60, renew_deadline=RENEW, retry_period=RETRY),
+        )
+        lease = usurper.read()
+        assert lease is not None
+        lease["spec"]["holderIdentity"] = "usurper_1"
+        lease["spec"]["leaseDurationSeconds"] = 60
+        kube.request("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/k8sbot-leader", body=lease)
+        code = bot.process.wait(RENEW + 15)
+    finally:
+        bot.stop()
+    assert code == 1, bot.log
+    assert "no longer leading" in bot.log and "watchers stopped" in bot.log
+    assert _holder(kube, namespace) == "usurper_1"  # a leader that lost the Lease does not release it
