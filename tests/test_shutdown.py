@@ -45,12 +45,12 @@ defaults: {{role: null}}
 
 
 class BotProcess:
-    """`python -m k8sbot run --http` with `env`; its log lines are collected as they come."""
+    """`python -m k8sbot run` (`--http` in HTTP mode) with `env`; its log lines are collected as they come."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, *, mode: str = "http") -> None:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "k8sbot", "run", "--http"],
+            [sys.executable, "-m", "k8sbot", "run", *(["--http"] if mode == "http" else [])],
             env=env,
             cwd=cwd,
             stdout=subprocess.DEVNULL,
@@ -130,14 +130,18 @@ def _all_posts(emu: SlackEmulator) -> list[str]:
     return [json.dumps(m.get("blocks") or m.get("text"), sort_keys=True) for m in emu.messages(SHOP)]
 
 
-def _slow_denial(slack: SlackEmulator, url: str, namespace: str, *, retry_after: int) -> int:
+def _slow_denial(slack: SlackEmulator, url: str, namespace: str, *, retry_after: int, mode: str = "http") -> int:
     """A command that is slow the way Slack makes things slow: Bob is not in the shop team, so the
     refusal is announced in the audit channel first, and Slack answers that post 429 Retry-After.
     Returns the count of response_url posts before it."""
     slack.rate_limit("chat.postMessage", retry_after=retry_after, times=1)
     before = len(slack.response_posts())
     slack.driver.slash_command(
-        f"why deploy/checkout -n {namespace}", user_id=BOB, channel_id=SHOP, url=url + "/slack/events"
+        f"why deploy/checkout -n {namespace}",
+        user_id=BOB,
+        channel_id=SHOP,
+        mode=mode,
+        url=url + "/slack/events" if mode == "http" else None,
     )
     return before
 
@@ -171,14 +175,17 @@ def _alerted(slack: SlackEmulator) -> None:
 
 
 @pytest.mark.kwok
+@pytest.mark.parametrize("mode", ["http", "socket"])
 def test_sigterm_finishes_the_command_in_flight_exits_0_and_a_restart_posts_nothing_twice(
-    slack: SlackEmulator, namespace: str, shop: dict[str, str], tmp_path: Path
+    slack: SlackEmulator, namespace: str, shop: dict[str, str], tmp_path: Path, mode: str
 ) -> None:
-    bot = BotProcess(shop, tmp_path)
+    bot = BotProcess(shop, tmp_path, mode=mode)
     try:
         url = bot.wait_url()
+        if mode == "socket":
+            slack.socket.wait_connected(timeout=30)
         _alerted(slack)
-        before = _slow_denial(slack, url, namespace, retry_after=3)
+        before = _slow_denial(slack, url, namespace, retry_after=3, mode=mode)
         assert not _answers(slack, before), "answered at once: the command would not be in flight"
         sent = time.monotonic()
         bot.process.send_signal(signal.SIGTERM)
@@ -196,7 +203,7 @@ def test_sigterm_finishes_the_command_in_flight_exits_0_and_a_restart_posts_noth
     assert len(alert_texts(slack, SHOP)) == 1, alert_texts(slack, SHOP)
 
     # The next start, same database: the open alert is adopted, not posted again.
-    again = BotProcess(shop, tmp_path)
+    again = BotProcess(shop, tmp_path, mode=mode)
     try:
         again_url = again.wait_url()
         slack.wait_for(lambda: again.ready(again_url), timeout=30, what="the restarted bot ready")
