@@ -47,6 +47,13 @@ ENV = {
     "log_level": "K8SBOT_LOG_LEVEL",
     "alert_settle_seconds": "K8SBOT_ALERT_SETTLE_SECONDS",
     "alert_resolve_seconds": "K8SBOT_ALERT_RESOLVE_SECONDS",
+    "leader_election": "K8SBOT_LEADER_ELECTION",
+    "leader_namespace": "K8SBOT_LEADER_NAMESPACE",
+    "leader_lease_name": "K8SBOT_LEADER_LEASE_NAME",
+    "leader_lease_seconds": "K8SBOT_LEADER_LEASE_SECONDS",
+    "leader_renew_seconds": "K8SBOT_LEADER_RENEW_SECONDS",
+    "leader_retry_seconds": "K8SBOT_LEADER_RETRY_SECONDS",
+    "shutdown_grace_seconds": "K8SBOT_SHUTDOWN_GRACE_SECONDS",
 }
 
 
@@ -82,6 +89,20 @@ class Settings(BaseModel):
     """How long a problem must last before it pages (a flapping pod does not)."""
     alert_resolve_seconds: float = Field(default=60.0, ge=0, le=86400)
     """How long a workload must stay healthy before its alert is marked resolved."""
+    leader_election: bool = True
+    """Run watchers, alerting and the digest only while holding the Lease (one leader among replicas)."""
+    leader_namespace: str | None = None
+    """Namespace of the Lease; unset: the namespace the bot's pod runs in, else `k8sbot`."""
+    leader_lease_name: str = Field(default="k8sbot-leader", min_length=1, max_length=253)
+    leader_lease_seconds: float = Field(default=15.0, gt=0, le=3600)
+    """How long a Lease lasts without renewal (client-go's default)."""
+    leader_renew_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """How long the leader keeps trying to renew before it gives up leading."""
+    leader_retry_seconds: float = Field(default=2.0, gt=0, le=600)
+    """How often candidates try to acquire, and the leader renews."""
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
+    """On SIGTERM: how long in-flight commands and the outbox get before the bot exits (keep it below
+    the pod's terminationGracePeriodSeconds, 30 s by default)."""
     redact_keys: list[str] = Field(default_factory=list)
     """Key-name fragments that mark a value as secret, beyond the built-in ones (bot/redaction.py)."""
     redact_token_prefixes: list[str] = Field(default_factory=list)

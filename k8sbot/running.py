@@ -10,10 +10,18 @@ before the watchers start, so it sees their first listing.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
+from apscheduler.schedulers.base import BaseScheduler
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.error import BoltError
@@ -22,8 +30,9 @@ from slack_sdk import WebClient
 from bot.commands.context import CommandServices
 from bot.commands.registry import VerbRegistry
 from bot.digest.scheduling import start_scheduler
-from bot.errors import SlackUnavailable
+from bot.errors import NotFound, SlackUnavailable
 from bot.kube.client import KubeClient
+from bot.kube.leasing import LeaseLock, LeaseTiming
 from bot.settings import Settings
 from bot.slack.blocks import AnswerRenderer
 from bot.slack.client import Poster, make_web_client
@@ -34,15 +43,27 @@ from k8sbot.wiring import Background, Core, build_background, build_core
 
 log = logging.getLogger(__name__)
 
+LISTENER_THREADS = 10
+"""Commands answered at once (Bolt's listener pool); `stop` waits for these to finish."""
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
-def build_app(settings: Settings, services: CommandServices, client: WebClient, renderer: AnswerRenderer) -> App:
+
+def build_app(
+    settings: Settings,
+    services: CommandServices,
+    client: WebClient,
+    renderer: AnswerRenderer,
+    executor: ThreadPoolExecutor | None = None,
+) -> App:
     """The Bolt app, pointed at the configured Slack API URL only. Calls auth.test once. `renderer`
-    turns every answer into a Slack message (and clicked button values back into commands)."""
+    turns every answer into a Slack message (and clicked button values back into commands);
+    `executor` runs the commands (after their ack), so that a shutdown can wait for them."""
     try:
         app = App(
             client=client,
             signing_secret=settings.slack_signing_secret or "socket-mode-requests-are-not-signed",
             raise_error_for_unhandled_request=False,
+            listener_executor=executor,
         )
     except BoltError as e:
         raise SlackUnavailable(
@@ -53,7 +74,16 @@ def build_app(settings: Settings, services: CommandServices, client: WebClient, 
     return app
 
 
-def start_background(background: Background, stop: threading.Event) -> None:
+@dataclass
+class Started:
+    """The background work once started: what `stop_background` stops."""
+
+    watchers: threading.Thread
+    scheduler: BaseScheduler
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def start_background(background: Background, stop: threading.Event) -> Started:
     """Alerting first (it subscribes to the recorder), then the watchers, then the scheduler."""
     background.alerting.start(stop, synced=background.tracker.wait_synced)
 
@@ -63,14 +93,126 @@ def start_background(background: Background, stop: threading.Event) -> None:
         except Exception:  # the watch loop is an edge: log loudly, keep the bot answering commands
             log.exception("the watchers stopped with an error")
 
-    threading.Thread(target=watch, name="watchers", daemon=True).start()
+    watchers = threading.Thread(target=watch, name="watchers", daemon=True)
+    watchers.start()
     scheduler = start_scheduler(background.digest, prune=background.tracker.prune)
+    return Started(watchers=watchers, scheduler=scheduler)
 
-    def shutdown() -> None:
-        stop.wait()
-        scheduler.shutdown(wait=False)
 
-    threading.Thread(target=shutdown, name="scheduler-stop", daemon=True).start()
+def stop_background(background: Background, started: Started, *, deadline: float) -> None:
+    """After `stop` was set: join the alert engine, flush the outbox, stop the scheduler, join the
+    watchers, all before the monotonic `deadline`."""
+    started.scheduler.shutdown(wait=False)
+    background.alerting.join(max(0.0, deadline - time.monotonic()))
+    flushed = background.alerting.flush(max(0.0, deadline - time.monotonic()))
+    if flushed:
+        log.info("outbox: %d message(s) sent while stopping", flushed)
+    started.watchers.join(max(0.0, min(2.0, deadline - time.monotonic())))
+
+
+def default_identity() -> str:
+    """Who holds the Lease: the pod's name (its hostname in Kubernetes) and this process's id."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
+
+
+def lease_namespace(settings: Settings) -> str:
+    """The setting, else the namespace the pod runs in, else `k8sbot`."""
+    if settings.leader_namespace:
+        return settings.leader_namespace
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "k8sbot"
+    except OSError:
+        return "k8sbot"
+
+
+class Leadership:
+    """client-go's election loop on a `LeaseLock`: try every `retry_period` until the Lease is ours,
+    then `on_started`; renew every `retry_period`; when no renewal succeeded for `renew_deadline`,
+    `on_lost` and stop (the process then exits: see `serve`). On `stop`, the Lease is released."""
+
+    def __init__(self, lock: LeaseLock, *, on_started: Callable[[], None], on_lost: Callable[[], None]) -> None:
+        self.lock = lock
+        self.on_started = on_started
+        self.on_lost = on_lost
+        self.leading = threading.Event()
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, stop: threading.Event) -> Leadership:
+        """The first attempt is made here, so a lone replica starts its background work before
+        `start` returns; later attempts and the renewals run in a thread of their own."""
+        try:
+            acquired = self.lock.try_acquire_or_renew()
+        except NotFound:
+            log.warning(
+                "leader election: namespace %r does not exist; leading without a Lease (one replica "
+                "assumed: create the namespace or set K8SBOT_LEADER_NAMESPACE to elect one leader)",
+                self.lock.namespace,
+            )
+            self.on_started()
+            return self
+        except Exception as e:  # the API server may be away for a while: the thread keeps trying
+            log.warning("leader election: %s", e)
+            acquired = False
+        if acquired:
+            self._lead()
+        self._thread = threading.Thread(target=self._run, args=(stop, acquired), name="leader-election", daemon=True)
+        self._thread.start()
+        return self
+
+    def _lead(self) -> None:
+        log.info("leader election: leading as %s", self.lock.identity)
+        self.leading.set()
+        self.on_started()
+
+    def _attempt(self) -> bool:
+        try:
+            return self.lock.try_acquire_or_renew()
+        except Exception as e:  # the API server may be away for a while: keep trying, say so
+            log.warning("leader election: %s", e)
+            return False
+
+    def _stopped(self, stop: threading.Event) -> bool:
+        return stop.is_set() or self._halt.is_set()
+
+    def _run(self, stop: threading.Event, leading: bool) -> None:
+        timing = self.lock.timing
+        while not leading:
+            stop.wait(timing.retry_period)
+            if self._stopped(stop):
+                return
+            leading = self._attempt()
+            if leading:
+                self._lead()
+        last_renewal = time.monotonic()
+        while not self._stopped(stop):
+            stop.wait(timing.retry_period)
+            if self._stopped(stop):
+                return
+            if self._attempt():
+                last_renewal = time.monotonic()
+            elif time.monotonic() - last_renewal > timing.renew_deadline:
+                log.error(
+                    "leader election: could not renew the Lease for %.0f s; no longer leading", timing.renew_deadline
+                )
+                self.leading.clear()
+                self.on_lost()
+                return
+
+    def halt(self) -> None:
+        """Stop renewing without releasing the Lease (a crash, as far as the other replicas can tell)."""
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def release(self) -> None:
+        self.halt()
+        if self.leading.is_set():
+            try:
+                self.lock.release()
+            except Exception as e:  # stopping anyway; the Lease expires by itself
+                log.warning("leader election: could not release the Lease: %s", e)
+            self.leading.clear()
 
 
 class BotRunner:
@@ -87,6 +229,7 @@ class BotRunner:
         ping_interval: float = 10,
         background: bool = True,
         readiness: ReadinessPolicy | None = None,
+        identity: str | None = None,
     ) -> None:
         self.settings = settings
         self.http = http
@@ -102,6 +245,14 @@ class BotRunner:
         self.app: App | None = None
         self.socket_handler: SocketModeHandler | None = None
         self.server: HttpServer | None = None
+        self.identity = identity or default_identity()
+        self.executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="command")
+        self.leadership: Leadership | None = None
+        self.lost_leadership = False
+        self.drained = True
+        """False when `stop` gave up waiting for running commands."""
+        self._started: Started | None = None
+        self._background_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -132,7 +283,7 @@ class BotRunner:
         core = self.core = build_core(
             settings, permissions=self.permissions, slack=client, kube=self.kube, verbs=self.verbs
         )
-        self.app = build_app(settings, core.commands, client, core.renderer)
+        self.app = build_app(settings, core.commands, client, core.renderer, self.executor)
         readiness = Readiness(
             slack_connected=self._slack_connected,
             cluster_reachable=self._cluster_reachable,
@@ -153,19 +304,76 @@ class BotRunner:
             log.info("connected to Slack in Socket Mode")
         if self.run_background:
             poster = core.poster or Poster(client)
-            self.background = build_background(core, poster)
-            start_background(self.background, self.stop_event)
+            if settings.leader_election:
+                lock = LeaseLock(
+                    core.kube,
+                    namespace=lease_namespace(settings),
+                    name=settings.leader_lease_name,
+                    identity=self.identity,
+                    timing=LeaseTiming(
+                        duration=settings.leader_lease_seconds,
+                        renew_deadline=settings.leader_renew_seconds,
+                        retry_period=settings.leader_retry_seconds,
+                    ),
+                )
+                self.leadership = Leadership(
+                    lock, on_started=lambda: self._start_background(poster), on_lost=self._lost
+                ).start(self.stop_event)
+            else:
+                self._start_background(poster)
         return self
 
-    def stop(self) -> None:
+    def _start_background(self, poster: Poster) -> None:
+        assert self.core is not None
+        with self._background_lock:
+            if self.stop_event.is_set() or self.background is not None:
+                return
+            self.background = build_background(self.core, poster)
+            self._started = start_background(self.background, self.stop_event)
+
+    def _lost(self) -> None:
+        """Another replica may lead now: stop everything; `serve` exits 1 and the pod is restarted."""
+        self.lost_leadership = True
         self.stop_event.set()
-        if self.socket_handler is not None:
+
+    def halt_leadership(self) -> None:
+        """Stop renewing the Lease and the background work without releasing the Lease: to another
+        replica this looks like a crash (tests of the takeover)."""
+        if self.leadership is not None:
+            self.leadership.halt()
+        self.stop_event.set()
+
+    def stop(self) -> None:
+        """Graceful: no new commands, in-flight ones finish, the outbox is flushed, the background work
+        stops, the Lease is handed over and the store closed, within `shutdown_grace_seconds`."""
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        if self.socket_handler is not None:  # Socket Mode: Slack sends new events to another connection
             self.socket_handler.close()
             self.socket_handler = None
-        if self.server is not None:
-            self.server.stop()
+        if self.server is not None:  # HTTP: stop accepting, let running requests end
+            self.server.stop(timeout=max(1.0, deadline - time.monotonic()))
             self.server = None
+        self._drain(deadline)
+        self.stop_event.set()
+        if self.leadership is not None:
+            self.leadership.halt()
+        with self._background_lock:
+            if self.background is not None and self._started is not None:
+                stop_background(self.background, self._started, deadline=deadline)
+        if self.leadership is not None and not self.lost_leadership:
+            self.leadership.release()
+        if self.core is not None:
+            self.core.database.close()
         log.info("stopped")
+
+    def _drain(self, deadline: float) -> None:
+        """Wait for the commands already taken (acked and running in the listener pool)."""
+        waiter = threading.Thread(target=self.executor.shutdown, kwargs={"wait": True}, name="drain", daemon=True)
+        waiter.start()
+        waiter.join(max(0.0, deadline - time.monotonic()))
+        self.drained = not waiter.is_alive()
+        if not self.drained:
+            log.warning("stopping with commands still running after %.0f s", self.settings.shutdown_grace_seconds)
 
 
 def serve(settings: Settings, *, http: bool) -> None:
@@ -180,3 +388,11 @@ def serve(settings: Settings, *, http: bool) -> None:
     runner.stop_event.wait()
     log.info("shutting down")
     runner.stop()
+    code = 1 if runner.lost_leadership else 0  # 1: restarted by Kubernetes as a follower
+    if not runner.drained:
+        # Commands still running past the bound: the interpreter would join their threads at exit and
+        # outlive the grace period (then SIGKILL). Everything else is closed: leave now.
+        logging.shutdown()
+        os._exit(code)
+    if code:
+        raise SystemExit(code)

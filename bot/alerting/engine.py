@@ -143,6 +143,10 @@ class AlertEngine:
             self._unsubscribe()
             self._unsubscribe = None
 
+    def flush(self, timeout: float) -> int:
+        """After `join`: send what the outbox can send within `timeout` seconds (shutdown)."""
+        return self.sender.flush(timeout)
+
     def _seed(self) -> None:
         """List the owner kinds once: the change tracker may resume its watches from a checkpoint
         (no listing), and the engine must still know the workloads that exist."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -110,6 +111,22 @@ class OutboxSender:
                 self.wake.clear()
                 continue
             self.send(row)
+
+    def flush(self, timeout: float) -> int:
+        """On shutdown, after `run` has stopped: send what is due now, for at most `timeout` seconds (a
+        row that fails is left for the next start). Returns how many rows were sent."""
+        deadline = time.monotonic() + timeout
+        sent = self.sent
+        while time.monotonic() < deadline:
+            try:
+                row = self.outbox.claim()
+            except Exception:  # shutting down: what is left is sent by the next start
+                log.exception("outbox: claiming failed while flushing")
+                break
+            if row is None:
+                break
+            self.send(row)
+        return self.sent - sent
 
     def send(self, row: OutboxRow) -> None:
         try:
