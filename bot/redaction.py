@@ -350,11 +350,6 @@ def _assignments(text: str, lowered: str, compiled: _Compiled, *, to_line_end: b
     return spans
 
 
-def find_secrets(text: str, rules: RedactionRules, *, to_line_end: bool = False) -> list[Span]:
-    """Every secret span in `text`, merged, in order."""
-    return _find(text, _compile(rules), to_line_end=to_line_end)
-
-
 def _find(text: str, compiled: _Compiled, *, to_line_end: bool) -> list[Span]:
     lowered = text.translate(_ASCII_LOWER)
     if compiled.anything.search(lowered) is None:

@@ -107,10 +107,6 @@ def owner_refs(obj: KubeObject) -> list[dict[str, Any]]:
     return list((obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def ref_of(obj: KubeObject) -> ObjectRef:
-    return ObjectRef.of(obj)
-
-
 def _involved(event: KubeObject) -> tuple[str, str]:
     involved = event.get("involvedObject") or event.get("regarding") or {}
     return str(involved.get("kind", "")), str(involved.get("name", ""))
