@@ -1,4 +1,5 @@
-"""The bot's HTTP server: Slack's `POST /slack/events` (HTTP mode), `/healthz`, `/readyz`, `/metrics`.
+"""The bot's HTTP server: Slack's `POST /slack/events` (HTTP mode), `/healthz`, `/readyz`, `/metrics`,
+and the integration webhooks under `/integrations/` (handlers/integrations.py) in both modes.
 
 The server is waitress (Pylons project): a maintained, pure-Python production WSGI server with no
 dependencies of its own. Its HTTP parsing is hardened (strict `Content-Length` and chunked framing,
@@ -36,6 +37,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt import App, BoltRequest
 from waitress import wasyncore
 from waitress.server import create_server
+
+from handlers.integrations import Answer, IntegrationRoutes
 
 log = logging.getLogger(__name__)
 
@@ -157,16 +160,18 @@ def _slack_body_problem(raw: str, content_type: str) -> str | None:
 class HttpApp:
     """The WSGI application: routes, methods, and Slack's requests handed to Bolt."""
 
-    def __init__(self, *, app: App | None, readiness: Readiness) -> None:
+    def __init__(self, *, app: App | None, readiness: Readiness, integrations: IntegrationRoutes | None = None) -> None:
         self.app = app
         self.readiness = readiness
-        self.routes: dict[str, tuple[str, Callable[[WSGIEnvironment], tuple[int, bytes, dict[str, str]]]]] = {
+        self.routes: dict[str, tuple[str, Callable[[WSGIEnvironment], Answer]]] = {
             "/healthz": ("GET", self._healthz),
             "/readyz": ("GET", self._readyz),
             "/metrics": ("GET", self._metrics),
         }
         if app is not None:
             self.routes["/slack/events"] = ("POST", self._slack)
+        if integrations is not None:
+            self.routes.update(integrations.routes())
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO") or "/")
@@ -192,18 +197,18 @@ class HttpApp:
         )
         return [body]
 
-    def _healthz(self, environ: WSGIEnvironment) -> tuple[int, bytes, dict[str, str]]:
+    def _healthz(self, environ: WSGIEnvironment) -> Answer:
         return 200, b"ok\n", {}
 
-    def _readyz(self, environ: WSGIEnvironment) -> tuple[int, bytes, dict[str, str]]:
+    def _readyz(self, environ: WSGIEnvironment) -> Answer:
         state = self.readiness.state()
         status = 200 if state["slack"] and state["cluster"] else 503
         return status, json.dumps(state).encode() + b"\n", {"content-type": "application/json"}
 
-    def _metrics(self, environ: WSGIEnvironment) -> tuple[int, bytes, dict[str, str]]:
+    def _metrics(self, environ: WSGIEnvironment) -> Answer:
         return 200, generate_latest(), {"content-type": CONTENT_TYPE_LATEST}
 
-    def _slack(self, environ: WSGIEnvironment) -> tuple[int, bytes, dict[str, str]]:
+    def _slack(self, environ: WSGIEnvironment) -> Answer:
         assert self.app is not None
         length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress has validated it (and the limit)
         try:
@@ -246,10 +251,13 @@ _REASONS = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
+    409: "Conflict",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }

@@ -38,8 +38,9 @@ from bot.slack.blocks import AnswerRenderer
 from bot.slack.client import Poster, make_web_client
 from handlers import register
 from handlers.deliveries import DeduplicateDeliveries, Deliveries
+from handlers.integrations import IntegrationRoutes
 from handlers.serving import HttpApp, HttpServer, Readiness, ReadinessPolicy
-from k8sbot.wiring import Background, Core, build_background, build_core
+from k8sbot.wiring import Background, Core, build_background, build_core, build_receivers
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +290,13 @@ class BotRunner:
             cluster_reachable=self._cluster_reachable,
             policy=self.readiness_policy,
         )
+        integrations = (
+            IntegrationRoutes(token=settings.integration_token, receivers=build_receivers(core))
+            if settings.integration_token
+            else None
+        )
         self.server = HttpServer(
-            HttpApp(app=self.app if self.http else None, readiness=readiness),
+            HttpApp(app=self.app if self.http else None, readiness=readiness, integrations=integrations),
             host=settings.http_host,
             port=settings.http_port,
         ).start()

@@ -29,6 +29,7 @@ from bot.commands.registry import VerbRegistry
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.digest.content import AlertLine, DigestSender, DigestTeam
 from bot.errors import ClusterUnavailable, ConfigError
+from bot.integrations.receiving import Receivers
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
 from bot.permissions.engine import PermissionEngine
 from bot.permissions.identity import Directory
@@ -180,6 +181,14 @@ def build_core(
         poster=poster,
         clock=clock,
     )
+
+
+# -- the integrations' receivers (docs/integrations.md) ---------------------------------------------
+
+
+def build_receivers(core: Core) -> Receivers:
+    """What `/integrations/...` hands its bodies to. Served only when `integration_token` is set."""
+    return Receivers()
 
 
 # -- what `k8sbot run` runs beside the Slack connection ---------------------------------------------

@@ -204,6 +204,7 @@ CHART_OWNED_SETTINGS = {
     "slack_bot_token",
     "slack_app_token",
     "slack_signing_secret",
+    "integration_token",
     "db",
     "permissions",
     "cluster_name",
