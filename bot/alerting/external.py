@@ -36,8 +36,13 @@ NAMESPACE_LABEL = "namespace"
 PLAIN_KIND = "AlertmanagerAlert"
 """The `kind` of a stored alert that names no workload (its name is the `alertname`)."""
 SUMMARY_CHARS = 300
+LABELS_CHARS = 200
+PLAIN_KEYS = frozenset({"alertname", "severity", "namespace"})
+"""Labels a message already shows; the others tell its alerts apart (`pod=checkout-1`)."""
 MAX_EXTERNAL = 200
-"""Alertmanager alerts kept on one message (the rest are counted)."""
+"""Alertmanager alerts kept on one message (the rest are counted under `MORE`)."""
+MORE = "more"
+"""The key of the count of alerts beyond `MAX_EXTERNAL` (not a fingerprint: those are hexadecimal)."""
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -83,6 +88,10 @@ def entry(alert: ReceivedAlert, redactor: Redactor) -> dict[str, Any]:
         "summary": redactor.text(summary)[:SUMMARY_CHARS] or None,
         "starts_at": alert.starts_at.isoformat(),
         "url": redactor.text(alert.generator_url)[:500] or None,
+        "labels": redactor.text(", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()) if k not in PLAIN_KEYS))[
+            :LABELS_CHARS
+        ]
+        or None,
     }
 
 
@@ -104,7 +113,9 @@ def merge(
         if before is not None and before.get("status") == "firing":
             continue
         if before is None and len(merged) >= MAX_EXTERNAL:
-            merged["…"] = {"name": "…", "status": "firing", "severity": None, "summary": "more alerts not listed"}
+            more = merged.get(MORE) or {"name": "…", "status": "firing", "count": 0}
+            merged[MORE] = {**more, "count": int(more["count"]) + 1}
+            news.append(alertname(alert))
             continue
         merged[alert.fingerprint] = entry(alert, redactor)
         news.append(merged[alert.fingerprint]["name"])
@@ -112,7 +123,7 @@ def merge(
 
 
 def firing(external: Mapping[str, Any]) -> list[str]:
-    return [fp for fp, e in external.items() if e.get("status") == "firing" and fp != "…"]
+    return [fp for fp, e in external.items() if e.get("status") == "firing" and fp != MORE]
 
 
 def names(items: Sequence[str], limit: int = 5) -> str:

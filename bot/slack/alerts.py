@@ -33,6 +33,8 @@ from bot.slack.message import Message
 MAX_EVIDENCE = 6
 VALUE_CHARS = 120
 MAX_EXTERNAL_SHOWN = 8
+EXTERNAL_MORE = "more"
+"""The key under which the alert engine counts Alertmanager alerts it did not list (bot.alerting.external.MORE)."""
 MARKS = {"firing": "🔴", "resolved": "✅"}
 
 
@@ -138,24 +140,32 @@ def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str,
 
 def _external_lines(known: dict[str, Any]) -> list[str]:
     """Alertmanager's alerts on a message, firing first, each escaped."""
-    ordered = sorted(known.values(), key=lambda e: (e.get("status") != "firing", str(e.get("name"))))
+    listed = [e for key, e in known.items() if key != EXTERNAL_MORE]
+    ordered = sorted(listed, key=lambda e: (e.get("status") != "firing", str(e.get("name"))))
     lines = []
     for entry in ordered[:MAX_EXTERNAL_SHOWN]:
         mark = MARKS.get(str(entry.get("status")), "🟠")
         severity = f" ({escape_mrkdwn(str(entry['severity']))})" if entry.get("severity") else ""
         summary = f": {escape_mrkdwn(str(entry['summary']))}" if entry.get("summary") else ""
-        line = f"{mark} {code(str(entry.get('name')), 120)}{severity}{summary}"
+        labels = f" {code(str(entry['labels']), 160)}" if entry.get("labels") else ""
+        line = f"{mark} {code(str(entry.get('name')), 120)}{labels}{severity}{summary}"
         if entry.get("url"):
             line += f" · source {code(str(entry['url']), 200)}"
         lines.append(line)
-    if len(ordered) > MAX_EXTERNAL_SHOWN:
-        lines.append(f"… and {len(ordered) - MAX_EXTERNAL_SHOWN} more")
+    more = len(ordered) - MAX_EXTERNAL_SHOWN + _unlisted(known)
+    if more > 0:
+        lines.append(f"… and {more} more")
     return lines
 
 
+def _unlisted(known: dict[str, Any]) -> int:
+    return int((known.get(EXTERNAL_MORE) or {}).get("count", 0))
+
+
 def _external_section(known: dict[str, Any]) -> SectionBlock:
-    firing = sum(1 for e in known.values() if e.get("status") == "firing")
-    head = f"*Alertmanager:* {firing} firing of {len(known)}"
+    listed = [e for key, e in known.items() if key != EXTERNAL_MORE]
+    firing = sum(1 for e in listed if e.get("status") == "firing") + _unlisted(known)
+    head = f"*Alertmanager:* {firing} firing of {len(listed) + _unlisted(known)}"
     text = "\n".join([head, *(f"• {line}" for line in _external_lines(known))])
     return SectionBlock(text=MarkdownTextObject(text=clip_escaped(text, SECTION_TEXT)))
 
