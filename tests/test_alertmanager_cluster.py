@@ -43,11 +43,20 @@ defaults: {{role: null}}
 
 @contextmanager
 def bot_with_integrations(
-    slack: SlackEmulator, kube: KubeClient, namespace: str, cluster: Any, tmp_path: Path, **overrides: Any
+    slack: SlackEmulator,
+    kube: KubeClient,
+    namespace: str,
+    cluster: Any,
+    tmp_path: Path,
+    *,
+    restart: bool = False,
+    **overrides: Any,
 ) -> Iterator[BotRunner]:
+    """The whole bot on the test's database; `restart`: again, after a first one (same files, same role)."""
     permissions = tmp_path / "permissions.yaml"
-    permissions.write_text(POLICY.format(channel=SHOP, ns=namespace, alice=ALICE))
-    bind_role(kube, namespace, "edit", group="team-am-edit")
+    if not restart:
+        permissions.write_text(POLICY.format(channel=SHOP, ns=namespace, alice=ALICE))
+        bind_role(kube, namespace, "edit", group="team-am-edit")
     settings: dict[str, Any] = {
         "background": True,
         "kubeconfig": cluster.kubeconfig,
