@@ -68,6 +68,8 @@ class Category(StrEnum):
     VOLUME_ERROR = "volume_error"
     INIT_FAILURE = "init_failure"
     HPA_LIMITED = "hpa_limited"
+    EXTERNAL = "external"
+    """An alert from outside (Alertmanager) whose cause the cluster does not show."""
     HEALTHY = "healthy"
 
 

@@ -13,6 +13,7 @@ and `MAX_NODES` values. Every refusal names the line and the field.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.errors import ConfigError
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
+LABEL_MAP_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod", "Service")
+"""What a value of `alertmanager_label_map` may name."""
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 ENV = {
     "slack_bot_token": "SLACK_BOT_TOKEN",
@@ -106,6 +110,9 @@ class Settings(BaseModel):
     the pod's terminationGracePeriodSeconds, 30 s by default)."""
     integration_token: str | None = Field(default=None, min_length=16, max_length=512)
     """The bearer token of `/integrations/alertmanager` and `/integrations/changes`; unset: not served."""
+    alertmanager_label_map: dict[str, str] = Field(default_factory=dict, max_length=50)
+    """Alertmanager label name → the workload kind its value names (`Deployment`, `StatefulSet`,
+    `DaemonSet`, `Job`, `Pod`, `Service`), beside the built-in `deployment`, `statefulset`, ... labels."""
     redact_keys: list[str] = Field(default_factory=list)
     """Key-name fragments that mark a value as secret, beyond the built-in ones (bot/redaction.py)."""
     redact_token_prefixes: list[str] = Field(default_factory=list)
@@ -134,6 +141,19 @@ class Settings(BaseModel):
             if not (3 <= len(prefix) <= 40 and all(c.isascii() and (c.isalnum() or c in "_.~-") for c in prefix)):
                 raise ValueError(f"{prefix!r} is not a token prefix (3 to 40 of A-Z a-z 0-9 _ . ~ -, e.g. acme_live_)")
         return value
+
+    @field_validator("alertmanager_label_map")
+    @classmethod
+    def _label_map(cls, value: dict[str, str]) -> dict[str, str]:
+        kinds = {k.lower(): k for k in LABEL_MAP_KINDS}
+        mapped: dict[str, str] = {}
+        for label, kind in value.items():
+            if not _LABEL_NAME.fullmatch(label):
+                raise ValueError(f"{label[:100]!r} is not a Prometheus label name ([A-Za-z_][A-Za-z0-9_]*)")
+            if kind.lower() not in kinds:
+                raise ValueError(f"label {label!r} maps to {kind[:40]!r}; use one of {', '.join(LABEL_MAP_KINDS)}")
+            mapped[label] = kinds[kind.lower()]
+        return mapped
 
     @field_validator("timezone")
     @classmethod

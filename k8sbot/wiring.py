@@ -29,6 +29,7 @@ from bot.commands.registry import VerbRegistry
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.digest.content import AlertLine, DigestSender, DigestTeam
 from bot.errors import ClusterUnavailable, ConfigError
+from bot.integrations.alertmanager import AlertmanagerReceiver
 from bot.integrations.receiving import Receivers
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
 from bot.permissions.engine import PermissionEngine
@@ -50,6 +51,7 @@ from bot.store.changes import ChangeStore
 from bot.store.database import Database
 from bot.store.digests import DigestLedger
 from bot.store.events import EventStore
+from bot.store.inbox import AlertInbox
 from bot.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ class Core:
     events: EventStore
     alerts: AlertStore
     outbox: Outbox
+    inbox: AlertInbox
+    """Alertmanager's alerts as received (any replica writes, the leader's alert engine reads)."""
     audit: AuditLog
     recorder: ChangeRecorder
     redactor: Redactor
@@ -171,6 +175,7 @@ def build_core(
         events=events,
         alerts=alerts,
         outbox=Outbox(database, clock=clock),
+        inbox=AlertInbox(database, clock=clock, retention=retention),
         audit=audit,
         recorder=recorder,
         redactor=redactor,
@@ -187,8 +192,9 @@ def build_core(
 
 
 def build_receivers(core: Core) -> Receivers:
-    """What `/integrations/...` hands its bodies to. Served only when `integration_token` is set."""
-    return Receivers()
+    """What `/integrations/...` hands its bodies to. Served only when `integration_token` is set.
+    Alertmanager's alerts are stored here (any replica) and taken in by the leader's alert engine."""
+    return Receivers(alertmanager=AlertmanagerReceiver(core.inbox, clock=core.clock))
 
 
 # -- what `k8sbot run` runs beside the Slack connection ---------------------------------------------
@@ -217,7 +223,9 @@ def build_background(core: Core, poster: Poster) -> Background:
             cluster_name=settings.cluster_name,
             default_channel=settings.default_channel,
             timing=Timing(settle=settings.alert_settle_seconds, resolve_after=settings.alert_resolve_seconds),
+            label_map=dict(settings.alertmanager_label_map),
         ),
+        inbox=core.inbox,
         policy=current_policy(core.permissions),
         redactor=core.redactor,
         clock=core.clock,

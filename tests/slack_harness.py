@@ -35,9 +35,7 @@ def bot_settings(emu: SlackEmulator, *, db: str, **overrides: object) -> Setting
         slack_signing_secret=emu.signing_secret,
         slack_api_url=emu.api_url,
         db=db,
-        http_host="127.0.0.1",
-        http_port=0,
-        **overrides,
+        **{"http_host": "127.0.0.1", "http_port": 0, **overrides},
     )
 
 

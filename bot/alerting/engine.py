@@ -7,6 +7,11 @@ decisions into alert rows and outbox rows written in one transaction. A second t
 `OutboxSender`, does the posting. Nothing here waits on Slack.
 
 Restart: open alerts are adopted from the store (never posted again); the outbox resumes.
+
+Alertmanager's alerts (bot/alerting/external.py) come in through the durable inbox that any replica
+writes (bot/store/inbox.py); the same engine thread takes them in (`_intake`), so an Alertmanager
+alert and the bot's own alert about the same workload and cause are one alert row, one message and
+one thread, whichever came first.
 What an alert quotes from the cluster (what is wrong, evidence, the culprit's values, notes) is
 redacted by the `Redactor` it is given before it is stored or rendered.
 """
@@ -19,10 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bot.alerting import detection
+from bot.alerting import detection, external
 from bot.alerting.grouping import AlertKey, AlertStep, Fire, Repeat, Resolve, Timing, Tracker
 from bot.alerting.index import ClusterIndex
 from bot.alerting.routing import route
@@ -30,14 +35,17 @@ from bot.alerting.sending import AlertPoster, OutboxSender
 from bot.changes.recording import ChangeRecorder
 from bot.clock import Clock, utcnow
 from bot.diagnosis.analyzers import AnalyzerRegistry
+from bot.diagnosis.engine import diagnose
 from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS
+from bot.kube.selectors import selector_matches, template_labels
 from bot.kube.watching import WatchedKind
-from bot.model import Change, ChangeKind, KubeObject, ObjectRef
+from bot.model import Category, Change, ChangeKind, Diagnosis, KubeObject, ObjectRef
 from bot.permissions.policy import Policy
 from bot.redaction import DEFAULT, Redactor
-from bot.store.alerts import AlertStore
+from bot.store.alerts import AlertRecord, AlertStore
 from bot.store.events import WarningEvent
+from bot.store.inbox import AlertInbox, InboxRow, ReceivedAlert
 from bot.store.outbox import Outbox
 from bot.text import duration_text
 
@@ -48,6 +56,14 @@ ALERT_KINDS: tuple[WatchedKind, ...] = (WatchedKind("Pod", mode="objects"),)
 SEEDED_KINDS = ("Namespace", "Node", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 RETRIES = 50
 """Evaluations of a workload whose owner is not indexed yet, before it counts as gone (~10 s)."""
+INTAKE_ROWS = 2000
+"""Alertmanager inbox rows taken per pass (a 1,000-alert notification is one pass)."""
+INTAKE_WORKLOADS = 10
+"""Workloads diagnosed per pass (one namespace fetch each); the rest wait for the next pass."""
+INTAKE_PLAIN = 50
+"""Groups of alerts naming no workload posted per pass."""
+PLAIN_CHANGES = 5
+"""Recent changes of the namespace shown on an alert naming no workload."""
 NOTABLE_CHANGES = frozenset(
     {ChangeKind.ROLLBACK, ChangeKind.IMAGE, ChangeKind.SCALE, ChangeKind.RESTART, ChangeKind.CONFIG, ChangeKind.SPEC}
 )
@@ -76,6 +92,10 @@ class AlertSettings:
     """How often changed workloads are re-evaluated (a small batch window)."""
     full_every: float = 60.0
     """A full pass over every workload now and then, in case an update was missed."""
+    label_map: dict[str, str] = field(default_factory=dict)
+    """Alertmanager labels naming a workload of a kind, beside the built-in ones (external.named_by)."""
+    intake_every: float = 0.5
+    """How often the Alertmanager inbox is read."""
 
 
 class AlertEngine:
@@ -94,8 +114,11 @@ class AlertEngine:
         redactor: Redactor = DEFAULT,
         clock: Clock = utcnow,
         backoff: tuple[float, float] = (1.0, 10.0),
+        inbox: AlertInbox | None = None,
     ) -> None:
         self.clock = clock
+        self.inbox = inbox
+        self._last_intake = 0.0
         self.redactor = redactor
         self.kube = kube
         self.recorder = recorder
@@ -164,6 +187,8 @@ class AlertEngine:
     def _adopt(self) -> None:
         now = self._now()
         for record in self.store.open_alerts():
+            if not record.details.get("detected", True):
+                continue  # Alertmanager's alone: its own `resolved` ends it, not detection's silence
             key = AlertKey(record.workload, record.category)
             self.tracker.adopt(key, record.id, since=record.since.timestamp(), now=now)
             self._mark(record.workload)
@@ -244,6 +269,10 @@ class AlertEngine:
         for decision in decisions:
             self._act(decision, evaluations)
         self._notes()
+        if self.inbox is not None and time.monotonic() - self._last_intake >= self.settings.intake_every:
+            self._last_intake = time.monotonic()
+            if self._intake():
+                self._last_intake = 0.0  # more waiting: take the next pass at once
         return decisions
 
     def _now(self) -> float:
@@ -271,6 +300,10 @@ class AlertEngine:
             return
         if fire.reopen is not None:
             self._reopen(fire)
+            return
+        joined = self.store.open_for(key.workload, key.category)
+        if joined is not None:  # Alertmanager told us first: the same message and thread
+            self._join(fire, joined, evaluation)
             return
         details = self._details(fire, evaluation)
         where = self._route(key.workload)
@@ -315,6 +348,13 @@ class AlertEngine:
         )
         self.tracker.fired(fire.key, record.id)
 
+    def _join(self, fire: Fire, record: AlertRecord, evaluation: detection.Evaluation) -> None:
+        details = {**self._details(fire, evaluation), **_kept(record.details), "id": record.id, "detected": True}
+        note = self.redactor.text(f"k8sbot sees it too: {details['what']}")
+        self._store_update(record.id, record.channel, details, state="firing", reply=self.messages.note(note))
+        self.tracker.fired(fire.key, record.id)
+        log.info("alerting: %s joins alert %d (from Alertmanager)", fire.key, record.id)
+
     def _repeat(self, repeat: Repeat) -> None:
         record = self.store.get(repeat.alert_id)
         if record is None or not record.channel:
@@ -338,6 +378,15 @@ class AlertEngine:
         if record is None:
             return
         at = datetime.fromtimestamp(resolve.at, UTC)
+        still = external.firing(record.details.get("external") or {})
+        if still and record.state == "firing":
+            details = {**record.details, "detected": False}
+            note = (
+                f"k8sbot no longer sees {resolve.key.category}; "
+                f"Alertmanager still reports {len(still)} alert(s) firing."
+            )
+            self._store_update(record.id, record.channel, details, state="firing", reply=self.messages.note(note))
+            return
         duration = duration_text(resolve.at - record.since.timestamp())
         details = dict(record.details)
         details.update(state="resolved", resolved_at=at.isoformat(), duration=duration)
@@ -360,8 +409,16 @@ class AlertEngine:
         state: str,
         reply: Rendered | None = None,
         at: datetime | None = None,
+        done: list[int] | None = None,
+        links: list[str] | None = None,
     ) -> None:
+        """Write the alert's new state and its messages in one transaction (with the Alertmanager
+        inbox rows `done` and the fingerprints `links` it took in, when there are)."""
         with self.store.database.transaction() as db:
+            if done:
+                self.inbox_processed(db, done)
+            for fingerprint in links or ():
+                self._link(db, fingerprint, alert_id)
             self.store.set_details(db, alert_id, details)
             self.store.set_state(db, alert_id, state=state if channel else "undeliverable", at=at)
             if channel:
@@ -429,7 +486,299 @@ class AlertEngine:
             "revision": ctx.current_revision,
             "pod": ctx.failing_pod,
             "notes": [],
+            "detected": True,
         }
 
     def _history(self, ref: ObjectRef, since: datetime) -> Sequence[Change]:
         return self.recorder.changes.query(since=since, ref=ref, limit=50)
+
+    # -- Alertmanager's alerts (bot/alerting/external.py) -----------------------------------------
+
+    def _intake(self) -> bool:
+        """One pass over the inbox: firing alerts to their workload's alert (or a plain one), then
+        the resolved ones. Each alert written with its inbox rows marked processed, in one
+        transaction. Returns True when rows were left for the next pass (the bounds)."""
+        assert self.inbox is not None
+        rows = self.inbox.pending(limit=INTAKE_ROWS)
+        if not rows:
+            return False
+        by_workload: dict[ObjectRef, list[InboxRow]] = {}
+        plain: dict[tuple[str, str], list[InboxRow]] = {}
+        resolved: list[InboxRow] = []
+        resolved_to: dict[tuple[str, str, str], ObjectRef | None] = {}
+        taken = 0
+        for row in rows:
+            alert = row.alert
+            if alert.status == "resolved":
+                resolved.append(row)
+                taken += 1
+                continue
+            named = external.named_by(alert.labels, self.settings.label_map)
+            key = (named.kind, named.namespace, named.name) if named else ("", "", "")
+            if key not in resolved_to:
+                resolved_to[key] = self._workload_named(named) if named else None
+            workload = resolved_to[key]
+            if workload is not None:
+                if workload not in by_workload and len(by_workload) >= INTAKE_WORKLOADS:
+                    break
+                by_workload.setdefault(workload, []).append(row)
+            else:
+                group = (external.namespace_of(alert.labels) or "", external.alertname(alert))
+                if group not in plain and len(plain) >= INTAKE_PLAIN:
+                    break
+                plain.setdefault(group, []).append(row)
+            taken += 1
+        for workload, group_rows in by_workload.items():
+            self._external_workload(workload, group_rows)
+        for (namespace, name), group_rows in plain.items():
+            self._external_plain(namespace, name, group_rows)
+        self._external_resolved(resolved)
+        self.sender.wake.set()
+        return taken < len(rows) or len(rows) == INTAKE_ROWS
+
+    def _workload_named(self, named: external.Named) -> ObjectRef | None:
+        """The workload owning (or behind) what the labels name, from the index; None if unknown."""
+        ns, name = named.namespace, named.name
+        if named.kind == "Service":
+            return self._behind_service(ns, name)
+        obj = self.index.get(named.kind, ns, name)
+        if obj is not None:
+            return self.index.workload_of(named.kind, obj)
+        if named.kind == "Pod":  # gone already (replaced): its owner from the name, as controllers name pods
+            owner = name.rsplit("-", 1)[0]
+            for kind in ("ReplicaSet", "StatefulSet", "DaemonSet", "Job"):
+                found = self.index.get(kind, ns, owner)
+                if found is not None:
+                    return self.index.workload_of(kind, found)
+        return None
+
+    def _behind_service(self, namespace: str, name: str) -> ObjectRef | None:
+        try:
+            service = self.kube.get(KINDS["Service"].path(namespace, name))
+        except Exception as e:  # not there, or not readable: the alert is posted plainly
+            log.info("alerting: Service %s/%s of an Alertmanager alert: %s", namespace, name, e)
+            return None
+        selector = (service.get("spec") or {}).get("selector") or {}
+        if not selector:
+            return None
+        for kind in ("Deployment", "StatefulSet", "DaemonSet"):
+            for obj in self.index.in_namespace(kind, namespace):
+                if selector_matches(selector, template_labels(obj)):
+                    return ObjectRef.of(obj, kind=kind)
+        return None
+
+    def _diagnose(self, workload: ObjectRef) -> Diagnosis | None:
+        """`why` of the workload, as the bot's own client sees it (None when it cannot answer)."""
+        try:
+            return diagnose(
+                self.kube,
+                workload.namespace or "",
+                f"{workload.kind.lower()}/{workload.name}",
+                analyzers=self.analyzers,
+                history=self.recorder.changes,
+                now=self.clock(),
+                redactor=self.redactor,
+            )
+        except Exception as e:  # the alert still goes out, with what detection knows
+            log.warning("alerting: why %s for an Alertmanager alert failed: %s", workload, e)
+            return None
+
+    def _external_workload(self, workload: ObjectRef, rows: list[InboxRow]) -> None:
+        alerts = [r.alert for r in rows]
+        ids = [r.id for r in rows]
+        linked = [self.store.get(a) for a in {self.inbox.linked(x.fingerprint) for x in alerts if self.inbox} if a]
+        open_linked = next((r for r in linked if r is not None and r.state == "firing"), None)
+        evaluation = detection.evaluate(self.index, workload, analyzers=self.analyzers)
+        diagnosis = self._diagnose(workload)
+        top = diagnosis.causes[0] if diagnosis and not diagnosis.healthy and diagnosis.causes else None
+        if evaluation.found:
+            category = top.category if top and top.category in evaluation.found else sorted(evaluation.found)[0]
+        elif top is not None and top.category in detection.ALERTING:
+            category = top.category
+        else:
+            category = Category.EXTERNAL
+        record = open_linked or self.store.open_for(workload, category)
+        if record is None and category is Category.EXTERNAL:
+            record = next(iter(self.store.open_all_for(workload)), None)
+        if record is not None:
+            self._external_into(record, alerts, ids)
+            return
+        silence = self.store.silenced(workload, category)
+        if silence is not None:
+            log.info("alerting: Alertmanager alert on %s silenced until %s", workload, silence.until.isoformat())
+            with self.store.database.transaction() as db:
+                self.inbox_processed(db, ids)
+            return
+        ctx = detection.context(evaluation, category, history=self._history, now=self.clock(), redactor=self.redactor)
+        culprit = top.change if top is not None and top.change is not None else ctx.culprit
+        known, _ = external.merge({}, alerts, self.redactor)
+        since = min(a.starts_at for a in alerts)
+        details: dict[str, Any] = {
+            "workload": workload.to_json(),
+            "category": str(category),
+            "what": external.title_of(alerts, self.redactor),
+            "cluster": self.settings.cluster_name,
+            "since": since.isoformat(),
+            "state": "firing",
+            "evidence": list(top.evidence)[:10] if top else [],
+            "affected": len({f.subject for f in evaluation.found.get(category, ()) if f.subject.kind == "Pod"}),
+            "pods_total": evaluation.pods_total,
+            "culprit": culprit.to_json() if culprit else None,
+            "rollback_to": ctx.rollback_to,
+            "revision": ctx.current_revision,
+            "pod": ctx.failing_pod,
+            "notes": [],
+            "detected": False,
+            "source": "alertmanager",
+            "why": diagnosis.summary if diagnosis else None,
+            "suggestion": top.suggestion.text if top and top.suggestion else None,
+            "external": known,
+        }
+        self._external_insert(workload, category=category, since=since, details=details, alerts=alerts, ids=ids)
+
+    def _external_plain(self, namespace: str, name: str, rows: list[InboxRow]) -> None:
+        alerts = [r.alert for r in rows]
+        ids = [r.id for r in rows]
+        ref = ObjectRef(external.PLAIN_KIND, namespace or None, name[:253])
+        record = self.store.open_for(ref, Category.EXTERNAL)
+        if record is not None:
+            self._external_into(record, alerts, ids)
+            return
+        changes: list[str] = []
+        if namespace:
+            since = self.clock() - timedelta(hours=24)
+            for change in self.recorder.changes.query(since=since, namespace=namespace, limit=PLAIN_CHANGES):
+                who = f" by {change.actor}" if change.actor else ""
+                changes.append(self.redactor.text(f"{change.at:%H:%M:%S} {change.ref}: {change.summary}{who}"))
+        known, _ = external.merge({}, alerts, self.redactor)
+        since_at = min(a.starts_at for a in alerts)
+        details: dict[str, Any] = {
+            "plain": True,
+            "workload": ref.to_json(),
+            "category": str(Category.EXTERNAL),
+            "what": external.title_of(alerts, self.redactor),
+            "cluster": self.settings.cluster_name,
+            "since": since_at.isoformat(),
+            "state": "firing",
+            "notes": [],
+            "detected": False,
+            "source": "alertmanager",
+            "changes": changes,
+            "external": known,
+        }
+        self._external_insert(ref, category=Category.EXTERNAL, since=since_at, details=details, alerts=alerts, ids=ids)
+
+    def _external_insert(
+        self,
+        ref: ObjectRef,
+        *,
+        category: Category,
+        since: datetime,
+        details: dict[str, Any],
+        alerts: list[ReceivedAlert],
+        ids: list[int],
+    ) -> None:
+        where = self._route(ref) if ref.kind != external.PLAIN_KIND else self._route_plain()
+        with self.store.database.transaction() as db:
+            alert_id = self.store.insert(
+                db,
+                workload=ref,
+                category=category,
+                title=details["what"],
+                since=since,
+                channel=where.channel,
+                team=where.team,
+                route_reason=where.reason,
+                details=details,
+            )
+            details["id"] = alert_id
+            self.store.set_details(db, alert_id, details)
+            if where.channel:
+                text, blocks = self.messages.alert(details)
+                self.outbox.enqueue(db, alert_id=alert_id, op="post", channel=where.channel, text=text, blocks=blocks)
+            for alert in alerts:
+                self._link(db, alert.fingerprint, alert_id)
+            self.inbox_processed(db, ids)
+        log.info("alerting: Alertmanager alert %d on %s → %s (%s)", alert_id, ref, where.channel, where.reason)
+
+    def _external_into(self, record: AlertRecord, alerts: list[ReceivedAlert], ids: list[int]) -> None:
+        """More Alertmanager alerts (or the same ones again) onto an open alert: its thread."""
+        known, news = external.merge(record.details.get("external") or {}, alerts, self.redactor)
+        fingerprints = [a.fingerprint for a in alerts]
+        if not news:  # a repeat of what the message already says
+            with self.store.database.transaction() as db:
+                for fingerprint in fingerprints:
+                    self._link(db, fingerprint, record.id)
+                self.inbox_processed(db, ids)
+            return
+        details = {**record.details, "external": known}
+        note = f"Alertmanager: {len(news)} more alert(s) firing: {external.names(news)}"
+        self._store_update(
+            record.id,
+            record.channel,
+            details,
+            state="firing",
+            reply=self.messages.note(note),
+            done=ids,
+            links=fingerprints,
+        )
+
+    def _external_resolved(self, rows: list[InboxRow]) -> None:
+        by_alert: dict[int, list[InboxRow]] = {}
+        orphans: list[int] = []
+        for row in rows:
+            alert_id = self.inbox.linked(row.alert.fingerprint) if self.inbox else None
+            if alert_id is None:
+                orphans.append(row.id)  # never fired here (or long forgotten): nothing to resolve
+            else:
+                by_alert.setdefault(alert_id, []).append(row)
+        if orphans:
+            with self.store.database.transaction() as db:
+                self.inbox_processed(db, orphans)
+        for alert_id, group in by_alert.items():
+            self._external_resolve(alert_id, group)
+
+    def _external_resolve(self, alert_id: int, rows: list[InboxRow]) -> None:
+        ids = [r.id for r in rows]
+        record = self.store.get(alert_id)
+        known = dict((record.details.get("external") or {}) if record else {})
+        done: list[str] = []
+        for row in rows:
+            before = known.get(row.alert.fingerprint)
+            if before is not None and before.get("status") == "firing":
+                known[row.alert.fingerprint] = {**before, "status": "resolved"}
+                done.append(str(before.get("name")))
+        if record is None or not done or record.state != "firing":
+            with self.store.database.transaction() as db:
+                self.inbox_processed(db, ids)
+            return
+        details = {**record.details, "external": known}
+        detected = any(a == record.id for a in self.tracker.firing().values())
+        at = max((r.alert.ends_at or r.received_at) for r in rows)
+        if external.firing(known) or detected:
+            state, reply = "firing", f"Alertmanager: {external.names(done)} resolved."
+            resolved_at = None
+        else:
+            duration = duration_text(at.timestamp() - record.since.timestamp())
+            details.update(state="resolved", resolved_at=at.isoformat(), duration=duration)
+            state, reply, resolved_at = "resolved", f"Resolved: Alertmanager reports it over after {duration}.", at
+        self._store_update(
+            record.id, record.channel, details, state=state, reply=self.messages.note(reply), at=resolved_at, done=ids
+        )
+
+    def _link(self, db: Any, fingerprint: str, alert_id: int) -> None:
+        assert self.inbox is not None
+        self.inbox.link(db, fingerprint, alert_id)
+
+    def inbox_processed(self, db: Any, ids: list[int]) -> None:
+        assert self.inbox is not None
+        self.inbox.processed(db, ids)
+
+    def _route_plain(self) -> Any:
+        return route(None, policy=None, default_channel=self.settings.default_channel)
+
+
+def _kept(details: dict[str, Any]) -> dict[str, Any]:
+    """What an alert row from Alertmanager keeps when the bot's own detection joins it."""
+    keep = ("external", "source", "why", "suggestion", "notes", "since")
+    return {k: details[k] for k in keep if k in details}

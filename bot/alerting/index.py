@@ -252,6 +252,11 @@ class ClusterIndex:
             keys = list(self.children.get(str(uid), ())) if uid else []
             return [self.objects[k] for k in keys if k in self.objects]
 
+    def in_namespace(self, kind: str, namespace: str) -> list[KubeObject]:
+        """The held objects of one kind in one namespace, by name."""
+        with self.lock:
+            return [obj for (k, ns, _), obj in sorted(self.objects.items()) if k == kind and ns == namespace]
+
     def events_of(self, keys: Iterable[Key]) -> list[KubeObject]:
         with self.lock:
             return [e for k in keys for e in self.events.get(k, ())]

@@ -32,6 +32,10 @@ from bot.slack.message import Message
 
 MAX_EVIDENCE = 6
 VALUE_CHARS = 120
+MAX_EXTERNAL_SHOWN = 8
+EXTERNAL_MORE = "more"
+"""The key under which the alert engine counts Alertmanager alerts it did not list (bot.alerting.external.MORE)."""
+MARKS = {"firing": "🔴", "resolved": "✅"}
 
 
 def _when(iso: str | None) -> str:
@@ -66,7 +70,7 @@ def headline(details: dict[str, Any]) -> str:
     ref = details["workload"]
     where = f"{ref['namespace']}/" if ref.get("namespace") else ""
     state = details.get("state", "firing")
-    mark = {"firing": "🔴", "resolved": "✅"}.get(state, "🟠")
+    mark = MARKS.get(state, "🟠")
     prefix = "Resolved: " if state == "resolved" else ""
     return f"{mark} {prefix}{ref['kind']} {where}{ref['name']}: {details['what']}"
 
@@ -102,6 +106,13 @@ def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str,
             f"{_value(change.get('after'))}{who} at {_when(change.get('at'))}{revision}"
         )
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped(text, SECTION_TEXT))))
+    if details.get("why"):
+        why = f"*Why:* {escape_mrkdwn(str(details['why']))}"
+        if details.get("suggestion"):
+            why += f"\n*Next:* {escape_mrkdwn(str(details['suggestion']))}"
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped(why, SECTION_TEXT))))
+    if details.get("external"):
+        blocks.append(_external_section(details["external"]))
     evidence = [f"• {fit_mrkdwn(str(line), 400)}" for line in details.get("evidence", [])[:MAX_EVIDENCE]]
     if evidence:
         blocks.append(
@@ -127,6 +138,67 @@ def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str,
     return fit_plain(fallback, FALLBACK_TEXT), [b.to_dict() for b in blocks]
 
 
+def _external_lines(known: dict[str, Any]) -> list[str]:
+    """Alertmanager's alerts on a message, firing first, each escaped."""
+    listed = [e for key, e in known.items() if key != EXTERNAL_MORE]
+    ordered = sorted(listed, key=lambda e: (e.get("status") != "firing", str(e.get("name"))))
+    lines = []
+    for entry in ordered[:MAX_EXTERNAL_SHOWN]:
+        mark = MARKS.get(str(entry.get("status")), "🟠")
+        severity = f" ({escape_mrkdwn(str(entry['severity']))})" if entry.get("severity") else ""
+        summary = f": {escape_mrkdwn(str(entry['summary']))}" if entry.get("summary") else ""
+        labels = f" {code(str(entry['labels']), 160)}" if entry.get("labels") else ""
+        line = f"{mark} {code(str(entry.get('name')), 120)}{labels}{severity}{summary}"
+        if entry.get("url"):
+            line += f" · source {code(str(entry['url']), 200)}"
+        lines.append(line)
+    more = len(ordered) - MAX_EXTERNAL_SHOWN + _unlisted(known)
+    if more > 0:
+        lines.append(f"… and {more} more")
+    return lines
+
+
+def _unlisted(known: dict[str, Any]) -> int:
+    return int((known.get(EXTERNAL_MORE) or {}).get("count", 0))
+
+
+def _external_section(known: dict[str, Any]) -> SectionBlock:
+    listed = [e for key, e in known.items() if key != EXTERNAL_MORE]
+    firing = sum(1 for e in listed if e.get("status") == "firing") + _unlisted(known)
+    head = f"*Alertmanager:* {firing} firing of {len(listed) + _unlisted(known)}"
+    text = "\n".join([head, *(f"• {line}" for line in _external_lines(known))])
+    return SectionBlock(text=MarkdownTextObject(text=clip_escaped(text, SECTION_TEXT)))
+
+
+def render_plain(details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """An Alertmanager alert that names no workload: its alerts and the namespace's recent changes."""
+    state = details.get("state", "firing")
+    ref = details["workload"]
+    where = f" in {ref['namespace']}" if ref.get("namespace") else ""
+    prefix = "Resolved: " if state == "resolved" else ""
+    title = f"{MARKS.get(state, '🟠')} {prefix}Alertmanager{where}: {details['what']}"
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fit_plain(title, HEADER_TEXT)))]
+    facts = [f"*Since:* {_when(details.get('since'))}", f"*Cluster:* {escape_mrkdwn(str(details['cluster']))}"]
+    if state == "resolved":
+        duration = escape_mrkdwn(str(details.get("duration", "?")))
+        facts.insert(0, f"*Resolved* at {_when(details.get('resolved_at'))} after {duration}")
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped("\n".join(facts), SECTION_TEXT))))
+    blocks.append(_external_section(details.get("external") or {}))
+    changes = [f"• {fit_mrkdwn(str(line), 300)}" for line in details.get("changes") or []]
+    if changes:
+        text = f"*Recent changes in {escape_mrkdwn(str(ref.get('namespace')))}:*\n" + "\n".join(changes)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped(text, SECTION_TEXT))))
+    elif ref.get("namespace"):
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text="No recorded change in this namespace in the last 24 h.")])
+        )
+    for note in details.get("notes", [])[-3:]:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit_mrkdwn(str(note), SECTION_TEXT) or "-")]))
+    alert_id = escape_mrkdwn(str(details.get("id", "?")))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"alert {alert_id} · alertmanager · k8sbot")]))
+    return fit_plain(title, FALLBACK_TEXT), [b.to_dict() for b in blocks]
+
+
 def render_repeat(
     details: dict[str, Any], *, new_subjects: list[str], evidence: list[str]
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -149,6 +221,8 @@ class BlockKitAlerts:
         self.values = values
 
     def alert(self, details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        if details.get("plain"):
+            return render_plain(details)
         return render_alert(details, values=self.values)
 
     def repeat(

@@ -176,6 +176,23 @@ class AlertStore:
         rows = self.database.db.execute("SELECT * FROM alerts WHERE state = 'firing' ORDER BY id").fetchall()
         return [_record(r) for r in rows]
 
+    def open_for(self, workload: ObjectRef, category: Category) -> AlertRecord | None:
+        """The firing alert of this workload and cause, if any (the newest)."""
+        row = self.database.db.execute(
+            "SELECT * FROM alerts WHERE state = 'firing' AND namespace = ? AND kind = ? AND name = ? AND category = ? "
+            "ORDER BY id DESC LIMIT 1",
+            [workload.namespace or "", workload.kind, workload.name, str(category)],
+        ).fetchone()
+        return _record(row) if row else None
+
+    def open_all_for(self, workload: ObjectRef) -> list[AlertRecord]:
+        """Every firing alert of this workload, newest first."""
+        rows = self.database.db.execute(
+            "SELECT * FROM alerts WHERE state = 'firing' AND namespace = ? AND kind = ? AND name = ? ORDER BY id DESC",
+            [workload.namespace or "", workload.kind, workload.name],
+        ).fetchall()
+        return [_record(r) for r in rows]
+
     def since(self, since: datetime, *, namespace: str | None = None) -> list[AlertRecord]:
         sql = "SELECT * FROM alerts WHERE fired_at >= ?"
         params: list[Any] = [_ts(since)]
