@@ -29,6 +29,7 @@ from bot.commands.registry import VerbRegistry
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.digest.content import AlertLine, DigestSender, DigestTeam
 from bot.errors import ClusterUnavailable, ConfigError
+from bot.integrations.external import ExternalChanges
 from bot.integrations.receiving import Receivers
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
 from bot.permissions.engine import PermissionEngine
@@ -188,7 +189,7 @@ def build_core(
 
 def build_receivers(core: Core) -> Receivers:
     """What `/integrations/...` hands its bodies to. Served only when `integration_token` is set."""
-    return Receivers()
+    return Receivers(changes=ExternalChanges(changes=core.changes, redactor=core.redactor, clock=core.clock))
 
 
 # -- what `k8sbot run` runs beside the Slack connection ---------------------------------------------
