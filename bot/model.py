@@ -105,11 +105,44 @@ class ChangeKind(StrEnum):
     NODE_CONDITION = "node_condition"
     CREATED = "created"
     DELETED = "deleted"
+    EXTERNAL = "external"
+    """An event from outside the cluster (CI/CD, feature flags, ...): POST /integrations/changes."""
+
+
+KUBERNETES = "kubernetes"
+"""The `source` of a change the bot saw in the cluster (every other source is an external event)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Management:
+    """What deploys an object: Argo CD, Flux or Helm, the application or release, and the revision
+    (a Git commit, a chart version) when the object carries it (bot/changes/gitops.py)."""
+
+    tool: str
+    """"argocd" | "flux" | "helm"."""
+    name: str
+    """The Argo CD Application, the Flux Kustomization or HelmRelease, the Helm release."""
+    revision: str | None = None
+    controller: str = ""
+    """Who writes the object for that tool (e.g. "argocd-application-controller")."""
+
+    def describe(self) -> str:
+        what = {"argocd": "Argo CD application", "flux": "Flux", "helm": "Helm release"}.get(self.tool, self.tool)
+        return f"{what} {self.name}" + (f" at revision {self.revision}" if self.revision else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tool": self.tool, "name": self.name, "revision": self.revision, "controller": self.controller}
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A recorded change of one object: what, when, who (field manager) and before → after."""
+    """A recorded change of one object: what, when, who (field manager) and before → after.
+
+    `source` is "kubernetes" for a change the bot saw in the cluster, else the name an external
+    change event gave (`ci`, `flags`, ...: docs/integrations.md), with its `link`. An external event
+    that names no object is about a namespace (`ref` is that Namespace) or the whole cluster (a
+    Namespace ref with an empty name). `managed_by` names the GitOps tool or Helm release of a
+    cluster change's object."""
 
     ref: ObjectRef
     at: datetime
@@ -119,6 +152,13 @@ class Change:
     actor: str | None = None
     revision: int | None = None
     id: int | None = None
+    source: str = KUBERNETES
+    link: str | None = None
+    managed_by: Management | None = None
+
+    @property
+    def external(self) -> bool:
+        return self.source != KUBERNETES
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,9 +166,12 @@ class Change:
             "at": self.at.isoformat(),
             "ref": self.ref.to_json(),
             "kind": str(self.kind),
+            "source": self.source,
             "actor": self.actor,
             "revision": self.revision,
             "summary": self.summary,
+            "link": self.link,
+            "managed_by": self.managed_by.to_json() if self.managed_by else None,
             "fields": [f.to_json() for f in self.fields],
         }
 
@@ -190,16 +233,23 @@ class CulpritChange:
     path: str
     before: Any
     after: Any
+    source: str = KUBERNETES
+    link: str | None = None
+    summary: str | None = None
+    """An external change's own summary (what the event said happened)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ref": self.ref.to_json(),
             "at": self.at.isoformat() if self.at else None,
+            "source": self.source,
             "actor": self.actor,
             "revision": self.revision,
             "path": self.path,
             "before": self.before,
             "after": self.after,
+            "summary": self.summary,
+            "link": self.link,
         }
 
 

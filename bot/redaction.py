@@ -463,7 +463,8 @@ class Redactor:
         return out
 
     def culprit(self, change: CulpritChange) -> CulpritChange:
-        return replace(change, before=self.tree(change.before), after=self.tree(change.after))
+        summary = self.text(change.summary) if change.summary else change.summary
+        return replace(change, before=self.tree(change.before), after=self.tree(change.after), summary=summary)
 
     def change(self, change: Change) -> Change:
         """A recorded change as shown: its summary and field values scanned again (history recorded

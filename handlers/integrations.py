@@ -64,6 +64,8 @@ class IntegrationRoutes:
             payload = json.loads(environ["wsgi.input"].read(length).decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return _json(Outcome.refused("the body is not UTF-8 JSON"))
+        except RecursionError:  # `[[[[…` within the size limit: nested deeper than any event is
+            return _json(Outcome.refused("the body is nested too deeply"))
         return _json(receiver.receive(payload))
 
     def _authorized(self, header: str) -> bool:

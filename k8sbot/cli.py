@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError, K8sBotError
+from k8sbot.cli_integrations import add_parser as add_record_parser
+from k8sbot.cli_integrations import record_change
 from k8sbot.cli_permissions import add_parsers
 from k8sbot.terminal import render_text
 
@@ -43,11 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--yes", action="store_true", help="confirm an action without asking")
 
     add_parsers(sub)  # permissions check|validate|rbac, audit
+    add_record_parser(sub)  # record-change: posts to a running bot, reads no settings
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd == "record-change":  # a client of a running bot: no settings, core or cluster here
+        return record_change(args)
     if args.cmd == "ask" and not args.as_user:
         # `help` reads nothing configured (no settings, cluster, database or Slack): answer it first.
         try:

@@ -30,6 +30,7 @@ from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.digest.content import AlertLine, DigestSender, DigestTeam
 from bot.errors import ClusterUnavailable, ConfigError
 from bot.integrations.alertmanager import AlertmanagerReceiver
+from bot.integrations.external import ExternalChanges
 from bot.integrations.receiving import Receivers
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
 from bot.permissions.engine import PermissionEngine
@@ -194,7 +195,10 @@ def build_core(
 def build_receivers(core: Core) -> Receivers:
     """What `/integrations/...` hands its bodies to. Served only when `integration_token` is set.
     Alertmanager's alerts are stored here (any replica) and taken in by the leader's alert engine."""
-    return Receivers(alertmanager=AlertmanagerReceiver(core.inbox, clock=core.clock))
+    return Receivers(
+        alertmanager=AlertmanagerReceiver(core.inbox, clock=core.clock),
+        changes=ExternalChanges(changes=core.changes, redactor=core.redactor, clock=core.clock),
+    )
 
 
 # -- what `k8sbot run` runs beside the Slack connection ---------------------------------------------

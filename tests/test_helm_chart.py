@@ -199,6 +199,33 @@ def test_deployment_is_hardened_and_probed_on_the_bots_http_port(helm: Run) -> N
     assert yaml.safe_load(config["permissions.yaml"]) == values["permissions"]
 
 
+def test_the_integration_token_goes_through_the_secret(helm: Run) -> None:
+    token = "integration-token-0123456789"
+    objects = render(helm, "--set", f"slack.botToken=xoxb-1,slack.appToken=xapp-1,integrations.token={token}")
+    assert one(objects, "Secret", "k8sbot")["stringData"]["K8SBOT_INTEGRATION_TOKEN"] == token
+    env = one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]["containers"][0]["env"]
+    ref = next(e["valueFrom"]["secretKeyRef"] for e in env if e["name"] == "K8SBOT_INTEGRATION_TOKEN")
+    assert ref == {"name": "k8sbot", "key": "K8SBOT_INTEGRATION_TOKEN"}
+    assert token not in json.dumps(one(objects, "Deployment", "k8sbot"))  # only the Secret holds it
+    # without a token nothing is served: no variable at all
+    plain = render(helm, "--set", "slack.botToken=xoxb-1,slack.appToken=xapp-1")
+    env = one(plain, "Deployment", "k8sbot")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "K8SBOT_INTEGRATION_TOKEN" not in {e["name"] for e in env}
+    # a Secret of your own carries the key
+    mine = render(helm, "--set", "slack.existingSecret=mine,integrations.enabled=true")
+    env = one(mine, "Deployment", "k8sbot")["spec"]["template"]["spec"]["containers"][0]["env"]
+    ref = next(e["valueFrom"]["secretKeyRef"] for e in env if e["name"] == "K8SBOT_INTEGRATION_TOKEN")
+    assert ref == {"name": "mine", "key": "K8SBOT_INTEGRATION_TOKEN"}
+    short = helm(
+        "template", "k8sbot", CHART, "--set", "slack.botToken=xoxb-1,slack.appToken=xapp-1,integrations.token=short"
+    )
+    assert short.returncode != 0 and "integrations" in short.stderr
+    missing = helm(
+        "template", "k8sbot", CHART, "--set", "slack.botToken=xoxb-1,slack.appToken=xapp-1,integrations.enabled=true"
+    )
+    assert missing.returncode != 0 and "integrations.enabled needs integrations.token" in missing.stderr
+
+
 # Settings the chart sets itself (Secret, paths, bind address, clusterName), so `config` may not.
 CHART_OWNED_SETTINGS = {
     "slack_bot_token",

@@ -56,6 +56,9 @@ def test_bad_image_top_cause_with_culprit_and_rollback() -> None:
         "path": "spec.template.spec.containers[0].image",
         "before": IMAGE_V1,
         "after": BAD_IMAGE,
+        "source": "kubernetes",
+        "summary": None,
+        "link": None,
     }
     assert top["suggestion"]["command"] == "/k8s rollback checkout -n shop --to-revision 1"
     assert IMAGE_V1 in top["suggestion"]["text"]

@@ -490,7 +490,9 @@ class AlertEngine:
         }
 
     def _history(self, ref: ObjectRef, since: datetime) -> Sequence[Change]:
-        return self.recorder.changes.query(since=since, ref=ref, limit=50)
+        """The workload's changes, and the external change events about its namespace."""
+        refs = [ref, ObjectRef("Namespace", None, ref.namespace)] if ref.namespace else [ref]
+        return self.recorder.changes.changes_for(refs, since)
 
     # -- Alertmanager's alerts (bot/alerting/external.py) -----------------------------------------
 

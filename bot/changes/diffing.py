@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.changes.gitops import management
 from bot.kube.fields import Difference, Item, Path, differences_between, render_path
 from bot.kube.revisions import REVISION_ANNOTATION, TEMPLATE_HASH_LABEL
 from bot.model import Change, ChangeKind, FieldChange, KubeObject, ObjectRef, ObjectState
@@ -341,10 +342,14 @@ def build_change(
     """The Change from `old` to `new` (None: created / deleted), or None when nothing that matters changed."""
     if old is None and new is None:
         return None
+    managed = management(obj) if obj else None
+    controller = managed.controller if managed else None
     if old is None:
         assert new is not None
-        actor = find_actor(obj or {}, [("spec",), ("data",), ("metadata",)])
-        return Change(new.ref, at, ChangeKind.CREATED, "created", actor=actor, revision=new.revision)
+        actor = find_actor(obj or {}, [("spec",), ("data",), ("metadata",)]) or controller
+        return Change(
+            new.ref, at, ChangeKind.CREATED, "created", actor=actor, revision=new.revision, managed_by=managed
+        )
     if new is None:
         return Change(old.ref, at, ChangeKind.DELETED, "deleted", revision=old.revision)
     differences = differences_between(old.body, new.body)
@@ -357,6 +362,7 @@ def build_change(
         kind=description.kind,
         summary=description.summary,
         fields=description.fields,
-        actor=find_actor(obj or {}, [d.path for d in differences]),
+        actor=find_actor(obj or {}, [d.path for d in differences]) or controller,
         revision=new.revision,
+        managed_by=managed,
     )

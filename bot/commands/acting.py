@@ -58,6 +58,9 @@ class Plan:
     data: dict[str, Any] = field(default_factory=dict)
     unchanged: str | None = None
     """Set when nothing would change: the reason, answered without asking to confirm."""
+    warnings: tuple[str, ...] = ()
+    """What to know before confirming (a GitOps controller will revert it): shown first in the preview,
+    in the JSON as `warnings`, and again with the result. They never refuse."""
 
 
 def nothing_to_do(ref: ObjectRef, reason: str, *, details: tuple[str, ...] = (), data: dict[str, Any]) -> Plan:
@@ -68,6 +71,8 @@ def nothing_to_do(ref: ObjectRef, reason: str, *, details: tuple[str, ...] = (),
 def act(ctx: VerbContext, command: Command, plan: Plan) -> Answer:
     """Preview the plan (unconfirmed) or apply it (confirmed, with a claimed action id)."""
     base = {"action": command.verb, "target": plan.ref.to_json(), **plan.data}
+    if plan.warnings:
+        base["warnings"] = list(plan.warnings)
     changes = [c.to_json() for c in plan.changes]
     if plan.unchanged:
         return Answer(command.verb, {**base, "outcome": "unchanged", "changes": []}, plan.unchanged, plan.details)
@@ -79,12 +84,12 @@ def act(ctx: VerbContext, command: Command, plan: Plan) -> Answer:
             "changes": changes,
             "confirm": {"command": confirm.as_text(), "text": plan.summary + "?"},
         }
-        lines = (*plan.details, "", "Nothing has changed yet: confirm to go ahead.")
+        lines = (*plan.warnings, *plan.details, "", "Nothing has changed yet: confirm to go ahead.")
         return Answer(command.verb, data, f"Confirm: {plan.summary}", lines, private=True)
     _require_claim(ctx, command)
     applied = plan.apply()
     data = {**base, **applied.data, "outcome": "done", "changes": changes, "action_id": command.flag(ACTION_ID)}
-    return Answer(command.verb, data, applied.title, applied.lines)
+    return Answer(command.verb, data, applied.title, (*applied.lines, *plan.warnings))
 
 
 def _require_claim(ctx: VerbContext, command: Command) -> None:

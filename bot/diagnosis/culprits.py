@@ -1,8 +1,10 @@
 """Which change a cause is blamed on: the field that matters for the category, before → after.
 
-Three sources, best first: the recorded change history (when the change tracker runs), the
+Four sources, best first: the recorded change history (when the change tracker runs), the
 Deployment's ReplicaSet revision history (template diff, works for changes made before the bot
-started), and the deployment controller's scaling events (for `spec.replicas`).
+started), the deployment controller's scaling events (for `spec.replicas`), and last, external change
+events (CI deploys, feature flags: docs/integrations.md) about the target or its namespace, which
+explain a failure only when no change in the cluster does.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def pick_field(category: Category, fields: Sequence[FieldChange]) -> FieldChange
 
 def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
     """The change to blame for `category`, or None when no recorded change fits."""
-    for change in sorted(evidence.history, key=lambda c: c.at, reverse=True):
+    for change in sorted((c for c in evidence.history if not c.external), key=lambda c: c.at, reverse=True):
         field = pick_field(category, change.fields)
         if field is not None:
             return CulpritChange(
@@ -100,7 +102,29 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
         and _replicas_matter(category)
     ):
         return CulpritChange(evidence.workload, scale.at, scale.actor, None, "spec.replicas", scale.before, scale.after)
-    return None
+    return external_culprit(category, evidence.history)
+
+
+def external_culprit(category: Category, history: Sequence[Change]) -> CulpritChange | None:
+    """The newest external change event in `history` (they are about the target or its namespace),
+    narrowed to the field that fits the category, else its first field."""
+    external = sorted((c for c in history if c.external), key=lambda c: (c.at, c.id or 0), reverse=True)
+    if not external:
+        return None
+    change = external[0]
+    field = pick_field(category, change.fields) or (change.fields[0] if change.fields else None)
+    return CulpritChange(
+        change.ref,
+        change.at,
+        change.actor,
+        None,
+        field.path if field else "",
+        field.before if field else None,
+        field.after if field else None,
+        source=change.source,
+        link=change.link,
+        summary=change.summary,
+    )
 
 
 def _replicas_matter(category: Category) -> bool:

@@ -245,6 +245,7 @@ def _change_evidence(
     if history is not None and now is not None:
         refs = [resolution.ref, *(ObjectRef.of(o) for o in (*resolution.workloads, *resolution.services))]
         refs += _config_refs(workload, snapshot.namespace)
+        refs.append(ObjectRef("Namespace", None, snapshot.namespace))  # external events about the namespace
         try:
             changes = list(history.changes_for(sorted(set(refs)), now - window))
         except Exception as e:  # the change store is an aid; without it we still have revisions

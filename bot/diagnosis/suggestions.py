@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bot.diagnosis.references import missing_references
 from bot.kube.revisions import RevisionChange
 from bot.kube.snapshot import Snapshot
-from bot.model import Category, CulpritChange, Finding, KubeObject, ObjectRef, Suggestion
+from bot.model import KUBERNETES, Category, CulpritChange, Finding, KubeObject, ObjectRef, Suggestion
 from bot.text import brief
 
 TEMPLATE_PREFIX = "spec.template."
@@ -35,6 +35,8 @@ Builder = Callable[[Situation], Suggestion | None]
 
 
 def suggest(category: Category, situation: Situation) -> Suggestion | None:
+    if situation.culprit is not None and situation.culprit.source != KUBERNETES:
+        return _undo_external(situation.culprit)
     rollback = _rollback(situation)
     if rollback is not None and category not in (Category.SCALED_TO_ZERO, Category.NO_ENDPOINTS):
         return rollback
@@ -49,6 +51,16 @@ def _where(situation: Situation) -> str:
 def _name(situation: Situation) -> str:
     meta = (situation.workload or {}).get("metadata") or {}
     return str(meta.get("name") or situation.target.name)
+
+
+def _undo_external(culprit: CulpritChange) -> Suggestion:
+    """An external change (a flag, a CI deploy) is undone where it was made, not by the bot."""
+    what = brief(culprit.summary or culprit.path)
+    where = f" ({culprit.link})" if culprit.link else ""
+    return Suggestion(
+        text=f'Undo the {culprit.source} change "{what}" where it was made{where}: '
+        "nothing in the cluster changed, so a rollback here would not undo it."
+    )
 
 
 def _rollback(situation: Situation) -> Suggestion | None:

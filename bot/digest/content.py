@@ -161,12 +161,17 @@ def build_digest(
     late: bool = False,
 ) -> Digest:
     """The digest of `period` for `team`: one section per kind of change, lines grouped by namespace."""
-    found = [c for c in changes.query(since=period.start, until=period.end, limit=5000) if team.covers(c.ref.namespace)]
+    everything = changes.query(since=period.start, until=period.end, limit=5000)
+    found = [c for c in everything if not c.external and team.covers(c.ref.namespace)]
+    external = [c for c in everything if c.external and team.covers(_namespace_of(c))]
     sections: list[Section] = []
     for title, kinds in SECTIONS:
         lines = _grouped([c for c in found if c.kind in kinds and c.ref.namespace], _change_line)
         if lines:
             sections.append(Section(f"{title} ({_count(found, kinds)})", lines))
+    if external:
+        lines = _grouped(external, _external_line, namespace_of=lambda c: _namespace_of(c) or "cluster")
+        sections.append(Section(f"Changes from outside the cluster ({len(external)})", lines))
     node_lines = _node_lines(found, events, period)
     if node_lines:
         sections.append(Section("Nodes", node_lines))
@@ -186,11 +191,14 @@ def _count(found: Sequence[Change], kinds: frozenset[ChangeKind]) -> int:
     return sum(1 for c in found if c.kind in kinds and c.ref.namespace)
 
 
-def _grouped(found: Sequence[Change], line: Callable[[Change], str]) -> tuple[str, ...]:
+def _grouped(
+    found: Sequence[Change], line: Callable[[Change], str], *, namespace_of: Callable[[Change], str] | None = None
+) -> tuple[str, ...]:
     """`namespace: line; line` per namespace, newest first, at most LINES_PER_SECTION lines."""
     by_namespace: dict[str, list[str]] = {}
     for change in found:
-        by_namespace.setdefault(change.ref.namespace or "", []).append(line(change))
+        where = namespace_of(change) if namespace_of else change.ref.namespace or ""
+        by_namespace.setdefault(where, []).append(line(change))
     lines = []
     for namespace in sorted(by_namespace):
         items = by_namespace[namespace]
@@ -206,6 +214,19 @@ def _grouped(found: Sequence[Change], line: Callable[[Change], str]) -> tuple[st
 def _change_line(change: Change) -> str:
     who = f" by {change.actor}" if change.actor else ""
     return f"{change.ref.kind.lower()}/{change.ref.name} {change.summary}{who}"
+
+
+def _namespace_of(change: Change) -> str | None:
+    """An external change's namespace: its object's, or the namespace it is about; None: the cluster."""
+    if change.ref.kind == "Namespace":
+        return change.ref.name or None
+    return change.ref.namespace
+
+
+def _external_line(change: Change) -> str:
+    who = f" by {change.actor}" if change.actor else ""
+    about = "" if change.ref.kind == "Namespace" else f"{change.ref.kind.lower()}/{change.ref.name} "
+    return f"[{change.source}] {about}{change.summary}{who}"
 
 
 def _node_lines(found: Sequence[Change], events: EventStore, period: Period) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.model import Button
+from bot.model import KUBERNETES, Button
 from bot.slack.blocks import FALLBACK_TEXT, HEADER_TEXT, SECTION_TEXT, button_elements
 from bot.slack.buttons import ButtonValues
 from bot.slack.client import Poster
@@ -45,6 +45,24 @@ def _when(iso: str | None) -> str:
         return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
     except ValueError:
         return escape_mrkdwn(str(iso)[:40])
+
+
+def _external(change: dict[str, Any]) -> str:
+    """An external change event as the likely cause: its source, summary, who, when, field and link,
+    every part escaped (the link is shown as text, which Slack makes clickable, never as a `<…>` token)."""
+    ref = change.get("ref") or {}
+    about = "the namespace" if ref.get("kind") == "Namespace" else f"{ref.get('kind', '')}/{ref.get('name', '')}"
+    who = f" by {escape_mrkdwn(str(change['actor']))}" if change.get("actor") else ""
+    text = (
+        f"*Likely cause (changed outside the cluster):* {code(str(change.get('source')), 60)} "
+        f"{fit_mrkdwn(str(change.get('summary') or ''), 300)} on {escape_mrkdwn(about.lower())}{who} "
+        f"at {_when(change.get('at'))}"
+    )
+    if change.get("path"):
+        text += f"; {code(str(change['path']), 200)} {_value(change.get('before'))} → {_value(change.get('after'))}"
+    if change.get("link"):
+        text += f"\n{fit_mrkdwn(str(change['link']), 600)}"
+    return text
 
 
 def _value(value: Any) -> str:
@@ -98,7 +116,9 @@ def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str,
         facts.insert(0, f"*Resolved* at {_when(details.get('resolved_at'))} after {duration}")
     blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped("\n".join(facts), SECTION_TEXT))))
     change = details.get("culprit")
-    if change:
+    if change and change.get("source", KUBERNETES) != KUBERNETES:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped(_external(change), SECTION_TEXT))))
+    elif change:
         who = f" by {escape_mrkdwn(str(change['actor']))}" if change.get("actor") else ""
         revision = f" (revision {escape_mrkdwn(str(change['revision']))})" if change.get("revision") else ""
         text = (
@@ -134,7 +154,10 @@ def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str,
             ]
         )
     )
-    fallback = title + (f" — likely cause: {change['path']} → {change.get('after')}" if change else "")
+    if change and change.get("source", KUBERNETES) != KUBERNETES:
+        fallback = title + f" — likely cause: {change['source']} change: {change.get('summary')}"
+    else:
+        fallback = title + (f" — likely cause: {change['path']} → {change.get('after')}" if change else "")
     return fit_plain(fallback, FALLBACK_TEXT), [b.to_dict() for b in blocks]
 
 

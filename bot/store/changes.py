@@ -29,7 +29,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.clock import Clock, utcnow
-from bot.model import Change, ChangeKind, FieldChange, ObjectRef, ObjectState
+from bot.model import KUBERNETES, Change, ChangeKind, FieldChange, Management, ObjectRef, ObjectState
 from bot.store.database import Database
 
 DEFAULT_RETENTION = timedelta(days=30)
@@ -79,7 +79,18 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE changes_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-MIGRATIONS = [_create_tables]
+def _add_sources(db: sqlite_utils.Database) -> None:
+    """Where a change came from (issue 13): the cluster, or an external event with its id and link;
+    and the GitOps tool or Helm release that manages a cluster change's object."""
+    db.execute(f"ALTER TABLE changes ADD COLUMN source TEXT NOT NULL DEFAULT '{KUBERNETES}'")
+    db.execute("ALTER TABLE changes ADD COLUMN link TEXT")
+    db.execute("ALTER TABLE changes ADD COLUMN event_id TEXT")
+    db.execute("ALTER TABLE changes ADD COLUMN managed_by TEXT")
+    db.execute("CREATE UNIQUE INDEX changes_external_event ON changes (event_id) WHERE event_id IS NOT NULL")
+
+
+MIGRATIONS = [_create_tables, _add_sources]
+COLUMNS = "id, at, kind, namespace, name, change_kind, summary, actor, revision, fields, source, link, managed_by"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +100,8 @@ class Recorded:
     change: Change
     uid: str | None = None
     resource_version: str | None = None
+    event_id: str | None = None
+    """An external change event's id: the same id is stored once (`ChangeStore.record_external`)."""
 
 
 def _ts(at: datetime) -> float:
@@ -229,7 +242,7 @@ class ChangeStore:
             params.append(_ts(until))
         if ref is not None:
             where += ["namespace = ?", "kind = ?", "name = ?"]
-            params += [ref.namespace or "", ref.kind, ref.name]
+            params += [_namespace_column(ref), ref.kind, ref.name]
         else:
             if namespace is not None:
                 where.append("namespace = ?")
@@ -243,16 +256,34 @@ class ChangeStore:
         if skip_kinds:
             where.append(f"kind NOT IN ({', '.join('?' * len(skip_kinds))})")
             params += list(skip_kinds)
-        sql = f"SELECT * FROM changes WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608
+        sql = f"SELECT {COLUMNS} FROM changes WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608
         rows = self.database.db.execute(sql, [*params, limit]).fetchall()
         return [_change_from_row(row) for row in rows]
 
     def changes_for(self, refs: Sequence[ObjectRef], since: datetime) -> list[Change]:
-        """The recorded changes of these objects since `since`, newest first (what diagnosis and alerts read)."""
+        """The recorded changes of these objects since `since`, newest first (what diagnosis and alerts read).
+
+        A Namespace among `refs` stands for the external events about that namespace as a whole (a
+        feature flag, a config push): those, not the Namespace object's own edits."""
         found: list[Change] = []
         for ref in refs:
-            found += self.query(since=since, ref=ref, limit=50)
+            changes = self.query(since=since, ref=ref, limit=50)
+            if ref.kind == "Namespace":
+                changes = [c for c in changes if c.external]
+            found += changes
         return sorted(found, key=lambda c: (c.at, c.id or 0), reverse=True)
+
+    def record_external(self, change: Change, *, event_id: str) -> tuple[Change, bool]:
+        """Store an external change event once per `event_id`: (the stored change, whether it was
+        stored before: a duplicate stores nothing and answers the first one)."""
+        with self.database.transaction() as db:
+            row_id = _insert_change(db, Recorded(change, event_id=event_id))
+            if row_id is not None:
+                return replace(change, id=row_id), False
+            row = db.execute(f"SELECT {COLUMNS} FROM changes WHERE event_id = ?", [event_id]).fetchone()  # noqa: S608
+        if row is None:  # pruned between the two statements: cannot happen inside one transaction
+            raise RuntimeError(f"external change {event_id!r} is neither new nor stored")
+        return _change_from_row(row), True
 
     def count(self, *, since: datetime, namespace: str | None = None) -> int:
         if namespace is None:
@@ -274,15 +305,23 @@ class ChangeStore:
         return [ObjectRef(kind, namespace, name) for kind, name in rows]
 
 
+def _namespace_column(ref: ObjectRef) -> str:
+    """The row's namespace: a Namespace's own name, so `changes -n shop` and the culprit search find the
+    events about namespace shop as a whole; "" for other cluster-scoped objects."""
+    return ref.name if ref.kind == "Namespace" else ref.namespace or ""
+
+
 def _insert_change(db: sqlite_utils.Database, recorded: Recorded) -> int | None:
     change = recorded.change
+    managed = change.managed_by
     cursor = db.execute(
         "INSERT OR IGNORE INTO changes (at, kind, namespace, name, change_kind, summary, actor, revision, "
-        "fields, uid, resource_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "fields, uid, resource_version, source, link, event_id, managed_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             _ts(change.at),
             change.ref.kind,
-            change.ref.namespace or "",
+            _namespace_column(change.ref),
             change.ref.name,
             str(change.kind),
             change.summary,
@@ -291,6 +330,10 @@ def _insert_change(db: sqlite_utils.Database, recorded: Recorded) -> int | None:
             json.dumps([f.to_json() for f in change.fields], default=str),
             recorded.uid,
             recorded.resource_version,
+            change.source,
+            change.link,
+            recorded.event_id,
+            json.dumps(managed.to_json()) if managed else None,
         ],
     )
     return int(cursor.lastrowid) if cursor.rowcount and cursor.lastrowid is not None else None
@@ -336,9 +379,11 @@ def _snapshot_from_row(kind: str, row: Any) -> ObjectState:
 
 
 def _change_from_row(row: Any) -> Change:
-    row_id, at, kind, namespace, name, change_kind, summary, actor, revision, fields, _, _ = row
+    """A row selected as COLUMNS."""
+    row_id, at, kind, namespace, name, change_kind, summary, actor, revision, fields, source, link, managed = row
+    managed_by = Management(**json.loads(managed)) if managed else None
     return Change(
-        ref=ObjectRef(kind, namespace or None, name),
+        ref=ObjectRef(kind, None if kind == "Namespace" else namespace or None, name),
         at=datetime.fromtimestamp(at, UTC),
         kind=ChangeKind(change_kind),
         summary=summary,
@@ -346,4 +391,7 @@ def _change_from_row(row: Any) -> Change:
         actor=actor,
         revision=revision,
         id=row_id,
+        source=source,
+        link=link,
+        managed_by=managed_by,
     )

@@ -156,7 +156,13 @@ def _timeline(changes: list[Change], *, more: bool) -> list[str]:
         who = f" by {change.actor}" if change.actor else ""
         revision = f" (revision {change.revision})" if change.revision else ""
         stamp = change.at.strftime("%Y-%m-%d %H:%M:%S UTC")
-        lines.append(f"{stamp}  {change.ref}{revision}{who}: {change.summary}")
+        if change.external:
+            lines.append(f"{stamp}  [{change.source}] {about(change.ref)}{who}: {change.summary}")
+            if change.link:
+                lines.append(f"    {change.link}")
+        else:
+            via = f" (via {change.managed_by.describe()})" if change.managed_by else ""
+            lines.append(f"{stamp}  {change.ref}{revision}{who}{via}: {change.summary}")
         for field in change.fields[:FIELDS_SHOWN]:
             lines.append(f"    {field.path}: {_value(field.before)} → {_value(field.after)}")
         if len(change.fields) > FIELDS_SHOWN:
@@ -164,6 +170,13 @@ def _timeline(changes: list[Change], *, more: bool) -> list[str]:
     if more:
         lines.append(f"Showing the newest {SHOWN}. Narrow with a target or a shorter --since.")
     return lines
+
+
+def about(ref: ObjectRef) -> str:
+    """What an external change is about: an object, a namespace as a whole, or the whole cluster."""
+    if ref.kind == "Namespace":
+        return f"namespace {ref.name}" if ref.name else "the cluster"
+    return str(ref)
 
 
 def _value(value: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from bot.changes.gitops import rollback_warning
 from bot.commands.acting import (
     Applied,
     Plan,
@@ -177,4 +178,14 @@ def plan_rollback(ctx: VerbContext, command: Command) -> Plan:
         )
 
     summary = f"Roll back deployment {ref.name} in {namespace} from revision {current} to {described}"
-    return Plan(ref, summary, details, tuple(changes), apply, pins={"to-revision": str(number)}, data=data)
+    warning = rollback_warning(deployment, ref)  # a GitOps controller would put it back: say so, never refuse
+    return Plan(
+        ref,
+        summary,
+        details,
+        tuple(changes),
+        apply,
+        pins={"to-revision": str(number)},
+        data=data,
+        warnings=(warning,) if warning else (),
+    )

@@ -8,7 +8,7 @@ from bot.commands.context import VerbContext
 from bot.commands.registry import verb
 from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
 from bot.diagnosis.engine import diagnose
-from bot.model import Answer, Button, Cause, Command, Diagnosis
+from bot.model import KUBERNETES, Answer, Button, Cause, Command, CulpritChange, Diagnosis
 
 log = logging.getLogger(__name__)
 SHOWN_CAUSES = 3
@@ -81,11 +81,24 @@ def render_lines(diagnosis: Diagnosis) -> list[str]:
     return lines
 
 
+def external_line(change: CulpritChange) -> str:
+    """An external change as the culprit: where it came from, what it said, and its link."""
+    about = "the namespace" if change.ref.kind == "Namespace" else f"{change.ref.kind.lower()}/{change.ref.name}"
+    when = f" at {change.at:%Y-%m-%d %H:%M} UTC" if change.at else ""
+    who = f" by {change.actor}" if change.actor else ""
+    value = f"; {change.path}: {change.before!r} → {change.after!r}" if change.path else ""
+    link = f" — {change.link}" if change.link else ""
+    where = f"from {change.source}, about {about}"
+    return f"Changed outside the cluster ({where}){when}{who}: {change.summary}{value}{link}"
+
+
 def _cause_lines(number: int, cause: Cause) -> list[str]:
     lines = [f"{number}. {cause.title}  [{cause.category}, {cause.confidence:.0%}]"]
     lines += [f"   • {e}" for e in cause.evidence]
     change = cause.change
-    if change is not None:
+    if change is not None and change.source != KUBERNETES:
+        lines.append("   " + external_line(change))
+    elif change is not None:
         detail = ", ".join(
             part
             for part in (
