@@ -68,6 +68,7 @@ class Category(StrEnum):
     VOLUME_ERROR = "volume_error"
     INIT_FAILURE = "init_failure"
     HPA_LIMITED = "hpa_limited"
+    DEPENDENCY = "dependency"
     HEALTHY = "healthy"
 
 
@@ -175,6 +176,8 @@ class Finding:
     evidence: tuple[str, ...] = ()
     parent: ObjectRef | None = None
     since: datetime | None = None
+    related: ObjectRef | None = None
+    """Another object the finding points at: the Service a workload depends on, the node it runs on."""
 
 
 @dataclass(frozen=True, slots=True)
