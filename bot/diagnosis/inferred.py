@@ -1,0 +1,162 @@
+"""Changes read from the objects themselves, for when the change history does not have them.
+
+The API keeps no old values, but it does keep when and by whom: a node condition's
+`lastTransitionTime`, and `managedFields` (which field manager last wrote which field, and when).
+That is enough to name a change as a culprit: "node n1's Ready became False at 10:42", "alice cordoned
+node n1", "alice edited key FEATURE_FLAGS of ConfigMap checkout-config at 10:40". What we can't know
+(the value before) stays None; a Secret's values are never read at all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.diagnosis.references import references
+from bot.kube.revisions import spec_writer
+from bot.kube.snapshot import Snapshot, name_of
+from bot.model import CulpritChange, KubeObject, ObjectRef, parse_time
+
+PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
+CONTROLLERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
+_TAINT = re.compile(r"untolerated taint\(?s?\)?\s*\{([^}]*)\}")
+
+
+def node_changes(node: KubeObject) -> list[CulpritChange]:
+    """A not-Ready or pressured node's condition transitions, its cordon and its taints."""
+    ref = ObjectRef("Node", None, name_of(node))
+    found: list[CulpritChange] = []
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        kind, status = condition.get("type"), condition.get("status")
+        bad = (kind == "Ready" and status != "True") or (kind in PRESSURES and status == "True")
+        if bad:
+            found.append(
+                CulpritChange(
+                    ref,
+                    parse_time(condition.get("lastTransitionTime")),
+                    _condition_writer(node, str(kind)),
+                    None,
+                    f"status.conditions.{kind}",
+                    None,
+                    status,
+                )
+            )
+    found += blockers(node)
+    return found
+
+
+def blockers(node: KubeObject) -> list[CulpritChange]:
+    """What keeps new pods off a node: a cordon, and taints a person (not a controller) set."""
+    ref = ObjectRef("Node", None, name_of(node))
+    spec = node.get("spec") or {}
+    found: list[CulpritChange] = []
+    if spec.get("unschedulable"):
+        actor, at = spec_writer(node, "unschedulable")
+        found.append(CulpritChange(ref, at, actor, None, "spec.unschedulable", False, True))
+    for taint in spec.get("taints") or []:
+        key = str(taint.get("key"))
+        if key.startswith("node.kubernetes.io/") or key.startswith("node.cloudprovider.kubernetes.io/"):
+            continue  # set by controllers for a condition, which is named on its own
+        actor, at = spec_writer(node, "taints")
+        value = f"={taint['value']}" if taint.get("value") else ""
+        found.append(
+            CulpritChange(ref, at, actor, None, f"spec.taints.{key}", None, f"{key}{value}:{taint.get('effect')}")
+        )
+    return found
+
+
+def _condition_writer(node: KubeObject, kind: str) -> str | None:
+    wanted = f"k:{json.dumps({'type': kind}, separators=(',', ':'))}"
+    best: tuple[str, str] | None = None
+    for entry in (node.get("metadata") or {}).get("managedFields") or []:
+        conditions = ((entry.get("fieldsV1") or {}).get("f:status") or {}).get("f:conditions") or {}
+        if wanted in conditions and (best is None or str(entry.get("time") or "") > best[0]):
+            best = (str(entry.get("time") or ""), str(entry.get("manager") or ""))
+    return best[1] or None if best else None
+
+
+def scheduling_blockers(pods: Iterable[KubeObject], snapshot: Snapshot) -> list[CulpritChange]:
+    """Cordons and taints of the nodes a Pending pod's scheduling message says kept it off."""
+    messages = [
+        str(c.get("message") or "")
+        for pod in pods
+        for c in (pod.get("status") or {}).get("conditions") or []
+        if c.get("type") == "PodScheduled" and c.get("status") == "False"
+    ]
+    if not messages:
+        return []
+    text = " ".join(messages)
+    selectors = [dict((p.get("spec") or {}).get("nodeSelector") or {}) for p in pods]
+    found: list[CulpritChange] = []
+    for node in snapshot.of("Node"):
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        if selectors and not any(all(labels.get(k) == v for k, v in s.items()) for s in selectors):
+            continue  # a node the pods could never use did not keep them off
+        for change in blockers(node):
+            cordon = change.path == "spec.unschedulable" and "unschedulable" in text
+            taint = change.path.startswith("spec.taints.") and change.path.removeprefix("spec.taints.") in _taints(text)
+            if cordon or taint:
+                found.append(change)
+    return found
+
+
+def _taints(text: str) -> set[str]:
+    return {part.split(":", 1)[0].strip() for match in _TAINT.finditer(text) for part in match.group(1).split(",")}
+
+
+def config_edits(
+    template: dict[str, Any], snapshot: Snapshot, *, now: datetime | None, window: timedelta
+) -> list[CulpritChange]:
+    """ConfigMaps and Secrets the pod template reads that someone edited in place after creating them.
+
+    Such an edit reaches running pods only when they restart, so it is the culprit of a failure that
+    starts at a restart. The key is the one the template reads when it reads one; else the keys the
+    editor wrote. Values are not known here (and a Secret's are never shown).
+    """
+    found: list[CulpritChange] = []
+    seen: set[tuple[str, str]] = set()
+    for ref in references(template):
+        if (ref.kind, ref.name) in seen or not snapshot.knows(ref.kind):
+            continue
+        seen.add((ref.kind, ref.name))
+        obj = snapshot.named(ref.kind, ref.name)
+        if obj is None:
+            continue
+        edit = _last_edit(obj, ref.key)
+        if edit is None:
+            continue
+        at, actor, key = edit
+        if now is not None and at < now - window:
+            continue
+        found.append(CulpritChange(ObjectRef(ref.kind, snapshot.namespace, ref.name), at, actor, None, key, None, None))
+    return found
+
+
+def _last_edit(obj: KubeObject, key: str | None) -> tuple[datetime, str | None, str] | None:
+    """(when, who, `data.KEY`) of the newest write to data keys that came after the object's creation."""
+    meta = obj.get("metadata") or {}
+    created = parse_time(meta.get("creationTimestamp"))
+    best: tuple[datetime, str | None, str] | None = None
+    for entry in meta.get("managedFields") or []:
+        at = parse_time(entry.get("time"))
+        if at is None or created is None or at <= created or entry.get("manager") in CONTROLLERS:
+            continue
+        keys = _keys(entry.get("fieldsV1") or {})
+        if not keys:
+            continue
+        chosen = key if key in keys else sorted(keys)[0]
+        if best is None or at > best[0]:
+            best = (at, entry.get("manager"), f"data.{chosen}")
+    return best
+
+
+def _keys(fields: dict[str, Any]) -> Sequence[str]:
+    return [
+        k.removeprefix("f:")
+        for section in ("f:data", "f:binaryData", "f:stringData")
+        for k in (fields.get(section) or {})
+        if k.startswith("f:")
+    ]
