@@ -33,6 +33,12 @@ NODE_LABEL = "sim.k8sbot.dev/node"
 TEST_NODE_TAINT = "k8sbot.dev/test-node"
 
 
+def next_second() -> None:
+    """managedFields times have one-second resolution: an edit in the same second as the object's
+    creation can't be told from the creation (nor can it by a person reading `kubectl get -o yaml`)."""
+    time.sleep(1.05)
+
+
 def request(kube: KubeClient, method: str, path: str, body: Any, *, manager: str, kind: str = "merge") -> KubeObject:
     content_type = {"merge": "application/merge-patch+json", "strategic": "application/strategic-merge-patch+json"}
     return kube.request(method, path, body=body, content_type=content_type[kind], query={"fieldManager": manager})
@@ -156,6 +162,7 @@ def edit_config(
 ) -> None:
     """Edit one key of a ConfigMap or Secret in place (no rollout), as `kubectl edit` would."""
     plural = {"ConfigMap": "configmaps", "Secret": "secrets"}[kind]
+    next_second()
     body = {"data": {key: value}} if kind == "ConfigMap" else {"stringData": {key: value}}
     request(kube, "PATCH", f"/api/v1/namespaces/{namespace}/{plural}/{name}", body, manager=manager)
 
@@ -266,3 +273,96 @@ def mark_pods_unready(kube: KubeClient, app: App, *, message: str = "node is not
 
 def cordon(kube: KubeClient, node: str, *, manager: str = ALICE) -> None:
     request(kube, "PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}}, manager=manager)
+
+
+# -- namespace policy ------------------------------------------------------------------------------
+
+
+def replace_a_pod(kube: KubeClient, app: App) -> str:
+    """Delete one pod, so its ReplicaSet must create a new one (and admission judges it)."""
+    victim = str(pods(kube, app.namespace, app.selector_text)[0]["metadata"]["name"])
+    delete(kube, "v1", "Pod", app.namespace, victim)
+    return victim
+
+
+def wait_failed_create(kube: KubeClient, app: App, words: str) -> str:
+    """Until the app's ReplicaSet reports FailedCreate with `words` in it; returns the message."""
+
+    def refused() -> Observed:
+        events = kube.list(f"/api/v1/namespaces/{app.namespace}/events", fieldSelector="involvedObject.kind=ReplicaSet")
+        messages = [str(e.get("message")) for e in events if e.get("reason") == "FailedCreate"]
+        hit = next((m for m in messages if words in m), None)
+        return Observed(hit is not None, messages, hit)
+
+    message: str = wait_for(refused, 45, f"FailedCreate ({words}) on {app.namespace}/{app.name}'s ReplicaSet")
+    return message
+
+
+def add_limit_range(kube: KubeClient, namespace: str, *, max_memory: str = "128Mi", manager: str = ALICE) -> None:
+    """A LimitRange whose Container maximum is below what the running pods have (they keep running;
+    new ones are refused at admission)."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "container-limits", "namespace": namespace},
+        "spec": {"limits": [{"type": "Container", "max": {"memory": max_memory}}]},
+    }
+    kube.request("POST", f"/api/v1/namespaces/{namespace}/limitranges", body=body, query={"fieldManager": manager})
+
+
+def add_quota(kube: KubeClient, namespace: str, cpu: str, *, manager: str = "k8sbot-tests") -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "compute", "namespace": namespace},
+        "spec": {"hard": {"requests.cpu": cpu}},
+    }
+    kube.request("POST", f"/api/v1/namespaces/{namespace}/resourcequotas", body=body, query={"fieldManager": manager})
+    wait_for(
+        lambda: get(kube, "v1", "ResourceQuota", namespace, "compute").get("status", {}).get("used"),
+        30,
+        "ResourceQuota usage to be computed",
+    )
+
+
+def lower_quota(kube: KubeClient, namespace: str, cpu: str, *, manager: str = ALICE) -> None:
+    path = f"/api/v1/namespaces/{namespace}/resourcequotas/compute"
+    next_second()
+    request(kube, "PATCH", path, {"spec": {"hard": {"requests.cpu": cpu}}}, manager=manager)
+
+
+def add_autoscaler(kube: KubeClient, app: App, *, min_replicas: int, max_replicas: int) -> None:
+    body = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": app.name, "namespace": app.namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app.name},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+        },
+    }
+    path = f"/apis/autoscaling/v2/namespaces/{app.namespace}/horizontalpodautoscalers"
+    kube.request("POST", path, body=body, query={"fieldManager": "k8sbot-tests"})
+
+
+def lower_max_replicas(kube: KubeClient, app: App, maximum: int, *, manager: str = ALICE) -> None:
+    """Lower the autoscaler's maxReplicas below the running replicas: the HPA controller scales the
+    Deployment down to it (no metrics needed for that: the local cluster has no metrics server)."""
+    path = f"/apis/autoscaling/v2/namespaces/{app.namespace}/horizontalpodautoscalers/{app.name}"
+    next_second()
+    request(kube, "PATCH", path, {"spec": {"maxReplicas": maximum, "minReplicas": 1}}, manager=manager)
+    wait_for(
+        lambda: Observed(
+            get(kube, "apps/v1", "Deployment", app.namespace, app.name)["spec"]["replicas"] == maximum,
+            get(kube, "apps/v1", "Deployment", app.namespace, app.name)["spec"]["replicas"],
+        ),
+        60,
+        f"the autoscaler to scale {app.namespace}/{app.name} down to {maximum}",
+    )

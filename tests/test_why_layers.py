@@ -11,9 +11,16 @@ import pytest
 
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.diagnosis.analyzers.dependency import analyze_dependencies
+from bot.diagnosis.analyzers.hpa import analyze_hpa
 from bot.diagnosis.dependencies import links, log_links
 from bot.diagnosis.engine import explain
-from bot.diagnosis.inferred import config_edits, node_changes, scheduling_blockers
+from bot.diagnosis.inferred import (
+    autoscaler_changes,
+    config_edits,
+    node_changes,
+    policy_changes,
+    scheduling_blockers,
+)
 from bot.kube.hosts import hosts_in, names_service
 from bot.kube.resolving import resolve
 from bot.kube.snapshot import Snapshot, strip_values
@@ -243,3 +250,80 @@ def test_config_edits_name_the_edit_not_the_creation() -> None:
         ("Secret", "db"): ("data.password", "bob", None, None),
     }
     assert config_edits(template, snapshot, now=now + timedelta(days=2), window=timedelta(days=1)) == []
+
+
+def test_policy_changes_name_the_quota_or_limit_range_a_refusal_names() -> None:
+    def writer(manager: str, at: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"manager": manager, "time": at, "fieldsV1": {"f:spec": spec}}
+
+    quota = {
+        "kind": "ResourceQuota",
+        "metadata": {
+            "name": "compute",
+            "creationTimestamp": "2026-11-30T10:00:00Z",
+            "managedFields": [
+                writer("setup", "2026-11-30T10:00:00Z", {"f:hard": {"f:requests.cpu": {}, "f:pods": {}}}),
+                writer("alice", "2026-11-30T10:30:00Z", {"f:hard": {"f:requests.cpu": {}}}),
+            ],
+        },
+        "spec": {"hard": {"requests.cpu": "600m", "pods": "10"}},
+    }
+    limits = {
+        "kind": "LimitRange",
+        "metadata": {
+            "name": "container-limits",
+            "managedFields": [writer("bob", "2026-11-30T10:20:00Z", {"f:limits": {}})],
+        },
+        "spec": {"limits": [{"type": "Container", "max": {"memory": "128Mi"}}]},
+    }
+    snapshot = Snapshot.build(NS, [quota, limits])
+    refused = (
+        'pods "x" is forbidden: exceeded quota: compute, requested: requests.cpu=500m, '
+        "used: requests.cpu=500m, limited: requests.cpu=600m"
+    )
+    [change] = policy_changes([refused], snapshot, now=None, window=timedelta(days=1))
+    assert (change.ref.kind, change.path, change.after, change.actor) == (
+        "ResourceQuota",
+        "spec.hard.requests.cpu",
+        "600m",
+        "alice",
+    )
+    refused = 'pods "x" is forbidden: maximum memory usage per Container is 128Mi, but limit is 256Mi'
+    [change] = policy_changes([refused], snapshot, now=None, window=timedelta(days=1))
+    assert (change.ref.name, change.path, change.after, change.actor) == (
+        "container-limits",
+        "spec.limits",
+        "Container max memory 128Mi",
+        "bob",
+    )
+    assert policy_changes(["some other refusal"], snapshot, now=None, window=timedelta(days=1)) == []
+
+
+def test_hpa_capped_by_a_lowered_max_replicas() -> None:
+    hpa = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": "checkout",
+            "namespace": NS,
+            "creationTimestamp": "2026-11-30T10:00:00Z",
+            "managedFields": [
+                {"manager": "alice", "time": "2026-11-30T10:30:00Z", "fieldsV1": {"f:spec": {"f:maxReplicas": {}}}}
+            ],
+        },
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "checkout"}, "maxReplicas": 1},
+        "status": {"currentReplicas": 3, "desiredReplicas": 1},
+    }
+    event = {
+        "kind": "Event",
+        "type": "Normal",
+        "reason": "SuccessfulRescale",
+        "message": "New size: 1; reason: Current number of replicas above Spec.MaxReplicas",
+        "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": "checkout"},
+    }
+    snapshot = Snapshot.build(NS, [hpa, event])
+    [finding] = list(analyze_hpa(hpa, snapshot))
+    assert finding.reason == "CappedByMaxReplicas" and finding.parent == ObjectRef("Deployment", NS, "checkout")
+    [change] = autoscaler_changes([hpa], now=None, window=timedelta(days=1))
+    assert (change.path, change.after, change.actor) == ("spec.maxReplicas", 1, "alice")
+    raised = {**hpa, "spec": {**hpa["spec"], "maxReplicas": 5}}
+    assert list(analyze_hpa(raised, Snapshot.build(NS, [raised, event]))) == []

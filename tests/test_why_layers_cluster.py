@@ -18,17 +18,24 @@ from kube_helpers import REPO, Observed, apply, delete, patch, pods, set_pod_log
 from scenarios import deploy_checkout
 from scenarios_layers import (
     ALICE,
+    add_autoscaler,
+    add_limit_range,
+    add_quota,
     cordon,
     crash_pods,
     deploy_on_node,
     deploy_payments,
     deploy_with_config,
     edit_config,
+    lower_max_replicas,
+    lower_quota,
     mark_pods_unready,
     node_condition,
     node_stages_leave_labelled_nodes_alone,
     own_node,
+    replace_a_pod,
     scale_as,
+    wait_failed_create,
 )
 from test_why_cluster import ask
 from test_why_slack import slack_why
@@ -285,3 +292,52 @@ def test_cordoned_node_blamed_for_pending_pods(
     with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
         shown = slack_why(slack, f"why checkout -n {namespace}")
     assert "[unschedulable," in shown and "spec.unschedulable" in shown and node in shown, shown
+
+
+# -- namespace policy ------------------------------------------------------------------------------
+
+
+def test_new_limit_range_that_refuses_pods_is_blamed(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    app = deploy_checkout(kube, namespace)  # limits.memory 256Mi
+    add_limit_range(kube, namespace, max_memory="128Mi", manager=ALICE)
+    replace_a_pod(kube, app)
+    wait_failed_create(kube, app, "maximum memory usage per Container is 128Mi")
+    data = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "quota_exceeded" and "LimitRange" in top["title"], data
+    assert any("LimitRange container-limits: Container max memory 128Mi" in e for e in top["evidence"]), top
+    change = top["change"]
+    assert change["ref"] == {"kind": "LimitRange", "namespace": namespace, "name": "container-limits"}, change
+    assert change["path"] == "spec.limits" and change["actor"] == ALICE, change
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why checkout -n {namespace}")
+    assert "[quota_exceeded," in shown and "container-limits" in shown, shown
+
+
+def test_lowered_quota_is_blamed_for_pods_it_refuses(kube: KubeClient, namespace: str) -> None:
+    app = deploy_checkout(kube, namespace)  # 2 x 500m CPU
+    add_quota(kube, namespace, "2")
+    lower_quota(kube, namespace, "600m", manager=ALICE)
+    replace_a_pod(kube, app)
+    wait_failed_create(kube, app, "exceeded quota: compute")
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "quota_exceeded", data
+    change = top["change"]
+    assert change["ref"] == {"kind": "ResourceQuota", "namespace": namespace, "name": "compute"}, change
+    assert (change["path"], change["after"], change["actor"]) == ("spec.hard.requests.cpu", "600m", ALICE), change
+
+
+def test_lowered_max_replicas_is_blamed_for_the_scale_down(kube: KubeClient, namespace: str) -> None:
+    app = deploy_checkout(kube, namespace, replicas=3)
+    add_autoscaler(kube, app, min_replicas=2, max_replicas=3)
+    lower_max_replicas(kube, app, 1, manager=ALICE)
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "hpa_limited", data
+    assert "scaled Deployment checkout down to its maxReplicas 1" in top["title"], top
+    change = top["change"]
+    assert change["ref"] == {"kind": "HorizontalPodAutoscaler", "namespace": namespace, "name": "checkout"}, change
+    assert (change["path"], change["after"], change["actor"]) == ("spec.maxReplicas", 1, ALICE), change

@@ -29,7 +29,7 @@ RELEVANT: dict[Category, re.Pattern[str]] = {
         r"|^spec\.unschedulable$|^spec\.taints"
     ),
     Category.NODE_NOT_READY: re.compile(r"^status\.conditions\.|^spec\.unschedulable$|^spec\.taints"),
-    Category.QUOTA_EXCEEDED: re.compile(r"resources\.|^spec\.replicas$"),
+    Category.QUOTA_EXCEEDED: re.compile(r"resources\.|^spec\.replicas$|^spec\.hard\.|^spec\.limits"),
     Category.SCALED_TO_ZERO: re.compile(r"^spec\.replicas$|^spec\.suspend$"),
     Category.NO_ENDPOINTS: re.compile(r"^spec\.selector|template\.metadata\.labels|ports|targetPort"),
     Category.INIT_FAILURE: re.compile(r"initContainers"),

@@ -22,7 +22,13 @@ from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.diagnosis.culprits import Evidence, culprit, selector_change
 from bot.diagnosis.dependencies import log_links, pod_template, trouble
 from bot.diagnosis.events import summarize
-from bot.diagnosis.inferred import config_edits, node_changes, scheduling_blockers
+from bot.diagnosis.inferred import (
+    autoscaler_changes,
+    config_edits,
+    node_changes,
+    policy_changes,
+    scheduling_blockers,
+)
 from bot.diagnosis.references import references
 from bot.diagnosis.suggestions import Situation, suggest
 from bot.errors import K8sBotError
@@ -189,7 +195,7 @@ def explain(
     if not problems:
         return _healthy(resolution.ref, scope, findings, errors, redactor)
     evidence = _change_evidence(
-        snapshot, resolution, scope, history=history, now=now, window=window, errors=errors, redactor=redactor
+        snapshot, resolution, scope, findings, history=history, now=now, window=window, errors=errors, redactor=redactor
     )
     causes = _rank(
         [
@@ -327,6 +333,7 @@ def _change_evidence(
     snapshot: Snapshot,
     resolution: Resolution,
     scope: Scope,
+    findings: Sequence[Finding],
     *,
     history: ChangeHistory | None,
     now: datetime | None,
@@ -336,7 +343,7 @@ def _change_evidence(
 ) -> Evidence:
     workload = scope.workload
     changes: list[Change] = []
-    derived = _derived_changes(snapshot, scope, now=now, window=window)
+    derived = _derived_changes(snapshot, scope, findings, now=now, window=window)
     if history is not None and now is not None:
         refs = [resolution.ref, *(ObjectRef.of(o) for o in (*resolution.workloads, *resolution.services))]
         refs += _config_refs(workload, snapshot.namespace)
@@ -371,12 +378,17 @@ def _change_evidence(
 
 
 def _derived_changes(
-    snapshot: Snapshot, scope: Scope, *, now: datetime | None, window: timedelta
+    snapshot: Snapshot, scope: Scope, findings: Sequence[Finding], *, now: datetime | None, window: timedelta
 ) -> list[CulpritChange]:
     """Changes the objects themselves tell of (see `bot.diagnosis.inferred`): the target's nodes,
-    what keeps its Pending pods off nodes, the ConfigMaps and Secrets its template reads."""
+    what keeps its Pending pods off nodes, the quota or LimitRange that refuses its pods, the
+    ConfigMaps and Secrets its template reads."""
     derived = [c for n in scope.objects if n.get("kind") == "Node" for c in node_changes(n)]
     derived += scheduling_blockers(scope.pods, snapshot)
+    refusals = [line for f in findings if f.category == Category.QUOTA_EXCEEDED for line in f.evidence]
+    derived += policy_changes(refusals, snapshot, now=now, window=window)
+    hpas = [o for o in scope.objects if o.get("kind") == "HorizontalPodAutoscaler"]
+    derived += autoscaler_changes(hpas, now=now, window=window)
     if scope.workload is not None:
         derived += config_edits(pod_template(scope.workload), snapshot, now=now, window=window)
     return derived
@@ -431,7 +443,9 @@ def _cause(
 
 
 def _title(group: list[Finding], scope: Scope) -> str:
-    specific = [f for f in group if f.reason in ("MissingKey", "MissingObject", "SelectorMatchesNothing")]
+    specific = [
+        f for f in group if f.reason in ("MissingKey", "MissingObject", "SelectorMatchesNothing", "CappedByMaxReplicas")
+    ]
     messages = [f.message for f in (specific or group)]
     title = max(set(messages), key=messages.count)
     pods = {f.subject for f in group if f.subject.kind == "Pod"}

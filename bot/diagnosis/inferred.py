@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.diagnosis.quota import describe_limits
 from bot.diagnosis.references import references
 from bot.kube.revisions import spec_writer
 from bot.kube.snapshot import Snapshot, name_of
@@ -22,6 +23,8 @@ from bot.model import CulpritChange, KubeObject, ObjectRef, parse_time
 
 PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 CONTROLLERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
+_QUOTA = re.compile(r"exceeded quota: ([a-z0-9.-]+)(?:.*?limited: ([^\s,]+)=)?")
+_LIMIT_WORDS = re.compile(r"(?i)limitrange|(maximum|minimum) \S+ usage per|limit to request ratio")
 _TAINT = re.compile(r"untolerated taint\(?s?\)?\s*\{([^}]*)\}")
 
 
@@ -160,3 +163,61 @@ def _keys(fields: dict[str, Any]) -> Sequence[str]:
         for k in (fields.get(section) or {})
         if k.startswith("f:")
     ]
+
+
+def policy_changes(
+    messages: Sequence[str], snapshot: Snapshot, *, now: datetime | None, window: timedelta
+) -> list[CulpritChange]:
+    """The ResourceQuota or LimitRange a refusal to create pods names, as the change that made it refuse:
+    the last write of its limits (an edit, or its creation: a new LimitRange is a change of policy)."""
+    text = " ".join(messages)
+    found: list[CulpritChange] = []
+    for match in _QUOTA.finditer(text):
+        quota = snapshot.named("ResourceQuota", match.group(1))
+        if quota is None:
+            continue
+        hard = (quota.get("spec") or {}).get("hard") or {}
+        written = _spec_write(quota, "hard", prefer=match.group(2))
+        if written is not None:
+            at, actor, resource = written
+            ref = ObjectRef("ResourceQuota", snapshot.namespace, name_of(quota))
+            found.append(CulpritChange(ref, at, actor, None, f"spec.hard.{resource}", None, hard.get(resource)))
+    if _LIMIT_WORDS.search(text):
+        for limit_range in snapshot.of("LimitRange"):
+            written = _spec_write(limit_range, "limits")
+            if written is not None:
+                ref = ObjectRef("LimitRange", snapshot.namespace, name_of(limit_range))
+                found.append(
+                    CulpritChange(ref, written[0], written[1], None, "spec.limits", None, describe_limits(limit_range))
+                )
+    return [c for c in found if now is None or c.at is None or c.at >= now - window]
+
+
+def _spec_write(obj: KubeObject, field: str, *, prefer: str | None = None) -> tuple[datetime, str | None, str] | None:
+    """(when, who, which key) of the newest write of `spec.<field>` (for `hard`: the resource written)."""
+    best: tuple[datetime, str | None, str] | None = None
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        owned = (((entry.get("fieldsV1") or {}).get("f:spec")) or {}).get(f"f:{field}")
+        at = parse_time(entry.get("time"))
+        if owned is None or at is None or entry.get("manager") in CONTROLLERS:
+            continue
+        keys = sorted(k.removeprefix("f:") for k in owned if k.startswith("f:"))
+        key = prefer if prefer in keys else (keys[0] if keys else field)
+        if best is None or at > best[0]:
+            best = (at, entry.get("manager"), str(key))
+    return best
+
+
+def autoscaler_changes(hpas: Iterable[KubeObject], *, now: datetime | None, window: timedelta) -> list[CulpritChange]:
+    """An autoscaler's bounds (maxReplicas, minReplicas) written after it was created."""
+    found: list[CulpritChange] = []
+    for hpa in hpas:
+        spec = hpa.get("spec") or {}
+        created = parse_time((hpa.get("metadata") or {}).get("creationTimestamp"))
+        for field in ("maxReplicas", "minReplicas"):
+            actor, at = spec_writer(hpa, field)
+            if at is None or created is None or at <= created or (now is not None and at < now - window):
+                continue
+            ref = ObjectRef("HorizontalPodAutoscaler", (hpa.get("metadata") or {}).get("namespace"), name_of(hpa))
+            found.append(CulpritChange(ref, at, actor, None, f"spec.{field}", None, spec.get(field)))
+    return found

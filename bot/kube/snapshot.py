@@ -34,6 +34,7 @@ NAMESPACED_KINDS: tuple[str, ...] = (
     "EndpointSlice",
     "Event",
     "ResourceQuota",
+    "LimitRange",
     "HorizontalPodAutoscaler",
     "ConfigMap",
     "Secret",
