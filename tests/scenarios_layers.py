@@ -366,3 +366,143 @@ def lower_max_replicas(kube: KubeClient, app: App, maximum: int, *, manager: str
         60,
         f"the autoscaler to scale {app.namespace}/{app.name} down to {maximum}",
     )
+
+
+# -- other workload kinds --------------------------------------------------------------------------
+
+
+def statefulset_with_unbindable_claim(kube: KubeClient, namespace: str, *, storage_class: str = "fast-ssd") -> str:
+    """A StatefulSet whose volumeClaimTemplate asks for a StorageClass the cluster doesn't have: its
+    PVC stays Pending (the volume controller says why) and its first pod can't be scheduled."""
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": namespace},
+        "spec": {
+            "serviceName": "db",
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "db",
+                            "image": "registry.example.com/shop/db:16",
+                            "volumeMounts": [{"name": "data", "mountPath": "/var/lib/db"}],
+                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                        }
+                    ]
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": storage_class,
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                }
+            ],
+        },
+    }
+    create(kube, sts)
+
+    def pending_claim() -> Observed:
+        events = kube.list(f"/api/v1/namespaces/{namespace}/events", fieldSelector="involvedObject.name=data-db-0")
+        return Observed(any(e.get("reason") == "ProvisioningFailed" for e in events), [e.get("reason") for e in events])
+
+    wait_for(pending_claim, 45, "ProvisioningFailed on PVC data-db-0")
+    return "db"
+
+
+def cronjob_broken_by_template_change(kube: KubeClient, namespace: str, *, manager: str = ALICE) -> str:
+    """CronJob `nightly`: a Job made from it succeeds; `manager` changes its job template (the args, and
+    the sim label that makes the program fail); the next Job made from it fails. Jobs are made as
+    `kubectl create job --from=cronjob/nightly` does (owned by the CronJob), not by waiting for the
+    schedule."""
+    cronjob = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": namespace},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"labels": {"app": "nightly"}},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {
+                                    "name": "report",
+                                    "image": "registry.example.com/shop/report:2.0.1",
+                                    "args": ["--since=24h"],
+                                    "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                                }
+                            ],
+                        },
+                    },
+                }
+            },
+        },
+    }
+    created = create(kube, cronjob)
+    _job_from(kube, created, "nightly-manual-1")
+    wait_for(
+        lambda: get(kube, "batch/v1", "Job", namespace, "nightly-manual-1").get("status", {}).get("succeeded"),
+        45,
+        "the first Job to succeed",
+    )
+    next_second()
+    change = {
+        "spec": {
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": {SIM_LABEL: "fail"}, "annotations": {"sim.k8sbot.dev/exit-code": "2"}},
+                        "spec": {"containers": [{"name": "report", "args": ["--since=24h", "--format=v2"]}]},
+                    }
+                }
+            }
+        }
+    }
+    path = f"/apis/batch/v1/namespaces/{namespace}/cronjobs/nightly"
+    updated = request(kube, "PATCH", path, change, manager=manager, kind="strategic")
+    _job_from(kube, updated, "nightly-manual-2")
+
+    def failed() -> Observed:
+        conditions = (
+            get(kube, "batch/v1", "Job", namespace, "nightly-manual-2").get("status", {}).get("conditions") or []
+        )
+        return Observed(any(c["type"] == "Failed" and c["status"] == "True" for c in conditions), conditions)
+
+    wait_for(failed, 45, "the second Job to fail")
+    return "nightly"
+
+
+def _job_from(kube: KubeClient, cronjob: KubeObject, name: str) -> None:
+    meta = cronjob["metadata"]
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": cronjob["spec"]["jobTemplate"]["spec"],
+    }
+    create(kube, job)

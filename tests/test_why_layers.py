@@ -12,11 +12,13 @@ import pytest
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.diagnosis.analyzers.dependency import analyze_dependencies
 from bot.diagnosis.analyzers.hpa import analyze_hpa
+from bot.diagnosis.analyzers.pod import analyze_pod
 from bot.diagnosis.dependencies import links, log_links
 from bot.diagnosis.engine import explain
 from bot.diagnosis.inferred import (
     autoscaler_changes,
     config_edits,
+    cronjob_change,
     node_changes,
     policy_changes,
     scheduling_blockers,
@@ -327,3 +329,71 @@ def test_hpa_capped_by_a_lowered_max_replicas() -> None:
     assert (change.path, change.after, change.actor) == ("spec.maxReplicas", 1, "alice")
     raised = {**hpa, "spec": {**hpa["spec"], "maxReplicas": 5}}
     assert list(analyze_hpa(raised, Snapshot.build(NS, [raised, event]))) == []
+
+
+def test_cronjob_change_diffs_the_good_job_against_the_failing_one() -> None:
+    cronjob = {
+        "kind": "CronJob",
+        "metadata": {
+            "name": "nightly",
+            "uid": "cj",
+            "managedFields": [
+                {"manager": "alice", "time": "2026-11-30T10:30:00Z", "fieldsV1": {"f:spec": {"f:jobTemplate": {}}}}
+            ],
+        },
+        "spec": {},
+    }
+
+    def job(name: str, created: str, args: list[str], status: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "kind": "Job",
+            "metadata": {"name": name, "creationTimestamp": created, "ownerReferences": [{"uid": "cj"}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "r", "args": args, "env": []}]}}},
+            "status": status,
+        }
+
+    good = job("a", "2026-11-30T10:00:00Z", ["--v1"], {"succeeded": 1})
+    bad = job("b", "2026-11-30T10:31:00Z", ["--v2"], {"failed": 1})
+    [change] = cronjob_change(cronjob, Snapshot.build(NS, [cronjob, good, bad]))
+    assert (change.path, change.before, change.after, change.actor) == (
+        "spec.jobTemplate.spec.template.spec.containers[0].args",
+        ["--v1"],
+        ["--v2"],
+        "alice",
+    )
+    assert cronjob_change(cronjob, Snapshot.build(NS, [cronjob, bad])) == []  # nothing good to compare with
+
+
+def test_pending_claim_is_a_volume_error_not_a_node_problem() -> None:
+    pod = {
+        "kind": "Pod",
+        "metadata": {"name": "db-0", "namespace": NS},
+        "spec": {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims.",
+                }
+            ],
+        },
+    }
+    pvc = {
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-db-0", "namespace": NS},
+        "spec": {"storageClassName": "fast-ssd"},
+        "status": {"phase": "Pending"},
+    }
+    event = {
+        "kind": "Event",
+        "type": "Warning",
+        "reason": "ProvisioningFailed",
+        "message": 'storageclass.storage.k8s.io "fast-ssd" not found',
+        "involvedObject": {"kind": "PersistentVolumeClaim", "name": "data-db-0"},
+    }
+    findings = list(analyze_pod(pod, Snapshot.build(NS, [pod, pvc, event])))
+    assert [f.category for f in findings] == [Category.VOLUME_ERROR]
+    assert any("fast-ssd" in line and "not found" in line for line in findings[0].evidence)

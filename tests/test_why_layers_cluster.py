@@ -23,6 +23,7 @@ from scenarios_layers import (
     add_quota,
     cordon,
     crash_pods,
+    cronjob_broken_by_template_change,
     deploy_on_node,
     deploy_payments,
     deploy_with_config,
@@ -35,6 +36,7 @@ from scenarios_layers import (
     own_node,
     replace_a_pod,
     scale_as,
+    statefulset_with_unbindable_claim,
     wait_failed_create,
 )
 from test_why_cluster import ask
@@ -341,3 +343,39 @@ def test_lowered_max_replicas_is_blamed_for_the_scale_down(kube: KubeClient, nam
     change = top["change"]
     assert change["ref"] == {"kind": "HorizontalPodAutoscaler", "namespace": namespace, "name": "checkout"}, change
     assert (change["path"], change["after"], change["actor"]) == ("spec.maxReplicas", 1, ALICE), change
+
+
+# -- other workload kinds --------------------------------------------------------------------------
+
+
+def test_statefulset_claim_that_cannot_bind(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    statefulset_with_unbindable_claim(kube, namespace, storage_class="fast-ssd")
+    data = ask_json(cluster.kubeconfig, f"why sts/db -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "volume_error", data
+    evidence = "\n".join(top["evidence"])
+    assert "PersistentVolumeClaim `data-db-0` is Pending" in evidence, evidence
+    assert 'storageclass.storage.k8s.io "fast-ssd" not found' in evidence, evidence
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why sts/db -n {namespace}")
+    assert "[volume_error," in shown and "fast-ssd" in shown, shown
+
+
+@pytest.mark.kwok
+def test_cronjob_template_change_is_blamed_for_the_failing_job(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    cronjob_broken_by_template_change(kube, namespace, manager=ALICE)
+    data = ask_json(cluster.kubeconfig, f"why cronjob/nightly -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "job_failed", data
+    change = top["change"]
+    assert change["ref"] == {"kind": "CronJob", "namespace": namespace, "name": "nightly"}, change
+    assert change["path"] == "spec.jobTemplate.spec.template.spec.containers[0].args", change
+    assert change["before"] == ["--since=24h"] and change["after"] == ["--since=24h", "--format=v2"], change
+    assert change["actor"] == ALICE, change
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why cronjob/nightly -n {namespace}")
+    assert "[job_failed," in shown and "--format=v2" in shown, shown

@@ -113,6 +113,8 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
 
 
 def _relevant(category: Category, path: str) -> bool:
+    if category == Category.JOB_FAILED and path.startswith("spec.jobTemplate."):
+        return True  # what a CronJob's job template changed, between a good Job and the failing one
     pattern = RELEVANT.get(category)
     return bool(pattern and pattern is not _ANY and pattern.search(path))
 

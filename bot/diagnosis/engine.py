@@ -25,6 +25,7 @@ from bot.diagnosis.events import summarize
 from bot.diagnosis.inferred import (
     autoscaler_changes,
     config_edits,
+    cronjob_change,
     node_changes,
     policy_changes,
     scheduling_blockers,
@@ -343,7 +344,7 @@ def _change_evidence(
 ) -> Evidence:
     workload = scope.workload
     changes: list[Change] = []
-    derived = _derived_changes(snapshot, scope, findings, now=now, window=window)
+    derived = _derived_changes(snapshot, scope, findings, now=now, window=window, redactor=redactor)
     if history is not None and now is not None:
         refs = [resolution.ref, *(ObjectRef.of(o) for o in (*resolution.workloads, *resolution.services))]
         refs += _config_refs(workload, snapshot.namespace)
@@ -378,7 +379,13 @@ def _change_evidence(
 
 
 def _derived_changes(
-    snapshot: Snapshot, scope: Scope, findings: Sequence[Finding], *, now: datetime | None, window: timedelta
+    snapshot: Snapshot,
+    scope: Scope,
+    findings: Sequence[Finding],
+    *,
+    now: datetime | None,
+    window: timedelta,
+    redactor: Redactor,
 ) -> list[CulpritChange]:
     """Changes the objects themselves tell of (see `bot.diagnosis.inferred`): the target's nodes,
     what keeps its Pending pods off nodes, the quota or LimitRange that refuses its pods, the
@@ -389,6 +396,8 @@ def _derived_changes(
     derived += policy_changes(refusals, snapshot, now=now, window=window)
     hpas = [o for o in scope.objects if o.get("kind") == "HorizontalPodAutoscaler"]
     derived += autoscaler_changes(hpas, now=now, window=window)
+    if scope.workload is not None and scope.workload.get("kind") == "CronJob":
+        derived += cronjob_change(scope.workload, snapshot, redactor=redactor)
     if scope.workload is not None:
         derived += config_edits(pod_template(scope.workload), snapshot, now=now, window=window)
     return derived

@@ -17,9 +17,10 @@ from typing import Any
 
 from bot.diagnosis.quota import describe_limits
 from bot.diagnosis.references import references
-from bot.kube.revisions import spec_writer
+from bot.kube.revisions import spec_writer, template_diff
 from bot.kube.snapshot import Snapshot, name_of
 from bot.model import CulpritChange, KubeObject, ObjectRef, parse_time
+from bot.redaction import DEFAULT, Redactor
 
 PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 CONTROLLERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
@@ -221,3 +222,58 @@ def autoscaler_changes(hpas: Iterable[KubeObject], *, now: datetime | None, wind
             ref = ObjectRef("HorizontalPodAutoscaler", (hpa.get("metadata") or {}).get("namespace"), name_of(hpa))
             found.append(CulpritChange(ref, at, actor, None, f"spec.{field}", None, spec.get(field)))
     return found
+
+
+def cronjob_change(cronjob: KubeObject, snapshot: Snapshot, *, redactor: Redactor = DEFAULT) -> list[CulpritChange]:
+    """A CronJob whose newest Job fails while an older one succeeded: what its job template changed.
+
+    Each Job keeps the template it was made from, so the two Jobs' templates are the before and the
+    after (values that look secret redacted first); who and when come from the CronJob's managedFields.
+    """
+    jobs = sorted(
+        snapshot.owned_by(cronjob, "Job"), key=lambda j: str((j.get("metadata") or {}).get("creationTimestamp"))
+    )
+    if len(jobs) < 2 or not _job_failed(jobs[-1]):
+        return []
+    good = next((j for j in reversed(jobs[:-1]) if (j.get("status") or {}).get("succeeded")), None)
+    if good is None:
+        return []
+    fields = list(template_diff(_job_template(good), _job_template(jobs[-1]), redactor=redactor))
+    fields = [
+        f
+        for f in fields
+        if not f.path.startswith(
+            (
+                "spec.template.metadata.labels.batch.kubernetes.io/",
+                "spec.template.metadata.labels.controller-uid",
+                "spec.template.metadata.labels.job-name",
+            )
+        )
+    ]
+    if not fields:
+        return []
+    field = next((f for f in fields if f.path.startswith("spec.template.spec.")), fields[0])
+    actor, at = spec_writer(cronjob, "jobTemplate")
+    ref = ObjectRef("CronJob", snapshot.namespace, name_of(cronjob))
+    path = "spec.jobTemplate." + field.path
+    return [
+        CulpritChange(
+            ref,
+            at or parse_time((jobs[-1].get("metadata") or {}).get("creationTimestamp")),
+            actor,
+            None,
+            path,
+            field.before,
+            field.after,
+        )
+    ]
+
+
+def _job_template(job: KubeObject) -> dict[str, Any]:
+    return dict((job.get("spec") or {}).get("template") or {})
+
+
+def _job_failed(job: KubeObject) -> bool:
+    status = job.get("status") or {}
+    failed = any(c.get("type") == "Failed" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return failed or bool(status.get("failed"))
