@@ -34,6 +34,7 @@ from bot.diagnosis.references import references
 from bot.diagnosis.suggestions import Situation, suggest
 from bot.errors import K8sBotError
 from bot.kube.client import KubeClient
+from bot.kube.kinds import KINDS
 from bot.kube.owners import pods_of
 from bot.kube.resolving import Resolution, resolve
 from bot.kube.revisions import revision_change, scale_change
@@ -283,7 +284,8 @@ class _Follow:
         if diagnosis.healthy or not diagnosis.causes:
             return None
         top = diagnosis.causes[0]
-        title = f"{message}: {top.title[:1].lower() + top.title[1:]}"
+        first = top.title.split(" ", 1)[0]
+        title = f"{message}: {top.title if first in KINDS else top.title[:1].lower() + top.title[1:]}"
         evidence = tuple(dict.fromkeys([*(self.redactor.text(line) for line in link), *top.evidence]))
         confidence = BASE_CONFIDENCE[Category.DEPENDENCY] + (0.05 if top.change is not None else 0.0)
         return Cause(Category.DEPENDENCY, confidence, self.redactor.text(title), evidence, top.change, top.suggestion)
