@@ -17,6 +17,7 @@ from bot.diagnosis.dependencies import links, log_links
 from bot.diagnosis.engine import explain
 from bot.diagnosis.inferred import (
     autoscaler_changes,
+    blockers,
     config_edits,
     cronjob_change,
     node_changes,
@@ -174,7 +175,7 @@ def test_engine_blames_the_dependency_change() -> None:
     assert "Deployment payments spec.replicas changed from 2 to 0" in diagnosis.summary
 
 
-def test_node_changes_from_conditions_and_cordon() -> None:
+def test_node_changes_from_conditions_and_cordons_from_their_writer() -> None:
     node = {
         "kind": "Node",
         "metadata": {
@@ -187,9 +188,19 @@ def test_node_changes_from_conditions_and_cordon() -> None:
                     "fieldsV1": {"f:status": {"f:conditions": {'k:{"type":"Ready"}': {}}}},
                 },
                 {"manager": "alice", "time": "2026-11-30T10:41:00Z", "fieldsV1": {"f:spec": {"f:unschedulable": {}}}},
+                {
+                    "manager": "kube-controller-manager",
+                    "time": "2026-11-30T10:42:00Z",
+                    "fieldsV1": {
+                        "f:spec": {"f:taints": {'k:{"effect":"NoSchedule","key":"node.kubernetes.io/not-ready"}': {}}}
+                    },
+                },
             ],
         },
-        "spec": {"unschedulable": True},
+        "spec": {
+            "unschedulable": True,
+            "taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}],
+        },
         "status": {
             "conditions": [
                 {"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-30T10:40:00Z"},
@@ -198,7 +209,8 @@ def test_node_changes_from_conditions_and_cordon() -> None:
         },
     }
     found = {c.path: (c.actor, c.after) for c in node_changes(node)}
-    assert found == {"status.conditions.Ready": ("kubelet", "False"), "spec.unschedulable": ("alice", True)}
+    assert found == {"status.conditions.Ready": ("kubelet", "False")}  # the condition, not the cordon
+    assert [(c.path, c.actor, c.after) for c in blockers(node)] == [("spec.unschedulable", "alice", True)]
     pending = {
         "kind": "Pod",
         "spec": {},

@@ -28,7 +28,8 @@ RELEVANT: dict[Category, re.Pattern[str]] = {
         r"resources\.requests|resources\.limits|nodeSelector|affinity|tolerations|^spec\.replicas$"
         r"|^spec\.unschedulable$|^spec\.taints"
     ),
-    Category.NODE_NOT_READY: re.compile(r"^status\.conditions\.|^spec\.unschedulable$|^spec\.taints"),
+    # The condition, not the taints the node controller adds because of it.
+    Category.NODE_NOT_READY: re.compile(r"^status\.conditions\."),
     Category.QUOTA_EXCEEDED: re.compile(r"resources\.|^spec\.replicas$|^spec\.hard\.|^spec\.limits"),
     Category.SCALED_TO_ZERO: re.compile(r"^spec\.replicas$|^spec\.suspend$"),
     Category.NO_ENDPOINTS: re.compile(r"^spec\.selector|template\.metadata\.labels|ports|targetPort"),

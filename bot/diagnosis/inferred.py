@@ -48,7 +48,6 @@ def node_changes(node: KubeObject) -> list[CulpritChange]:
                     status,
                 )
             )
-    found += blockers(node)
     return found
 
 
@@ -64,12 +63,34 @@ def blockers(node: KubeObject) -> list[CulpritChange]:
         key = str(taint.get("key"))
         if key.startswith("node.kubernetes.io/") or key.startswith("node.cloudprovider.kubernetes.io/"):
             continue  # set by controllers for a condition, which is named on its own
-        actor, at = spec_writer(node, "taints")
+        actor, at = _taint_writer(node, key)
         value = f"={taint['value']}" if taint.get("value") else ""
         found.append(
             CulpritChange(ref, at, actor, None, f"spec.taints.{key}", None, f"{key}{value}:{taint.get('effect')}")
         )
     return found
+
+
+def _taint_writer(node: KubeObject, key: str) -> tuple[str | None, datetime | None]:
+    """Who wrote the taint with `key` (its own managedFields item, not whoever last wrote any taint)."""
+    best: tuple[str | None, datetime | None] = (None, None)
+    for entry in (node.get("metadata") or {}).get("managedFields") or []:
+        taints = ((entry.get("fieldsV1") or {}).get("f:spec") or {}).get("f:taints") or {}
+        owns = any(_item_key(item) == key for item in taints)
+        at = parse_time(entry.get("time"))
+        if owns and at is not None and (best[1] is None or at > best[1]):
+            best = (str(entry.get("manager") or "") or None, at)
+    return best
+
+
+def _item_key(item: str) -> str | None:
+    if not item.startswith("k:"):
+        return None
+    try:
+        value = json.loads(item[2:])
+    except ValueError:
+        return None
+    return str(value.get("key")) if isinstance(value, dict) else None
 
 
 def _condition_writer(node: KubeObject, kind: str) -> str | None:
