@@ -70,6 +70,7 @@ class Category(StrEnum):
     HPA_LIMITED = "hpa_limited"
     EXTERNAL = "external"
     """An alert from outside (Alertmanager) whose cause the cluster does not show."""
+    DEPENDENCY = "dependency"
     HEALTHY = "healthy"
 
 
@@ -220,6 +221,8 @@ class Finding:
     evidence: tuple[str, ...] = ()
     parent: ObjectRef | None = None
     since: datetime | None = None
+    related: ObjectRef | None = None
+    """Another object the finding points at: the Service a workload depends on, the node it runs on."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,7 +130,7 @@ def test_api_calls_are_bounded(kube: KubeClient, namespace: str) -> None:
     deploy_checkout(kube, namespace, replicas=4)
     before = kube.calls
     ask(kube, f"why checkout -n {namespace}")
-    # One list per kind (16) and nothing per pod: a healthy target fetches no logs.
+    # One list per kind (17, LimitRanges included) and nothing per pod: a healthy target fetches no logs.
     assert kube.calls - before <= 17
 
 

@@ -48,6 +48,8 @@ DEFAULT_KINDS: tuple[WatchedKind, ...] = (
             "Service",
             "Ingress",
             "HorizontalPodAutoscaler",
+            "ResourceQuota",
+            "LimitRange",
             "Job",
             "CronJob",
             "Node",

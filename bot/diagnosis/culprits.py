@@ -28,8 +28,11 @@ RELEVANT: dict[Category, re.Pattern[str]] = {
     Category.PROBE_FAILURE: re.compile(r"(readiness|liveness|startup)Probe"),
     Category.UNSCHEDULABLE: re.compile(
         r"resources\.requests|resources\.limits|nodeSelector|affinity|tolerations|^spec\.replicas$"
+        r"|^spec\.unschedulable$|^spec\.taints"
     ),
-    Category.QUOTA_EXCEEDED: re.compile(r"resources\.|^spec\.replicas$"),
+    # The condition, not the taints the node controller adds because of it.
+    Category.NODE_NOT_READY: re.compile(r"^status\.conditions\."),
+    Category.QUOTA_EXCEEDED: re.compile(r"resources\.|^spec\.replicas$|^spec\.hard\.|^spec\.limits"),
     Category.SCALED_TO_ZERO: re.compile(r"^spec\.replicas$|^spec\.suspend$"),
     Category.NO_ENDPOINTS: re.compile(r"^spec\.selector|template\.metadata\.labels|ports|targetPort"),
     Category.INIT_FAILURE: re.compile(r"initContainers"),
@@ -62,6 +65,9 @@ class Evidence:
     current_replicas: int | None = None
     selector: CulpritChange | None = None
     """A Service selector that no longer matches its workload's labels (see `selector_change`)."""
+    derived: Sequence[CulpritChange] = ()
+    """Changes read from the objects themselves when no history has them: a node condition's
+    transition, a cordon or taint (managedFields), a ConfigMap or Secret key edited in place."""
 
 
 def pick_field(category: Category, fields: Sequence[FieldChange]) -> FieldChange | None:
@@ -87,13 +93,17 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
             )
     if category == Category.NO_ENDPOINTS and evidence.selector is not None:
         return evidence.selector
+    candidates = [c for c in evidence.derived if _relevant(category, c.path)]
     if evidence.revision is not None:
         field = pick_field(category, evidence.revision.fields)
         if field is not None:
             rc = evidence.revision
-            return CulpritChange(
-                rc.deployment, rc.at, rc.actor, rc.failing.number, field.path, field.before, field.after
+            candidates.append(
+                CulpritChange(rc.deployment, rc.at, rc.actor, rc.failing.number, field.path, field.before, field.after)
             )
+    if candidates:
+        # The newest: a ConfigMap edited after the last rollout, not the rollout it did not come with.
+        return max(candidates, key=lambda c: c.at.timestamp() if c.at else 0.0)
     scale = evidence.scale
     if (
         scale is not None
@@ -125,6 +135,13 @@ def external_culprit(category: Category, history: Sequence[Change]) -> CulpritCh
         link=change.link,
         summary=change.summary,
     )
+
+
+def _relevant(category: Category, path: str) -> bool:
+    if category == Category.JOB_FAILED and path.startswith("spec.jobTemplate."):
+        return True  # what a CronJob's job template changed, between a good Job and the failing one
+    pattern = RELEVANT.get(category)
+    return bool(pattern and pattern is not _ANY and pattern.search(path))
 
 
 def _replicas_matter(category: Category) -> bool:

@@ -20,16 +20,37 @@ from typing import Protocol
 
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.diagnosis.culprits import Evidence, culprit, selector_change
+from bot.diagnosis.dependencies import log_links, pod_template, trouble
 from bot.diagnosis.events import summarize
+from bot.diagnosis.inferred import (
+    autoscaler_changes,
+    config_edits,
+    cronjob_change,
+    node_changes,
+    policy_changes,
+    scheduling_blockers,
+)
 from bot.diagnosis.references import references
 from bot.diagnosis.suggestions import Situation, suggest
+from bot.errors import K8sBotError
 from bot.kube.client import KubeClient
+from bot.kube.kinds import KINDS
 from bot.kube.owners import pods_of
 from bot.kube.resolving import Resolution, resolve
 from bot.kube.revisions import revision_change, scale_change
 from bot.kube.selectors import pod_ready, selected_pods
 from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, read_pod_log
-from bot.model import Category, Cause, Change, Diagnosis, Finding, KubeObject, ObjectRef, Severity
+from bot.model import (
+    Category,
+    Cause,
+    Change,
+    CulpritChange,
+    Diagnosis,
+    Finding,
+    KubeObject,
+    ObjectRef,
+    Severity,
+)
 from bot.redaction import DEFAULT, Redactor
 from bot.text import brief
 
@@ -57,11 +78,12 @@ BASE_CONFIDENCE: dict[Category, float] = {
     Category.INIT_FAILURE: 0.8,
     Category.VOLUME_ERROR: 0.75,
     Category.PROBE_FAILURE: 0.75,
-    Category.NODE_NOT_READY: 0.7,
+    Category.NODE_NOT_READY: 0.85,
     Category.EVICTED: 0.55,
     Category.NO_ENDPOINTS: 0.5,
     Category.HPA_LIMITED: 0.5,
     Category.ROLLOUT_STUCK: 0.45,
+    Category.DEPENDENCY: 0.85,
 }
 REASON_CONFIDENCE: dict[tuple[Category, str], float] = {
     (Category.NO_ENDPOINTS, "SelectorMatchesNothing"): 0.9,
@@ -73,10 +95,18 @@ REASON_CONFIDENCE: dict[tuple[Category, str], float] = {
 SYMPTOMS = frozenset({Category.ROLLOUT_STUCK, Category.NO_ENDPOINTS, Category.HPA_LIMITED})
 """Categories that are usually the effect of another cause; demoted when a root cause is present."""
 LOGGED = frozenset(
-    {Category.CRASH_LOOP, Category.OOM_KILLED, Category.JOB_FAILED, Category.PROBE_FAILURE, Category.INIT_FAILURE}
+    {
+        Category.CRASH_LOOP,
+        Category.OOM_KILLED,
+        Category.JOB_FAILED,
+        Category.PROBE_FAILURE,
+        Category.INIT_FAILURE,
+        Category.DEPENDENCY,
+    }
 )
 ERROR_LINE = re.compile(r"(?i)\b(error|err|exception|fatal|panic|fail(ed|ure)?|traceback|refused|denied|killed)\b")
 MAX_EVIDENCE = 8
+POLICY_KINDS = ("ResourceQuota", "LimitRange", "PodDisruptionBudget")
 
 
 @dataclass(frozen=True)
@@ -153,8 +183,13 @@ def explain(
     now: datetime | None = None,
     window: timedelta = timedelta(days=1),
     redactor: Redactor = DEFAULT,
+    follow: bool = True,
 ) -> Diagnosis:
-    """Diagnose the resolved target. Never raises for a broken analyzer or a missing log."""
+    """Diagnose the resolved target. Never raises for a broken analyzer or a missing log.
+
+    With `follow`, a Service the target calls that is broken is diagnosed too (one level deep), and
+    its own cause and culprit change become the target's root cause.
+    """
     scope = scope_of(snapshot, resolution)
     findings, errors = run_analyzers(scope.objects, snapshot, analyzers=analyzers)
     errors = list(snapshot.errors) + errors
@@ -162,7 +197,7 @@ def explain(
     if not problems:
         return _healthy(resolution.ref, scope, findings, errors, redactor)
     evidence = _change_evidence(
-        snapshot, resolution, scope, history=history, now=now, window=window, errors=errors, redactor=redactor
+        snapshot, resolution, scope, findings, history=history, now=now, window=window, errors=errors, redactor=redactor
     )
     causes = _rank(
         [
@@ -180,12 +215,80 @@ def explain(
         ]
     )
     causes = _with_rollout_context(causes, findings, redactor)
+    follow_up = _Follow(snapshot, resolution, analyzers, history, now, window, redactor) if follow else None
+    if follow_up is not None:
+        causes = _rank([follow_up.dependency(c, findings) if c.category == Category.DEPENDENCY else c for c in causes])
     if read_logs is not None and causes and causes[0].category in LOGGED:
         causes[0] = _with_logs(causes[0], scope, read_logs, redactor)
+        if follow_up is not None and not any(c.category == Category.DEPENDENCY for c in causes):
+            causes = _rank(causes + follow_up.from_logs(causes[0], scope))
     top = causes[0]
     return Diagnosis(
         resolution.ref, False, _summary(resolution.ref, top), tuple(causes), tuple(findings), tuple(errors)
     )
+
+
+@dataclass(frozen=True)
+class _Follow:
+    """Diagnosing a Service the target calls, with what the target's own diagnosis was given."""
+
+    snapshot: Snapshot
+    resolution: Resolution
+    analyzers: AnalyzerRegistry
+    history: ChangeHistory | None
+    now: datetime | None
+    window: timedelta
+    redactor: Redactor
+
+    def dependency(self, cause: Cause, findings: Sequence[Finding]) -> Cause:
+        """The dependency cause, told with the dependency's own top cause and culprit change."""
+        group = [f for f in findings if f.category == Category.DEPENDENCY and f.related is not None]
+        for finding in group:
+            assert finding.related is not None
+            followed = self._followed(finding.related.name, finding.message, finding.evidence)
+            if followed is not None:
+                return followed
+        return cause
+
+    def from_logs(self, top: Cause, scope: Scope) -> list[Cause]:
+        """A broken Service named in the log lines of the top cause (a crash that says who it calls)."""
+        lines = [e.split(": ", 1)[1] for e in top.evidence if e.startswith("log (") and ": " in e]
+        own = [name_of(s) for s in self.resolution.services]
+        for link in log_links(lines, self.snapshot, own=own):
+            found = trouble(link.service, self.snapshot)
+            if found is None:
+                continue
+            message = f"{self.resolution.ref.name} calls Service {link.service}, which {found.problem}"
+            followed = self._followed(link.service, message, (link.line(), found.evidence))
+            if followed is not None:
+                return [followed]
+        return []
+
+    def _followed(self, service: str, message: str, link: Sequence[str]) -> Cause | None:
+        try:
+            target = resolve(self.snapshot, f"svc/{service}")
+        except K8sBotError:
+            return None
+        if target.ref == self.resolution.ref:
+            return None
+        diagnosis = explain(
+            self.snapshot,
+            target,
+            analyzers=self.analyzers,
+            history=self.history,
+            now=self.now,
+            window=self.window,
+            redactor=self.redactor,
+            follow=False,
+        )
+        if diagnosis.healthy or not diagnosis.causes:
+            return None
+        top = diagnosis.causes[0]
+        first = top.title.split(" ", 1)[0]
+        title = f"{message}: {top.title if first in KINDS else top.title[:1].lower() + top.title[1:]}"
+        evidence = tuple(dict.fromkeys([*(self.redactor.text(line) for line in link), *top.evidence]))
+        confidence = BASE_CONFIDENCE[Category.DEPENDENCY] + (0.05 if top.change is not None else 0.0)
+        return Cause(Category.DEPENDENCY, confidence, self.redactor.text(title), evidence, top.change, top.suggestion)
 
 
 def diagnose(
@@ -233,6 +336,7 @@ def _change_evidence(
     snapshot: Snapshot,
     resolution: Resolution,
     scope: Scope,
+    findings: Sequence[Finding],
     *,
     history: ChangeHistory | None,
     now: datetime | None,
@@ -242,10 +346,12 @@ def _change_evidence(
 ) -> Evidence:
     workload = scope.workload
     changes: list[Change] = []
+    derived = _derived_changes(snapshot, scope, findings, now=now, window=window, redactor=redactor)
     if history is not None and now is not None:
         refs = [resolution.ref, *(ObjectRef.of(o) for o in (*resolution.workloads, *resolution.services))]
         refs += _config_refs(workload, snapshot.namespace)
         refs.append(ObjectRef("Namespace", None, snapshot.namespace))  # external events about the namespace
+        refs += _context_refs(snapshot, scope, derived)
         try:
             changes = list(history.changes_for(sorted(set(refs)), now - window))
         except Exception as e:  # the change store is an aid; without it we still have revisions
@@ -260,10 +366,10 @@ def _change_evidence(
         None,
     )
     if workload is None:
-        return Evidence(history=changes, selector=selector)
+        return Evidence(history=changes, selector=selector, derived=derived)
     ref = ObjectRef.of(workload)
     if workload.get("kind") != "Deployment":
-        return Evidence(workload=ref, history=changes, selector=selector)
+        return Evidence(workload=ref, history=changes, selector=selector, derived=derived)
     return Evidence(
         workload=ref,
         revision=revision_change(workload, snapshot, redactor=redactor),
@@ -271,7 +377,41 @@ def _change_evidence(
         history=changes,
         current_replicas=int((workload.get("spec") or {}).get("replicas", 1)),
         selector=selector,
+        derived=derived,
     )
+
+
+def _derived_changes(
+    snapshot: Snapshot,
+    scope: Scope,
+    findings: Sequence[Finding],
+    *,
+    now: datetime | None,
+    window: timedelta,
+    redactor: Redactor,
+) -> list[CulpritChange]:
+    """Changes the objects themselves tell of (see `bot.diagnosis.inferred`): the target's nodes,
+    what keeps its Pending pods off nodes, the quota or LimitRange that refuses its pods, the
+    ConfigMaps and Secrets its template reads."""
+    derived = [c for n in scope.objects if n.get("kind") == "Node" for c in node_changes(n)]
+    derived += scheduling_blockers(scope.pods, snapshot)
+    refusals = [line for f in findings if f.category == Category.QUOTA_EXCEEDED for line in f.evidence]
+    derived += policy_changes(refusals, snapshot, now=now, window=window)
+    hpas = [o for o in scope.objects if o.get("kind") == "HorizontalPodAutoscaler"]
+    derived += autoscaler_changes(hpas, now=now, window=window)
+    if scope.workload is not None and scope.workload.get("kind") == "CronJob":
+        derived += cronjob_change(scope.workload, snapshot, redactor=redactor)
+    if scope.workload is not None:
+        derived += config_edits(pod_template(scope.workload), snapshot, now=now, window=window)
+    return derived
+
+
+def _context_refs(snapshot: Snapshot, scope: Scope, derived: Sequence[CulpritChange]) -> list[ObjectRef]:
+    """Objects around the target whose recorded changes can break it: its nodes and autoscalers,
+    the namespace's quotas, limit ranges and disruption budgets."""
+    refs = [ObjectRef.of(o) for o in scope.objects if o.get("kind") in ("Node", "HorizontalPodAutoscaler")]
+    refs += [ObjectRef.of(o) for kind in POLICY_KINDS for o in snapshot.of(kind)]
+    return refs + [c.ref for c in derived]
 
 
 def _selects_nothing(service: KubeObject, snapshot: Snapshot) -> bool:
@@ -315,7 +455,9 @@ def _cause(
 
 
 def _title(group: list[Finding], scope: Scope) -> str:
-    specific = [f for f in group if f.reason in ("MissingKey", "MissingObject", "SelectorMatchesNothing")]
+    specific = [
+        f for f in group if f.reason in ("MissingKey", "MissingObject", "SelectorMatchesNothing", "CappedByMaxReplicas")
+    ]
     messages = [f.message for f in (specific or group)]
     title = max(set(messages), key=messages.count)
     pods = {f.subject for f in group if f.subject.kind == "Pod"}
@@ -415,7 +557,15 @@ def _summary(ref: ObjectRef, top: Cause) -> str:
     if change is not None:
         when = f" at {change.at:%Y-%m-%d %H:%M} UTC" if change.at else ""
         who = f" by {change.actor}" if change.actor else ""
-        sentence += (
-            f", after {change.path} changed from {brief(change.before, 60)} to {brief(change.after, 60)}{when}{who}"
+        # Another object's change (the Service it calls, the node, the ConfigMap) says whose it is.
+        owner = (
+            ""
+            if (change.ref.kind, change.ref.name) == (ref.kind, ref.name)
+            else f"{change.ref.kind} {change.ref.name} "
         )
+        if change.before is None and change.after is None:
+            what = f"{owner}{change.path} was changed"  # known to have changed, values not known or not shown
+        else:
+            what = f"{owner}{change.path} changed from {brief(change.before, 60)} to {brief(change.after, 60)}"
+        sentence += f", after {what}{when}{who}"
     return sentence + "."

@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 from bot.kube.snapshot import Snapshot, name_of
+from bot.model import KubeObject
+
+
+def limit_ranges(snapshot: Snapshot) -> list[str]:
+    """`LimitRange mem-limits: Container max memory 128Mi` for each LimitRange of the namespace."""
+    return [f"LimitRange {name_of(lr)}: {describe_limits(lr)}" for lr in snapshot.of("LimitRange")]
+
+
+def describe_limits(limit_range: KubeObject) -> str:
+    parts = []
+    for limit in (limit_range.get("spec") or {}).get("limits") or []:
+        for bound in ("max", "min", "maxLimitRequestRatio"):
+            for resource, value in sorted((limit.get(bound) or {}).items()):
+                parts.append(f"{limit.get('type')} {bound} {resource} {value}")
+    return ", ".join(parts) or "no limits"
 
 
 def exhausted_quotas(snapshot: Snapshot) -> list[str]:

@@ -17,8 +17,10 @@ from typing import Any
 
 from bot.errors import ClusterUnavailable, K8sBotError, NotFound, PermissionDenied
 from bot.kube.client import KubeClient
+from bot.kube.hosts import hosts_in
 from bot.kube.kinds import KINDS
 from bot.model import KubeObject, ObjectRef
+from bot.redaction import DEFAULT
 
 NAMESPACED_KINDS: tuple[str, ...] = (
     "Pod",
@@ -32,6 +34,7 @@ NAMESPACED_KINDS: tuple[str, ...] = (
     "EndpointSlice",
     "Event",
     "ResourceQuota",
+    "LimitRange",
     "HorizontalPodAutoscaler",
     "ConfigMap",
     "Secret",
@@ -113,12 +116,51 @@ def _involved(event: KubeObject) -> tuple[str, str]:
 
 
 def strip_values(obj: KubeObject) -> KubeObject:
-    """A Secret or ConfigMap with its values dropped: metadata, type and key names (values None)."""
+    """A Secret or ConfigMap with its values dropped: metadata, type and key names (values None).
+
+    Kept beside the key names: who wrote which key when (`managedFields` reduced to manager, time
+    and the data key names it owns: a ConfigMap or Secret edited without a rollout breaks pods only
+    when they restart, and that edit is the culprit), and for a ConfigMap only, the host names its
+    values mention (`hosts`: key → names like `payments:8080` reduced to `payments`), which is how a
+    workload's dependency on a Service is found. Never a value, and nothing at all of a Secret's.
+    """
     meta = obj.get("metadata") or {}
     keys = list((obj.get("data") or {}).keys()) + list((obj.get("binaryData") or {}).keys())
     keys += list((obj.get("stringData") or {}).keys())
     kept_meta = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "creationTimestamp") if k in meta}
-    return {"kind": obj.get("kind"), "metadata": kept_meta, "type": obj.get("type"), "data": dict.fromkeys(keys)}
+    writers = [w for w in map(_data_writer, meta.get("managedFields") or []) if w is not None]
+    if writers:
+        kept_meta["managedFields"] = writers
+    stripped: KubeObject = {
+        "kind": obj.get("kind"),
+        "metadata": kept_meta,
+        "type": obj.get("type"),
+        "data": dict.fromkeys(keys),
+    }
+    if obj.get("kind") == "ConfigMap":
+        # What looks secret is masked first (a key named like a password, credentials in a URL).
+        data = (obj.get("data") or {}).items()
+        hosts = {str(k): sorted(hosts_in(DEFAULT.value(str(k), str(v)))) for k, v in data}
+        stripped["hosts"] = {k: v for k, v in hosts.items() if v}
+    return stripped
+
+
+def _data_writer(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """A managedFields entry reduced to who, when, and which data keys (names only) it owns."""
+    fields = entry.get("fieldsV1") or {}
+    owned: dict[str, dict[str, Any]] = {
+        section: {k: {} for k in (fields.get(section) or {}) if isinstance(k, str) and k.startswith("f:")}
+        for section in ("f:data", "f:binaryData", "f:stringData")
+        if fields.get(section)
+    }
+    if not owned:
+        return None
+    return {
+        "manager": entry.get("manager"),
+        "operation": entry.get("operation"),
+        "time": entry.get("time"),
+        "fieldsV1": owned,
+    }
 
 
 def fetch_snapshot(kube: KubeClient, namespace: str, *, kinds: Sequence[str] = NAMESPACED_KINDS) -> Snapshot:

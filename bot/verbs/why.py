@@ -8,7 +8,7 @@ from bot.commands.context import VerbContext
 from bot.commands.registry import verb
 from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
 from bot.diagnosis.engine import diagnose
-from bot.model import KUBERNETES, Answer, Button, Cause, Command, CulpritChange, Diagnosis
+from bot.model import KUBERNETES, Answer, Button, Cause, Command, CulpritChange, Diagnosis, ObjectRef
 
 log = logging.getLogger(__name__)
 SHOWN_CAUSES = 3
@@ -74,7 +74,7 @@ def render_lines(diagnosis: Diagnosis) -> list[str]:
     else:
         lines = []
         for number, cause in enumerate(diagnosis.causes[:SHOWN_CAUSES], start=1):
-            lines += _cause_lines(number, cause)
+            lines += _cause_lines(number, cause, diagnosis.target)
         if len(diagnosis.causes) > SHOWN_CAUSES:
             lines.append(f"(+{len(diagnosis.causes) - SHOWN_CAUSES} less likely causes in the JSON answer)")
     lines += [f"Note: {error}" for error in diagnosis.errors]
@@ -92,7 +92,7 @@ def external_line(change: CulpritChange) -> str:
     return f"Changed outside the cluster ({where}){when}{who}: {change.summary}{value}{link}"
 
 
-def _cause_lines(number: int, cause: Cause) -> list[str]:
+def _cause_lines(number: int, cause: Cause, target: ObjectRef) -> list[str]:
     lines = [f"{number}. {cause.title}  [{cause.category}, {cause.confidence:.0%}]"]
     lines += [f"   • {e}" for e in cause.evidence]
     change = cause.change
@@ -108,9 +108,14 @@ def _cause_lines(number: int, cause: Cause) -> list[str]:
             )
             if part
         )
-        lines.append(
-            f"   Changed: {change.path}: {change.before!r} → {change.after!r}" + (f" ({detail})" if detail else "")
+        # Another object's change (the Service it calls, its node, a ConfigMap) names that object.
+        whose = (
+            ""
+            if (change.ref.kind, change.ref.name) == (target.kind, target.name)
+            else f"{change.ref.kind} {change.ref.name} "
         )
+        values = "" if change.before is None and change.after is None else f": {change.before!r} → {change.after!r}"
+        lines.append(f"   Changed: {whose}{change.path}{values}" + (f" ({detail})" if detail else ""))
     if cause.suggestion is not None:
         lines.append(f"   Next: {cause.suggestion.text}")
         if cause.suggestion.command:

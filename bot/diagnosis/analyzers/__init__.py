@@ -24,13 +24,18 @@ class _Kind:
     """The label `@analyzes` attaches: which kind a function analyzes."""
 
     kind: str
+    needs: tuple[str, ...] = ()
 
 
-def analyzes(kind: str) -> Callable[[Analyzer], Analyzer]:
-    """Mark `func` as an analyzer of objects of `kind` (collected by `AnalyzerRegistry.discover`)."""
+def analyzes(kind: str, *, needs: tuple[str, ...] = ()) -> Callable[[Analyzer], Analyzer]:
+    """Mark `func` as an analyzer of objects of `kind` (collected by `AnalyzerRegistry.discover`).
+
+    `needs` names the other kinds it reads from the snapshot beyond the target's own objects
+    (`("Service", "ConfigMap")`), so whoever gathers the snapshot knows what to fetch or hold.
+    """
 
     def label(func: Analyzer) -> Analyzer:
-        return discovery.mark(func, _Kind(kind))
+        return discovery.mark(func, _Kind(kind, tuple(needs)))
 
     return label
 
@@ -40,15 +45,21 @@ class AnalyzerRegistry:
     """Which analyzers run on which kind."""
 
     by_kind: dict[str, list[Analyzer]] = field(default_factory=dict)
+    needed: set[str] = field(default_factory=set)
 
-    def add(self, kind: str, analyzer: Analyzer) -> None:
+    def add(self, kind: str, analyzer: Analyzer, needs: tuple[str, ...] = ()) -> None:
         self.by_kind.setdefault(kind, []).append(analyzer)
+        self.needed.update(needs)
 
     def for_kind(self, kind: str) -> list[Analyzer]:
         return list(self.by_kind.get(kind, ()))
 
     def kinds(self) -> list[str]:
         return sorted(self.by_kind)
+
+    def needs(self) -> list[str]:
+        """Every kind some analyzer reads beyond the object it is given (see `analyzes(needs=)`)."""
+        return sorted(self.needed)
 
     @classmethod
     def of(cls, analyzers: Iterable[tuple[str, Analyzer]]) -> AnalyzerRegistry:
@@ -60,4 +71,8 @@ class AnalyzerRegistry:
     @classmethod
     def discover(cls, package: str = __name__) -> AnalyzerRegistry:
         """Every analyzer marked with `@analyzes` in the modules of `package`."""
-        return cls.of((label.kind, func) for func, label in discovery.marked(package) if isinstance(label, _Kind))
+        registry = cls()
+        for func, label in discovery.marked(package):
+            if isinstance(label, _Kind):
+                registry.add(label.kind, func, label.needs)
+        return registry

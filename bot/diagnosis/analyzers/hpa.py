@@ -1,12 +1,14 @@
-"""HorizontalPodAutoscaler analyzer: pinned at maxReplicas, or unable to read its metrics."""
+"""HorizontalPodAutoscaler analyzer: pinned at maxReplicas, scaled down to a lowered maxReplicas,
+or unable to read its metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from bot.diagnosis.analyzers import analyzes
+from bot.diagnosis.events import summarize
 from bot.kube.snapshot import Snapshot
-from bot.model import Category, Finding, KubeObject, ObjectRef
+from bot.model import Category, Finding, KubeObject, ObjectRef, Severity
 
 
 @analyzes("HorizontalPodAutoscaler")
@@ -30,6 +32,22 @@ def analyze_hpa(hpa: KubeObject, snapshot: Snapshot) -> Iterator[Finding]:
             evidence=(
                 f"HPA {ref.name}: {current} replicas, max {maximum}: {limited.get('message') or ''}".rstrip(": "),
             ),
+            parent=parent,
+        )
+    capped = [
+        s
+        for s in summarize(snapshot.events_for([ref]), reasons=frozenset({"SuccessfulRescale"}), warnings_only=False)
+        if "above Spec.MaxReplicas" in s.message
+    ]
+    # The newest rescale was down to maxReplicas, and maxReplicas is still that: it caps the workload.
+    if capped and maximum and f"New size: {maximum};" in capped[0].message:
+        yield Finding(
+            ref,
+            Category.HPA_LIMITED,
+            "CappedByMaxReplicas",
+            f"the autoscaler scaled {parent.kind} {parent.name} down to its maxReplicas {maximum}",
+            severity=Severity.WARNING,
+            evidence=(f"HPA {ref.name}: {capped[0].message} (at {capped[0].last_seen})",),
             parent=parent,
         )
     active = conditions.get("ScalingActive") or {}

@@ -57,6 +57,8 @@ def _scheduling(pod: KubeObject, ref: ObjectRef, parent: ObjectRef | None) -> It
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             message = condition.get("message") or condition.get("reason") or "no node fits"
+            if "unbound immediate PersistentVolumeClaims" in message:
+                continue  # not a node problem: the claim can't bind (the volume finding says why)
             yield Finding(
                 ref,
                 Category.UNSCHEDULABLE,
@@ -79,6 +81,7 @@ def _volumes(pod: KubeObject, ref: ObjectRef, parent: ObjectRef | None, snapshot
                 evidence.append(f"PersistentVolumeClaim `{claim}` does not exist (volume {volume.get('name')})")
             elif (pvc.get("status") or {}).get("phase") != "Bound":
                 evidence.append(f"PersistentVolumeClaim `{claim}` is {(pvc.get('status') or {}).get('phase')}")
+                evidence += _claim_events(pvc, snapshot)
     if evidence:
         yield Finding(
             ref,
@@ -88,6 +91,20 @@ def _volumes(pod: KubeObject, ref: ObjectRef, parent: ObjectRef | None, snapshot
             evidence=tuple(evidence),
             parent=parent,
         )
+
+
+def _claim_events(pvc: KubeObject, snapshot: Snapshot) -> list[str]:
+    """Why a claim does not bind, in the volume controller's words (its events are Normal or Warning)."""
+    name = str((pvc.get("metadata") or {}).get("name"))
+    reasons = frozenset({"ProvisioningFailed", "FailedBinding", "ExternalProvisioning", "WaitForFirstConsumer"})
+    events = summarize(
+        snapshot.events_for([ObjectRef("PersistentVolumeClaim", snapshot.namespace, name)]),
+        reasons=reasons,
+        warnings_only=False,
+    )
+    storage_class = (pvc.get("spec") or {}).get("storageClassName")
+    where = f" (storageClassName {storage_class})" if storage_class else " (no storageClassName)"
+    return [f"PersistentVolumeClaim `{name}`{where}: {e.line()}" for e in events[:2]]
 
 
 def _init_container(cstatus: dict[str, Any], ref: ObjectRef, parent: ObjectRef | None) -> Iterator[Finding]:

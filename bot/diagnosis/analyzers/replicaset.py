@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from bot.diagnosis.analyzers import analyzes
 from bot.diagnosis.events import summarize
-from bot.diagnosis.quota import exhausted_quotas
+from bot.diagnosis.quota import exhausted_quotas, limit_ranges
 from bot.kube.owners import workload_of
 from bot.kube.snapshot import Snapshot
 from bot.model import Category, Finding, KubeObject, ObjectRef, Severity
@@ -28,11 +28,14 @@ def analyze_replicaset(rs: KubeObject, snapshot: Snapshot) -> Iterator[Finding]:
     evidence = [f"ReplicaSet {ref.name}: {m}" for m in messages[:1]]
     evidence += [e.line() for e in events[:2] if not messages or e.message not in messages[0]]
     evidence += exhausted_quotas(snapshot)
+    why = _why(" ".join(messages + [e.message for e in events]))
+    if "LimitRange" in why:
+        evidence += limit_ranges(snapshot)
     yield Finding(
         ref,
         Category.QUOTA_EXCEEDED,
         "FailedCreate",
-        "the ReplicaSet can't create pods: " + _why(" ".join(messages + [e.message for e in events])),
+        "the ReplicaSet can't create pods: " + why,
         severity=Severity.CRITICAL,
         evidence=tuple(evidence),
         parent=workload_of(rs, snapshot),

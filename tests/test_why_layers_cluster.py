@@ -1,0 +1,381 @@
+"""`why` for causes beyond the target's own pod template, on the real cluster (issue 15, item 2):
+a Service it calls is broken, its node is sick, a ConfigMap or Secret was edited without a rollout,
+namespace policy refuses its pods, other workload kinds. Through the command path as `k8sbot ask`
+runs it (in process), through `python -m k8sbot ask --json`, and through Slack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_helpers import REPO, Observed, apply, delete, patch, pods, set_pod_logs, wait_for
+from scenarios import deploy_checkout
+from scenarios_layers import (
+    ALICE,
+    add_autoscaler,
+    add_limit_range,
+    add_quota,
+    cordon,
+    crash_pods,
+    cronjob_broken_by_template_change,
+    deploy_on_node,
+    deploy_payments,
+    deploy_with_config,
+    edit_config,
+    lower_max_replicas,
+    lower_quota,
+    mark_pods_unready,
+    node_condition,
+    node_stages_leave_labelled_nodes_alone,
+    own_node,
+    replace_a_pod,
+    scale_as,
+    statefulset_with_unbindable_claim,
+    wait_failed_create,
+)
+from test_why_cluster import ask
+from test_why_slack import slack_why
+
+from bot.kube.client import KubeClient
+from slack_emulator import SlackEmulator
+from tests.slack_harness import running_bot
+
+
+def ask_json(kubeconfig: str, text: str, tmp_path: Path) -> dict[str, Any]:
+    """`python -m k8sbot ask TEXT --json` in a subprocess, running THIS checkout's code (PYTHONPATH),
+    with a fresh database: no recorded history, what `ask` without a running bot knows."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "KUBECONFIG": kubeconfig,
+        "K8SBOT_DB": str(tmp_path / "ask.db"),
+        "PYTHONPATH": str(REPO),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+# -- dependencies ---------------------------------------------------------------------------------
+
+
+def _payments_down(kube: KubeClient, namespace: str) -> None:
+    """checkout (env PAYMENT_API_URL=http://payments:8080) and payments; alice scales payments to 0."""
+    deploy_checkout(kube, namespace)
+    payments = deploy_payments(kube, namespace)
+    scale_as(kube, payments, 0, manager=ALICE)
+
+
+def _assert_payments_blamed(data: dict[str, Any], namespace: str) -> None:
+    assert data["healthy"] is False, data
+    top = data["causes"][0]
+    assert top["category"] == "dependency", data
+    assert "payments" in top["title"] and "no pods" in top["title"], top
+    assert any("PAYMENT_API_URL" in e for e in top["evidence"]), top
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": "Deployment", "namespace": namespace, "name": "payments"}, change
+    assert (change["path"], change["before"], change["after"], change["actor"]) == ("spec.replicas", 2, 0, ALICE)
+    assert "payments" in data["summary"] and ALICE in data["summary"], data["summary"]
+    assert top["suggestion"]["command"] == f"/k8s scale payments -n {namespace} --replicas 2", top
+
+
+@pytest.mark.kwok
+def test_dependency_scaled_to_zero_is_the_root_cause(kube: KubeClient, namespace: str) -> None:
+    _payments_down(kube, namespace)
+    _assert_payments_blamed(ask(kube, f"why checkout -n {namespace}"), namespace)
+
+
+@pytest.mark.kwok
+def test_crashing_caller_blames_the_dependency_not_itself(kube: KubeClient, namespace: str) -> None:
+    _payments_down(kube, namespace)
+    crash_pods(kube, namespace, "app=checkout")
+    data = ask(kube, f"why checkout -n {namespace}")
+    _assert_payments_blamed(data, namespace)
+    # Its own crash is still there, as a lesser cause.
+    assert "crash_loop" in [c["category"] for c in data["causes"][1:]], data
+
+
+@pytest.mark.kwok
+def test_dependency_named_only_in_a_log_line(kube: KubeClient, namespace: str) -> None:
+    deploy_checkout(kube, namespace)
+    ledger = deploy_checkout(kube, namespace, name="ledger")
+    scale_as(kube, ledger, 0)
+    crash_pods(kube, namespace, "app=checkout")
+    set_pod_logs(
+        kube,
+        namespace,
+        "app=checkout",
+        "app",
+        current=["starting"],
+        previous=["starting", "ERROR dial tcp: lookup ledger on 10.96.0.10:53: connection refused", "exiting"],
+    )
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "dependency", data
+    assert "ledger" in top["title"], top
+    assert any("log line" in e and "ledger" in e for e in top["evidence"]), top
+    assert top["change"]["ref"]["name"] == "ledger" and top["change"]["after"] == 0, top
+
+
+@pytest.mark.kwok
+def test_dependency_named_in_a_configmap_value(kube: KubeClient, namespace: str) -> None:
+    apply(
+        kube,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "checkout-upstreams", "namespace": namespace},
+            "data": {"INVENTORY_ADDR": f"inventory.{namespace}.svc:9090", "API_TOKEN": "inventory"},
+        },
+    )
+    deploy_checkout(kube, namespace)
+    patch(
+        kube,
+        "apps/v1",
+        "Deployment",
+        namespace,
+        "checkout",
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [{"name": "app", "envFrom": [{"configMapRef": {"name": "checkout-upstreams"}}]}]
+                    }
+                }
+            }
+        },
+    )
+    inventory = deploy_checkout(kube, namespace, name="inventory")
+    scale_as(kube, inventory, 0)
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "dependency", data
+    assert any("INVENTORY_ADDR" in e and "checkout-upstreams" in e for e in top["evidence"]), top
+
+
+def test_a_healthy_dependency_is_not_blamed(kube: KubeClient, namespace: str) -> None:
+    deploy_checkout(kube, namespace)
+    deploy_payments(kube, namespace)
+    data = ask(kube, f"why checkout -n {namespace}")
+    assert data["healthy"] is True, data
+
+
+@pytest.mark.kwok
+def test_dependency_through_ask_json_and_slack(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    _payments_down(kube, namespace)
+    data = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path)
+    _assert_payments_blamed(data, namespace)
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why checkout -n {namespace}")
+    assert "[dependency," in shown and "payments" in shown and "spec.replicas" in shown, shown
+
+
+# -- config that acts late ------------------------------------------------------------------------
+
+
+@pytest.mark.kwok
+def test_configmap_edited_without_rollout_is_blamed_not_the_restart(kube: KubeClient, namespace: str) -> None:
+    app = deploy_with_config(kube, namespace)
+    edit_config(kube, namespace, "ConfigMap", "checkout-config", "FEATURE_FLAGS", "fast-checkout,new-tax")
+    crash_pods(kube, namespace, app.selector_text)
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "crash_loop", data
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": "ConfigMap", "namespace": namespace, "name": "checkout-config"}, change
+    assert change["path"] == "data.FEATURE_FLAGS" and change["actor"] == ALICE, change
+    assert "ConfigMap checkout-config" in data["summary"], data["summary"]
+
+
+@pytest.mark.kwok
+def test_secret_edited_without_rollout_is_blamed_and_never_shown(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    app = deploy_with_config(kube, namespace)
+    edit_config(kube, namespace, "Secret", "checkout-db", "password", "second-s3cret-value")
+    crash_pods(kube, namespace, app.selector_text)
+    data = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path)
+    change = data["causes"][0]["change"]
+    assert change["ref"]["kind"] == "Secret" and change["path"] == "data.password", data
+    assert change["actor"] == ALICE, change
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why checkout -n {namespace}")
+    assert "checkout-db" in shown and "data.password" in shown, shown
+    for text in (json.dumps(data), shown):
+        assert "s3cret" not in text
+
+
+# -- nodes ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def node(kube: KubeClient, namespace: str) -> Any:
+    if not node_stages_leave_labelled_nodes_alone(kube):
+        pytest.skip("the cluster's kwok node stages predate the sim.k8sbot.dev/node label (scripts/local-cluster up)")
+    with own_node(kube, f"n-{namespace[-20:]}-{uuid.uuid4().hex[:4]}") as name:
+        yield name
+
+
+@pytest.mark.kwok
+def test_node_not_ready_names_the_node_its_change_and_the_unready_pods(
+    kube: KubeClient, namespace: str, node: str
+) -> None:
+    app = deploy_on_node(kube, namespace, node)
+    node_condition(kube, node, "Ready", "False", reason="KubeletNotReady", message="container runtime is down")
+    mark_pods_unready(kube, app)
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "node_not_ready", data
+    assert node in top["title"], top
+    evidence = "\n".join(top["evidence"])
+    assert "container runtime is down" in evidence
+    assert all(p["metadata"]["name"] in evidence for p in pods(kube, namespace, app.selector_text)), evidence
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": "Node", "namespace": None, "name": node}, change
+    assert change["path"] == "status.conditions.Ready" and change["after"] == "False", change
+
+
+@pytest.mark.kwok
+def test_node_memory_pressure_is_the_cause(kube: KubeClient, namespace: str, node: str) -> None:
+    deploy_on_node(kube, namespace, node)
+    node_condition(kube, node, "MemoryPressure", "True", reason="KubeletHasInsufficientMemory", message="memory low")
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "node_not_ready", data
+    assert "MemoryPressure" in "\n".join(top["evidence"]), top
+    assert top["change"]["path"] == "status.conditions.MemoryPressure", top
+
+
+@pytest.mark.kwok
+def test_cordoned_node_blamed_for_pending_pods(
+    kube: KubeClient, namespace: str, node: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    app = deploy_on_node(kube, namespace, node)
+    cordon(kube, node, manager=ALICE)
+    victim = pods(kube, namespace, app.selector_text)[0]["metadata"]["name"]
+    delete(kube, "v1", "Pod", namespace, victim)  # its replacement has nowhere to go
+    wait_for(
+        lambda: Observed(
+            any(
+                p["status"].get("phase") == "Pending" and p["status"].get("conditions")
+                for p in pods(kube, namespace, app.selector_text)
+            )
+        ),
+        45,
+        "a Pending replacement pod",
+    )
+    data = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "unschedulable", data
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": "Node", "namespace": None, "name": node}, change
+    assert change["path"] == "spec.unschedulable" and change["after"] is True and change["actor"] == ALICE, change
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why checkout -n {namespace}")
+    assert "[unschedulable," in shown and "spec.unschedulable" in shown and node in shown, shown
+
+
+# -- namespace policy ------------------------------------------------------------------------------
+
+
+def test_new_limit_range_that_refuses_pods_is_blamed(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    app = deploy_checkout(kube, namespace)  # limits.memory 256Mi
+    add_limit_range(kube, namespace, max_memory="128Mi", manager=ALICE)
+    replace_a_pod(kube, app)
+    wait_failed_create(kube, app, "maximum memory usage per Container is 128Mi")
+    data = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "quota_exceeded" and "LimitRange" in top["title"], data
+    assert any("LimitRange container-limits: Container max memory 128Mi" in e for e in top["evidence"]), top
+    change = top["change"]
+    assert change["ref"] == {"kind": "LimitRange", "namespace": namespace, "name": "container-limits"}, change
+    assert change["path"] == "spec.limits" and change["actor"] == ALICE, change
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why checkout -n {namespace}")
+    assert "[quota_exceeded," in shown and "container-limits" in shown, shown
+
+
+def test_lowered_quota_is_blamed_for_pods_it_refuses(kube: KubeClient, namespace: str) -> None:
+    app = deploy_checkout(kube, namespace)  # 2 x 500m CPU
+    add_quota(kube, namespace, "2")
+    lower_quota(kube, namespace, "600m", manager=ALICE)
+    replace_a_pod(kube, app)
+    wait_failed_create(kube, app, "exceeded quota: compute")
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "quota_exceeded", data
+    change = top["change"]
+    assert change["ref"] == {"kind": "ResourceQuota", "namespace": namespace, "name": "compute"}, change
+    assert (change["path"], change["after"], change["actor"]) == ("spec.hard.requests.cpu", "600m", ALICE), change
+
+
+def test_lowered_max_replicas_is_blamed_for_the_scale_down(kube: KubeClient, namespace: str) -> None:
+    app = deploy_checkout(kube, namespace, replicas=3)
+    add_autoscaler(kube, app, min_replicas=2, max_replicas=3)
+    lower_max_replicas(kube, app, 1, manager=ALICE)
+    data = ask(kube, f"why checkout -n {namespace}")
+    top = data["causes"][0]
+    assert top["category"] == "hpa_limited", data
+    assert "scaled Deployment checkout down to its maxReplicas 1" in top["title"], top
+    change = top["change"]
+    assert change["ref"] == {"kind": "HorizontalPodAutoscaler", "namespace": namespace, "name": "checkout"}, change
+    assert (change["path"], change["after"], change["actor"]) == ("spec.maxReplicas", 1, ALICE), change
+
+
+# -- other workload kinds --------------------------------------------------------------------------
+
+
+def test_statefulset_claim_that_cannot_bind(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    statefulset_with_unbindable_claim(kube, namespace, storage_class="fast-ssd")
+    data = ask_json(cluster.kubeconfig, f"why sts/db -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "volume_error", data
+    evidence = "\n".join(top["evidence"])
+    assert "PersistentVolumeClaim `data-db-0` is Pending" in evidence, evidence
+    assert 'storageclass.storage.k8s.io "fast-ssd" not found' in evidence, evidence
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why sts/db -n {namespace}")
+    assert "[volume_error," in shown and "fast-ssd" in shown, shown
+
+
+@pytest.mark.kwok
+def test_cronjob_template_change_is_blamed_for_the_failing_job(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    cronjob_broken_by_template_change(kube, namespace, manager=ALICE)
+    data = ask_json(cluster.kubeconfig, f"why cronjob/nightly -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "job_failed", data
+    change = top["change"]
+    assert change["ref"] == {"kind": "CronJob", "namespace": namespace, "name": "nightly"}, change
+    assert change["path"] == "spec.jobTemplate.spec.template.spec.containers[0].args", change
+    assert change["before"] == ["--since=24h"] and change["after"] == ["--since=24h", "--format=v2"], change
+    assert change["actor"] == ALICE, change
+    with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+        shown = slack_why(slack, f"why cronjob/nightly -n {namespace}")
+    assert "[job_failed," in shown and "--format=v2" in shown, shown
