@@ -195,7 +195,12 @@ class Poster:
 
 
 def upload_file(client: WebClient, channel: str, file: SlackFile, *, thread_ts: str | None = None) -> Any:
-    """files upload v2 of a rendered `SlackFile` (safe name, escaped title); no free-text comment."""
+    """files upload v2 of a rendered `SlackFile` (safe name, escaped title and alt text); no free-text comment."""
     return client.files_upload_v2(
-        channel=channel, filename=file.filename, content=file.content, title=file.title, thread_ts=thread_ts
+        channel=channel,
+        filename=file.filename,
+        content=file.content,
+        title=file.title,
+        alt_txt=file.alt_text,
+        thread_ts=thread_ts,
     )
