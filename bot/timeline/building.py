@@ -186,7 +186,7 @@ def change_events(changes: Iterable[Change], culprit: CulpritChange | None) -> l
         where = f"{change.ref.kind}/{change.ref.name}"
         text = f"{source}: {where}: {change.summary}" if external else f"{where}: {change.summary}"
         if change is blamed and culprit is not None:  # name the field the diagnosis blames, not the whole edit
-            out.append(replace(culprit_event(culprit), at=change.at, actor=change.actor))
+            out.append(replace(culprit_event(culprit), at=change.at, actor=change.actor or culprit.actor))
             continue
         out.append(
             TimelineEvent(change.at, "external" if external else "changes", clip(text, TEXT_CHARS), change.actor)
