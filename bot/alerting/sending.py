@@ -72,6 +72,9 @@ class AlertPoster(Protocol):
     ) -> str | None:
         """The ts of a message in the channel (or thread) whose metadata carries `dedupe_key`."""
 
+    def warm_up(self) -> None:
+        """Prepare what pictures need (called once when the sender starts; must not block)."""
+
     def upload_picture(self, channel: str, *, thread_ts: str, picture: Picture) -> bool:
         """Draw `picture` and upload it into the thread; False (logged) when it could not be drawn."""
 
@@ -101,6 +104,7 @@ class OutboxSender:
         self.failures = 0
 
     def run(self, stop: threading.Event) -> None:
+        self.poster.warm_up()
         recovered = self.outbox.recover()
         if recovered:
             log.warning(

@@ -11,6 +11,7 @@ outbox's way out: it posts what `BlockKitAlerts` rendered, as a `Message`, throu
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from bot.slack.client import Poster
 from bot.slack.escaping import clip_escaped, code, escape_mrkdwn, fit_mrkdwn, fit_plain
 from bot.slack.message import Message
 from bot.slack.pictures import picture_file
+from bot.timeline.pictures import preload
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +199,10 @@ class SlackAlertPoster:
         return self.poster.find_posted(
             channel, event_type=event_type, dedupe_key=dedupe_key, thread_ts=thread_ts, oldest=oldest
         )
+
+    def warm_up(self) -> None:
+        """Load the drawing code in the background: the first alert's picture need not wait for it."""
+        threading.Thread(target=preload, name="picture-preload", daemon=True).start()
 
     def upload_picture(self, channel: str, *, thread_ts: str, picture: Picture) -> bool:
         """Draw the picture (title and alt text escaped) and upload it into the alert's thread."""

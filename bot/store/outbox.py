@@ -126,13 +126,14 @@ class Outbox:
             return int(cursor.rowcount or 0)
 
     def claim(self) -> OutboxRow | None:
-        """Take the next due row, in order per alert: a reply/update waits for its alert's post."""
+        """Take the next due row, in order per alert: a reply/update waits for its alert's post. Pictures
+        go last: drawing one takes a moment, and no alert, update or reply waits behind it."""
         now = self._now()
         with self.database.transaction() as db:
             rows = db.execute(
                 "SELECT o.id, o.alert_id, o.op, o.channel, o.text, o.blocks, o.dedupe_key, o.attempts, o.state, "
                 "o.claimed_at, a.ts, o.payload FROM outbox o JOIN alerts a ON a.id = o.alert_id "
-                "WHERE o.state IN ('pending', 'doubt') AND o.next_at <= ? ORDER BY o.id LIMIT 50",
+                "WHERE o.state IN ('pending', 'doubt') AND o.next_at <= ? ORDER BY o.op = 'picture', o.id LIMIT 50",
                 [now],
             ).fetchall()
             for row in rows:
@@ -166,10 +167,11 @@ class Outbox:
 
     @staticmethod
     def _blocked(db: sqlite_utils.Database, *, row_id: int, alert_id: int) -> bool:
-        """An earlier unsent row of the same alert goes first (the post before its replies)."""
+        """An earlier unsent row of the same alert goes first (the post before its replies); a picture
+        holds nothing back (its drawing must not delay the alert's updates and replies)."""
         row = db.execute(
             "SELECT 1 FROM outbox WHERE alert_id = ? AND id < ? AND state IN ('pending', 'doubt', 'sending') "
-            "AND op != 'update' LIMIT 1",
+            "AND op NOT IN ('update', 'picture') LIMIT 1",
             [alert_id, row_id],
         ).fetchone()
         return row is not None

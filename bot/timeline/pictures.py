@@ -11,6 +11,14 @@ from typing import Any
 from bot.timeline.building import Timeline
 
 
+def preload() -> None:
+    """Load the drawing code (matplotlib) now, so that the first picture does not wait for it (the
+    running bot calls this in a thread of its own at start)."""
+    from bot.timeline import drawing  # noqa: PLC0415 - lazy: matplotlib start-up
+
+    del drawing
+
+
 def draw(kind: str, data: dict[str, Any]) -> bytes:
     """PNG bytes of a picture of `kind` ("timeline") drawn from its plain data (`Timeline.to_json()`)."""
     if kind != "timeline":
