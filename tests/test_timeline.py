@@ -10,7 +10,9 @@ from typing import Any
 
 from PIL import Image
 
+from bot.kube.kinds import KINDS
 from bot.model import Change, ChangeKind, CulpritChange, FieldChange, ObjectRef
+from bot.permissions.engine import needs_for
 from bot.timeline.building import (
     LANES,
     MAX_PER_LANE,
@@ -197,3 +199,9 @@ def test_an_empty_timeline_draws_and_says_nothing_happened() -> None:
     assert timeline.events == ()
     assert "Nothing happened in that time." in describe_in_words(timeline)
     assert _pixels(render_png(timeline)).size == (WIDTH, HEIGHT)
+
+
+def test_timeline_is_authorized_as_why_is() -> None:
+    deployment = KINDS["Deployment"]
+    assert needs_for("timeline", deployment) == needs_for("why", deployment)
+    assert needs_for("timeline", None) == needs_for("why", None) != ()
