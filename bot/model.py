@@ -369,6 +369,19 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class Picture:
+    """A picture an answer offers beside its text: which drawing (`kind`, e.g. "timeline"), the plain
+    data it is drawn from (drawn at the edge that shows it: Slack, `k8sbot ask --png`), and the words
+    that say what it shows (its alt text; unescaped, like every text of an Answer)."""
+
+    kind: str
+    data: dict[str, Any]
+    alt_text: str
+    filename: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """What a verb returns: structured data for --json, and the pieces a renderer turns into text.
 
@@ -387,3 +400,5 @@ class Answer:
     buttons: tuple[Button, ...] = ()
     """Follow-up actions (Why, Logs, Rollback...). A confirmation request is `data["confirm"]` instead:
     `{"command": <canonical text to run once confirmed>, "text": <exactly what will change>}`."""
+    pictures: tuple[Picture, ...] = ()
+    """Pictures to show beside the answer (the timeline); Slack gets them as image files."""

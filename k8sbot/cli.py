@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--channel", default=None, help="pretend the command came from this channel id")
     ask.add_argument("--json", action="store_true", help="print the verb's JSON result")
     ask.add_argument("--yes", action="store_true", help="confirm an action without asking")
+    ask.add_argument("--png", metavar="FILE", default=None, help="write the answer's picture (timeline) to FILE")
 
     add_parsers(sub)  # permissions check|validate|rbac, audit
     add_record_parser(sub)  # record-change: posts to a running bot, reads no settings
@@ -128,7 +129,22 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
             services, text=str(confirm["command"]), slack_user=args.as_user, channel=args.channel, confirmed=True
         )
     _print_answer(answer, as_json=args.json)
+    if args.png:
+        return _write_picture(answer, args.png) or (0 if answer.ok else 1)
     return 0 if answer.ok else 1
+
+
+def _write_picture(answer: Answer, path: str) -> int:
+    """Draw the answer's first picture into `path` (PNG); 1 with a message when it has none."""
+    if not answer.pictures:
+        print(f"k8sbot: `{answer.verb}` answers have no picture to write to {path}.", file=sys.stderr)
+        return 1
+    from bot.timeline.pictures import draw  # noqa: PLC0415 - lazy: CLI start-up (matplotlib)
+
+    picture = answer.pictures[0]
+    with open(path, "wb") as out:
+        out.write(draw(picture.kind, picture.data))
+    return 0
 
 
 def _answer_without_core(text: str) -> Answer | None:

@@ -22,4 +22,6 @@ def render_text(answer: Answer) -> str:
         out.append(str(confirm.get("text", "")))
     for button in answer.buttons:
         out.append(f"[{button.text}] /k8s {button.command}")
+    for picture in answer.pictures:
+        out.append(f"[picture] {picture.title}: write it with --png FILE")
     return "\n".join(out)

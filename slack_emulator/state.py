@@ -18,6 +18,8 @@ from typing import Any
 
 from .clock import Clock
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
 JSONDict = dict[str, Any]
 
 
@@ -160,17 +162,34 @@ class StoredFile:
     initial_comment: str | None = None
     user: str = ""
 
+    def image_size(self) -> tuple[int, int] | None:
+        """(width, height) of an uploaded PNG, read from its IHDR chunk; None for anything else."""
+        data = self.content or b""
+        if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+            return None
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
     def to_api(self, team_id: str) -> JSONDict:
-        """The ``file`` object as files.info / completeUploadExternal return it."""
+        """The ``file`` object as files.info / completeUploadExternal return it. Slack identifies an
+        image by its content: a PNG is `image/png` with its `original_w`/`original_h`."""
         size = len(self.content) if self.content is not None else self.length
+        image = self.image_size()
+        if image is not None:
+            mimetype, filetype = "image/png", "png"
+        elif self.filename.endswith((".txt", ".log")):
+            mimetype, filetype = "text/plain", self.snippet_type or self.filename.rsplit(".", 1)[-1]
+        else:
+            extension = self.filename.rsplit(".", 1)[-1] if "." in self.filename else "binary"
+            mimetype, filetype = "application/octet-stream", self.snippet_type or extension
+        extra: JSONDict = {"original_w": image[0], "original_h": image[1]} if image is not None else {}
         return {
             "id": self.id,
             "created": int(self.created),
             "timestamp": int(self.created),
             "name": self.filename,
             "title": self.title or self.filename,
-            "mimetype": "text/plain" if self.filename.endswith((".txt", ".log")) else "application/octet-stream",
-            "filetype": self.snippet_type or (self.filename.rsplit(".", 1)[-1] if "." in self.filename else "binary"),
+            "mimetype": mimetype,
+            "filetype": filetype,
             "user": self.user,
             "user_team": team_id,
             "size": size,
@@ -184,6 +203,7 @@ class StoredFile:
             "ims": [],
             "alt_txt": self.alt_txt,
             "initial_comment": {"comment": self.initial_comment} if self.initial_comment else None,
+            **extra,
         }
 
 

@@ -738,6 +738,11 @@ def conversations_history(emu: SlackEmulator, args: JSONDict, token: str) -> JSO
 
 
 # ---------------------------------------------------------------- files.*
+ALT_TXT_LIMIT = 1000
+"""files.getUploadURLExternal: "Description for the image is longer than the limit of 1000 character"
+(`alt_txt_too_large`, the method's documented errors)."""
+
+
 def files_get_upload_url_external(emu: SlackEmulator, args: JSONDict, token: str) -> JSONDict:
     filename = args.get("filename")
     if not filename:
@@ -748,6 +753,9 @@ def files_get_upload_url_external(emu: SlackEmulator, args: JSONDict, token: str
         raise ApiError("invalid_arguments") from None
     if length <= 0:
         raise ApiError("missing_argument")
+    alt_txt = args.get("alt_txt")
+    if alt_txt is not None and len(str(alt_txt)) > ALT_TXT_LIMIT:
+        raise ApiError("alt_txt_too_large")
     ws = emu.workspace
     with ws.lock:
         fid = ws.new_id("F")

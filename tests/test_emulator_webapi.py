@@ -218,6 +218,35 @@ def test_files_upload_v2(emu: SlackEmulator, client: WebClient) -> None:
         client.files_completeUploadExternal(files=[{"id": "F0MISSING"}], channel_id="C0BOTS001")
 
 
+def _png(width: int, height: int) -> bytes:
+    """The smallest header a PNG reader looks at: signature and IHDR (enough for Slack to call it an image)."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 6, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + len(ihdr).to_bytes(4, "big") + b"IHDR" + ihdr + b"\0\0\0\0"
+
+
+def test_image_upload_with_alt_text_and_its_limit(emu: SlackEmulator, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel="C0BOTS001", text="alert")
+    resp = client.files_upload_v2(
+        channel="C0BOTS001",
+        content=_png(1000, 460),
+        filename="timeline.png",
+        title="Timeline",
+        alt_txt="Timeline of checkout: 2 changes",
+        thread_ts=parent["ts"],
+    )
+    file = resp["file"]
+    assert (file["mimetype"], file["filetype"]) == ("image/png", "png")
+    assert (file["original_w"], file["original_h"]) == (1000, 460)
+    assert file["alt_txt"] == "Timeline of checkout: 2 changes"
+    assert emu.thread("C0BOTS001", parent["ts"])[1]["files"][0]["id"] == file["id"]
+    with pytest.raises(SlackApiError, match="alt_txt_too_large"):  # the documented limit: 1000 characters
+        client.files_upload_v2(channel="C0BOTS001", content=_png(1, 1), filename="x.png", alt_txt="x" * 1001)
+    client.files_upload_v2(channel="C0BOTS001", content=_png(1, 1), filename="y.png", alt_txt="y" * 1000)
+    assert client.files_upload_v2(channel="C0BOTS001", content="plain", filename="z.txt")["file"]["mimetype"] == (
+        "text/plain"
+    )
+
+
 def test_rate_limit_429_retried_by_handler(emu: SlackEmulator) -> None:
     emu.rate_limit("chat.postMessage", retry_after=0, times=1)
     plain = WebClient(token=emu.bot_token, base_url=emu.api_url)

@@ -40,7 +40,7 @@ from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS
 from bot.kube.selectors import selector_matches, template_labels
 from bot.kube.watching import WatchedKind
-from bot.model import Category, Change, ChangeKind, Diagnosis, KubeObject, ObjectRef
+from bot.model import Category, Change, ChangeKind, CulpritChange, Diagnosis, KubeObject, ObjectRef, Picture, parse_time
 from bot.permissions.policy import Policy
 from bot.redaction import DEFAULT, Redactor
 from bot.store.alerts import AlertRecord, AlertStore
@@ -48,6 +48,7 @@ from bot.store.events import WarningEvent
 from bot.store.inbox import AlertInbox, InboxRow, ReceivedAlert
 from bot.store.outbox import Outbox
 from bot.text import duration_text
+from bot.timeline.building import AlertMark, build_timeline, describe_in_words, redacted, title_of
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class AlertSettings:
     """Alertmanager labels naming a workload of a kind, beside the built-in ones (external.named_by)."""
     intake_every: float = 0.5
     """How often the Alertmanager inbox is read."""
+    timeline_window: timedelta = timedelta(hours=6)
+    """How far back the timeline picture in each alert's thread goes."""
 
 
 class AlertEngine:
@@ -324,6 +327,22 @@ class AlertEngine:
             if where.channel:
                 text, blocks = self.messages.alert(details)
                 self.outbox.enqueue(db, alert_id=alert_id, op="post", channel=where.channel, text=text, blocks=blocks)
+                picture = self._timeline_picture(key.workload, evaluation, details)
+                if picture is not None:  # the timeline, into the alert's thread once the alert is posted
+                    self.outbox.enqueue(
+                        db,
+                        alert_id=alert_id,
+                        op="picture",
+                        channel=where.channel,
+                        text=picture.alt_text,
+                        blocks=[],
+                        payload={
+                            "kind": picture.kind,
+                            "data": picture.data,
+                            "filename": picture.filename,
+                            "title": picture.title,
+                        },
+                    )
         if where.channel:
             log.info("alerting: alert %d %s → %s (%s)", alert_id, key, where.channel, where.reason)
         else:
@@ -488,6 +507,43 @@ class AlertEngine:
             "notes": [],
             "detected": True,
         }
+
+    def _timeline_picture(
+        self, workload: ObjectRef, evaluation: detection.Evaluation, details: dict[str, Any]
+    ) -> Picture | None:
+        """The workload's timeline over the last `timeline_window` up to now (what the index holds of
+        its pods and Warning events, its recorded changes, its alerts), the culprit highlighted."""
+        try:
+            end = self.clock()
+            start = end - self.settings.timeline_window
+            refs = [workload, *(ObjectRef.of(o) for o in evaluation.objects.get("Job", ()))]
+            alerts = [
+                AlertMark(r.title, r.fired_at, r.resolved_at, str(r.category))
+                for r in self.store.since(start, namespace=workload.namespace)
+                if r.workload == workload
+            ]
+            timeline = build_timeline(
+                cluster=self.settings.cluster_name,
+                target=workload,
+                start=start,
+                end=end,
+                changes=self.recorder.changes.changes_for(refs, start),
+                pods=evaluation.objects.get("Pod", ()),
+                events=evaluation.objects.get("Event", ()),
+                alerts=[*alerts, AlertMark(str(details["what"]), end)],
+                culprit=_culprit(details.get("culprit")),
+            )
+        except Exception:  # the picture is an extra: the alert goes out without it
+            log.exception("alerting: the timeline of %s could not be built", workload)
+            return None
+        timeline = redacted(timeline, self.redactor.text)
+        return Picture(
+            kind="timeline",
+            data=timeline.to_json(),
+            alt_text=describe_in_words(timeline),
+            filename=f"timeline-{workload.namespace or 'cluster'}-{workload.name}",
+            title=title_of(timeline),
+        )
 
     def _history(self, ref: ObjectRef, since: datetime) -> Sequence[Change]:
         """The workload's changes, and the external change events about its namespace."""
@@ -784,3 +840,19 @@ def _kept(details: dict[str, Any]) -> dict[str, Any]:
     """What an alert row from Alertmanager keeps when the bot's own detection joins it."""
     keep = ("external", "source", "why", "suggestion", "notes", "since")
     return {k: details[k] for k in keep if k in details}
+
+
+def _culprit(data: Any) -> CulpritChange | None:
+    """The culprit of an alert's details (its JSON form) as the timeline marks it."""
+    if not isinstance(data, dict) or not isinstance(data.get("ref"), dict):
+        return None
+    ref = data["ref"]
+    return CulpritChange(
+        ref=ObjectRef(str(ref.get("kind")), ref.get("namespace"), str(ref.get("name"))),
+        at=parse_time(data.get("at")),
+        actor=data.get("actor"),
+        revision=data.get("revision"),
+        path=str(data.get("path")),
+        before=data.get("before"),
+        after=data.get("after"),
+    )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from bot.errors import SlackUnavailable
+from bot.model import Picture
 from bot.store.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,15 @@ class AlertPoster(Protocol):
     ) -> str | None:
         """The ts of a message in the channel (or thread) whose metadata carries `dedupe_key`."""
 
+    def warm_up(self) -> None:
+        """Prepare what pictures need (called once when the sender starts; must not block)."""
+
+    def upload_picture(self, channel: str, *, thread_ts: str, picture: Picture) -> bool:
+        """Draw `picture` and upload it into the thread; False (logged) when it could not be drawn."""
+
+    def has_file(self, channel: str, *, thread_ts: str, filename: str) -> bool:
+        """Whether the thread already holds a file of this name (a picture row in doubt)."""
+
 
 class OutboxSender:
     def __init__(
@@ -94,6 +104,7 @@ class OutboxSender:
         self.failures = 0
 
     def run(self, stop: threading.Event) -> None:
+        self.poster.warm_up()
         recovered = self.outbox.recover()
         if recovered:
             log.warning(
@@ -144,6 +155,9 @@ class OutboxSender:
             self.on_sent(row, ts)
 
     def _deliver(self, row: OutboxRow) -> str | None:
+        if row.op == "picture":
+            self._picture(row)
+            return None
         if row.op == "update":
             assert row.alert_ts is not None
             self.poster.update(row.channel, row.alert_ts, text=row.text, blocks=row.blocks)
@@ -156,6 +170,30 @@ class OutboxSender:
                 return found
         metadata = {"event_type": EVENT_TYPE, "event_payload": {"dedupe": row.dedupe_key, "alert": row.alert_id}}
         return self.poster.post(row.channel, text=row.text, blocks=row.blocks, thread_ts=thread, metadata=metadata)
+
+    def _picture(self, row: OutboxRow) -> None:
+        """The alert's picture into its thread. Its file name carries the row's dedupe key, so a row in
+        doubt is looked for in the thread before it is uploaded again."""
+        assert row.alert_ts is not None
+        payload = row.payload or {}
+        filename = f"{payload.get('filename') or 'picture'}-{row.dedupe_key[:12]}.png"
+        if row.in_doubt:
+            try:
+                if self.poster.has_file(row.channel, thread_ts=row.alert_ts, filename=filename):
+                    log.info("outbox: picture row %d was already uploaded; not uploading it again", row.id)
+                    return
+            except SlackUnavailable as e:
+                if e.code not in CANNOT_LOOK:
+                    raise LookupFailed(f"checking {row.channel} for an earlier upload failed: {e}") from e
+        picture = Picture(
+            kind=str(payload.get("kind") or ""),
+            data=dict(payload.get("data") or {}),
+            alt_text=row.text,
+            filename=filename,
+            title=str(payload.get("title") or filename),
+        )
+        if not self.poster.upload_picture(row.channel, thread_ts=row.alert_ts, picture=picture):
+            log.error("outbox: the picture of alert %d could not be drawn; the alert stands without it", row.alert_id)
 
     def _already_posted(self, row: OutboxRow, *, thread_ts: str | None) -> str | None:
         """The ts of a message carrying this row's dedupe key, if Slack has one (raises if we can't tell)."""

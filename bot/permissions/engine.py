@@ -92,7 +92,7 @@ def needs_for(verb: str, kind: Kind | None) -> tuple[Need, ...]:
         kind = kind or KINDS["Deployment"]
         return (Need("get", kind), Need("patch", kind))
     named = (Need("get", kind),) if kind is not None else ()
-    if verb in ("why", "status"):
+    if verb in ("why", "status", "timeline"):
         return (*named, Need("list", pods, named=False), Need("list", events, named=False))
     if verb == "describe":
         return (*named, Need("list", events, named=False)) if named else (Need("list", pods, named=False),)

@@ -10,6 +10,8 @@ outbox's way out: it posts what `BlockKitAlerts` rendered, as a `Message`, throu
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -23,12 +25,16 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.model import KUBERNETES, Button
+from bot.model import KUBERNETES, Button, Picture
 from bot.slack.blocks import FALLBACK_TEXT, HEADER_TEXT, SECTION_TEXT, button_elements
 from bot.slack.buttons import ButtonValues
 from bot.slack.client import Poster
 from bot.slack.escaping import clip_escaped, code, escape_mrkdwn, fit_mrkdwn, fit_plain
 from bot.slack.message import Message
+from bot.slack.pictures import picture_file
+from bot.timeline.pictures import preload
+
+log = logging.getLogger(__name__)
 
 MAX_EVIDENCE = 6
 VALUE_CHARS = 120
@@ -290,3 +296,20 @@ class SlackAlertPoster:
         return self.poster.find_posted(
             channel, event_type=event_type, dedupe_key=dedupe_key, thread_ts=thread_ts, oldest=oldest
         )
+
+    def warm_up(self) -> None:
+        """Load the drawing code in the background: the first alert's picture need not wait for it."""
+        threading.Thread(target=preload, name="picture-preload", daemon=True).start()
+
+    def upload_picture(self, channel: str, *, thread_ts: str, picture: Picture) -> bool:
+        """Draw the picture (title and alt text escaped) and upload it into the alert's thread."""
+        try:
+            file = picture_file(picture)
+        except Exception:  # a picture is an extra: the alert and its thread stand without it
+            log.exception("drawing the %s picture for %s failed", picture.kind, channel)
+            return False
+        self.poster.upload(channel, file, thread_ts=thread_ts)
+        return True
+
+    def has_file(self, channel: str, *, thread_ts: str, filename: str) -> bool:
+        return self.poster.find_file(channel, thread_ts=thread_ts, filename=filename)

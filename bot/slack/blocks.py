@@ -11,6 +11,7 @@ expired button) are rendered here too: nothing reaches Slack as a free string.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,9 @@ from bot.slack.escaping import (
     mention,
 )
 from bot.slack.message import Message, SlackFile
+from bot.slack.pictures import picture_file
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ACTION_CANCEL",
@@ -140,6 +144,7 @@ def render_answer(answer: Answer, *, cluster_name: str | None = None, buttons: B
     sections, left_out = _sections(lines, budget=MAX_BLOCKS - len(blocks) - reserve)
     blocks += sections
     files = tuple(SlackFile.of(name, content) for name, content in answer.attachments)
+    files += _picture_files(answer)
     if left_out:
         where = " (full output attached as a file)" if files else ""
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"…{left_out} more lines{where}")]))
@@ -162,6 +167,18 @@ def render_answer(answer: Answer, *, cluster_name: str | None = None, buttons: B
         files=files,
         private=answer.private,
     )
+
+
+def _picture_files(answer: Answer) -> tuple[SlackFile, ...]:
+    """The answer's pictures as image files; one that cannot be drawn is logged and left out (the
+    answer's lines say the same in words)."""
+    files: list[SlackFile] = []
+    for picture in answer.pictures:
+        try:
+            files.append(picture_file(picture))
+        except Exception:  # a picture is an extra: the answer still goes out
+            log.exception("drawing the %s picture of a %s answer failed", picture.kind, answer.verb)
+    return tuple(files)
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,19 @@ class Poster:
     def upload(self, channel: str, file: SlackFile, *, thread_ts: str | None = None) -> None:
         self._call("files.upload_v2", channel, lambda: upload_file(self.client, channel, file, thread_ts=thread_ts))
 
+    def find_file(self, channel: str, *, thread_ts: str, filename: str) -> bool:
+        """Whether a message of the thread carries a file named `filename` (needs the history scopes)."""
+        response = self._call(
+            "conversations.replies",
+            channel,
+            lambda: self.client.conversations_replies(channel=channel, ts=thread_ts, limit=200),
+        )
+        return any(
+            (file or {}).get("name") == filename
+            for message in list(response.get("messages") or [])
+            for file in message.get("files") or []
+        )
+
     def find_posted(
         self, channel: str, *, event_type: str, dedupe_key: str, thread_ts: str | None, oldest: float | None
     ) -> str | None:
@@ -195,7 +208,12 @@ class Poster:
 
 
 def upload_file(client: WebClient, channel: str, file: SlackFile, *, thread_ts: str | None = None) -> Any:
-    """files upload v2 of a rendered `SlackFile` (safe name, escaped title); no free-text comment."""
+    """files upload v2 of a rendered `SlackFile` (safe name, escaped title and alt text); no free-text comment."""
     return client.files_upload_v2(
-        channel=channel, filename=file.filename, content=file.content, title=file.title, thread_ts=thread_ts
+        channel=channel,
+        filename=file.filename,
+        content=file.content,
+        title=file.title,
+        alt_txt=file.alt_text,
+        thread_ts=thread_ts,
     )

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 FILE_TITLE = 250
 FILENAME_CHARS = 100
+ALT_TEXT = 1000
+"""Slack refuses an image's alt text over 1000 characters (`alt_txt_too_large`)."""
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 RENDERED_KEYS = frozenset({"text", "title", "initial_comment", "alt_text", "placeholder"})
 """Keys whose string values Slack shows as text (a button's `value` is not shown)."""
@@ -27,16 +29,32 @@ RENDERED_KEYS = frozenset({"text", "title", "initial_comment", "alt_text", "plac
 
 @dataclass(frozen=True, slots=True)
 class SlackFile:
-    """A file to upload beside a message: a safe file name, an escaped title, the content."""
+    """A file to upload beside a message: a safe file name, an escaped title, the content, and for an
+    image the escaped words that say what it shows (its alt text)."""
 
     filename: str
     title: str
-    content: str
+    content: str | bytes
+    alt_text: str | None = None
 
     @classmethod
     def of(cls, filename: str, content: str) -> SlackFile:
-        safe = _UNSAFE_FILENAME.sub("_", filename).strip("._")[:FILENAME_CHARS] or "output.txt"
-        return cls(filename=safe, title=fit_plain(filename, FILE_TITLE), content=content)
+        return cls(
+            filename=safe_filename(filename, "output.txt"), title=fit_plain(filename, FILE_TITLE), content=content
+        )
+
+    @classmethod
+    def image(cls, filename: str, content: bytes, *, title: str, alt_text: str) -> SlackFile:
+        return cls(
+            filename=safe_filename(filename, "picture.png"),
+            title=fit_plain(title, FILE_TITLE),
+            content=content,
+            alt_text=fit_plain(alt_text, ALT_TEXT),
+        )
+
+
+def safe_filename(filename: str, default: str) -> str:
+    return _UNSAFE_FILENAME.sub("_", filename).strip("._")[:FILENAME_CHARS] or default
 
 
 @dataclass(frozen=True)

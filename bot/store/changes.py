@@ -260,6 +260,11 @@ class ChangeStore:
         rows = self.database.db.execute(sql, [*params, limit]).fetchall()
         return [_change_from_row(row) for row in rows]
 
+    def get(self, change_id: int) -> Change | None:
+        """One recorded change by its id (`changes --id N`)."""
+        row = self.database.db.execute("SELECT * FROM changes WHERE id = ?", [change_id]).fetchone()
+        return _change_from_row(row) if row else None
+
     def changes_for(self, refs: Sequence[ObjectRef], since: datetime) -> list[Change]:
         """The recorded changes of these objects since `since`, newest first (what diagnosis and alerts read).
 

@@ -24,7 +24,8 @@ import sqlite_utils
 from bot.clock import Clock, utcnow
 from bot.store.database import Database
 
-OPS = ("post", "reply", "update")
+OPS = ("post", "reply", "update", "picture")
+"""`picture`: an image uploaded into the alert's thread (the timeline); `payload` says what to draw."""
 
 
 def _create_tables(db: sqlite_utils.Database) -> None:
@@ -51,7 +52,12 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX outbox_alert ON outbox (alert_id, id)")
 
 
-MIGRATIONS = [_create_tables]
+def _add_payload(db: sqlite_utils.Database) -> None:
+    """What a `picture` row draws (its kind, plain data, file name and title); its alt text is `text`."""
+    db.execute("ALTER TABLE outbox ADD COLUMN payload TEXT")
+
+
+MIGRATIONS = [_create_tables, _add_payload]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +73,9 @@ class OutboxRow:
     in_doubt: bool
     claimed_at: float | None
     alert_ts: str | None
-    """The alert message's ts (the thread of a `reply`, the message of an `update`)."""
+    """The alert message's ts (the thread of a `reply` or a `picture`, the message of an `update`)."""
+    payload: dict[str, Any] | None = None
+    """A `picture` row's drawing: {"kind", "data", "filename", "title"}."""
 
 
 class Outbox:
@@ -88,15 +96,26 @@ class Outbox:
         channel: str,
         text: str,
         blocks: list[dict[str, Any]],
+        payload: dict[str, Any] | None = None,
     ) -> int:
         """Add a message inside the caller's transaction (with the alert row it belongs to)."""
         if op not in OPS:
             raise ValueError(f"unknown outbox op {op!r}")
         now = self._now()
         cursor = db.execute(
-            "INSERT INTO outbox (alert_id, op, channel, text, blocks, dedupe_key, next_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [alert_id, op, channel, text, json.dumps(blocks), uuid.uuid4().hex, now, now],
+            "INSERT INTO outbox (alert_id, op, channel, text, blocks, dedupe_key, next_at, created_at, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                alert_id,
+                op,
+                channel,
+                text,
+                json.dumps(blocks),
+                uuid.uuid4().hex,
+                now,
+                now,
+                json.dumps(payload) if payload is not None else None,
+            ],
         )
         return int(cursor.lastrowid or 0)
 
@@ -107,17 +126,18 @@ class Outbox:
             return int(cursor.rowcount or 0)
 
     def claim(self) -> OutboxRow | None:
-        """Take the next due row, in order per alert: a reply/update waits for its alert's post."""
+        """Take the next due row, in order per alert: a reply/update waits for its alert's post. Pictures
+        go last: drawing one takes a moment, and no alert, update or reply waits behind it."""
         now = self._now()
         with self.database.transaction() as db:
             rows = db.execute(
                 "SELECT o.id, o.alert_id, o.op, o.channel, o.text, o.blocks, o.dedupe_key, o.attempts, o.state, "
-                "o.claimed_at, a.ts FROM outbox o JOIN alerts a ON a.id = o.alert_id "
-                "WHERE o.state IN ('pending', 'doubt') AND o.next_at <= ? ORDER BY o.id LIMIT 50",
+                "o.claimed_at, a.ts, o.payload FROM outbox o JOIN alerts a ON a.id = o.alert_id "
+                "WHERE o.state IN ('pending', 'doubt') AND o.next_at <= ? ORDER BY o.op = 'picture', o.id LIMIT 50",
                 [now],
             ).fetchall()
             for row in rows:
-                (row_id, alert_id, op, channel, text, blocks, key, attempts, state, claimed_at, alert_ts) = row
+                (row_id, alert_id, op, channel, text, blocks, key, attempts, state, claimed_at, alert_ts, payload) = row
                 if self._blocked(db, row_id=row_id, alert_id=alert_id):
                     continue
                 if op == "update" and self._superseded(db, row_id=row_id, alert_id=alert_id):
@@ -141,15 +161,17 @@ class Outbox:
                     state == "doubt",
                     claimed_at,
                     alert_ts,
+                    json.loads(payload) if payload else None,
                 )
         return None
 
     @staticmethod
     def _blocked(db: sqlite_utils.Database, *, row_id: int, alert_id: int) -> bool:
-        """An earlier unsent row of the same alert goes first (the post before its replies)."""
+        """An earlier unsent row of the same alert goes first (the post before its replies); a picture
+        holds nothing back (its drawing must not delay the alert's updates and replies)."""
         row = db.execute(
             "SELECT 1 FROM outbox WHERE alert_id = ? AND id < ? AND state IN ('pending', 'doubt', 'sending') "
-            "AND op != 'update' LIMIT 1",
+            "AND op NOT IN ('update', 'picture') LIMIT 1",
             [alert_id, row_id],
         ).fetchone()
         return row is not None

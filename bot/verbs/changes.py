@@ -25,6 +25,7 @@ from bot.kube.kinds import KINDS, kind_named
 from bot.model import Answer, Change, Command, Decision, ObjectRef
 from bot.permissions.reading import ReadAccess
 from bot.text import clip
+from bot.verbs.history import change_in_full
 
 if TYPE_CHECKING:  # annotations only
     from bot.store.changes import ChangeStore
@@ -38,11 +39,17 @@ VALUE_CHARS = 80
 SPEC = VerbSpec(
     name="changes",
     summary="what changed recently (newest first), who changed it, before → after",
-    usage="changes [target] [-n namespace] [--since 2h]",
-    examples=("changes -n shop", "changes checkout -n shop --since 2h", "changes deploy/checkout --since 7d"),
+    usage="changes [target] [-n namespace] [--since 2h] [--id N]",
+    examples=(
+        "changes -n shop",
+        "changes checkout -n shop --since 2h",
+        "changes deploy/checkout --since 7d",
+        "changes --id 42 -n shop",
+    ),
     flags=(
         NAMESPACE_FLAG,
         FlagSpec("since", "duration", f"how far back (default {DEFAULT_SINCE})"),
+        FlagSpec("id", "int", "show one change in full: every field, before → after", minimum=1),
     ),
     target="optional",
 )
@@ -51,6 +58,10 @@ SPEC = VerbSpec(
 @verb(SPEC)
 def changes_verb(ctx: VerbContext, command: Command) -> Answer:
     store = ctx.services.changes
+    if command.flag("id") is not None:
+        if command.target:
+            raise UsageError("`--id` names one change: leave out the target.", usage=SPEC.usage)
+        return change_in_full(ctx, int(command.flag("id")), ctx.acted_namespace(command))
     since_text = str(command.flag("since", DEFAULT_SINCE))
     window = timedelta(seconds=duration_seconds(since_text))
     if window.total_seconds() <= 0:

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.commands.context import VerbContext
 from bot.commands.registry import verb
-from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
+from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.diagnosis.analyzers.pod import describe_probe
 from bot.diagnosis.events import summarize
 from bot.diagnosis.exit_codes import explain_exit_code
@@ -23,8 +23,10 @@ from bot.kube.revisions import REVISION_ANNOTATION
 from bot.kube.snapshot import VALUE_FREE_KINDS, strip_values
 from bot.model import Answer, Command, KubeObject, ObjectRef
 from bot.redaction import DEFAULT, Redactor
+from bot.verbs.history import describe_at
 
 MAX_EVENTS = 8
+USAGE = "describe <kind/name> [-n namespace] [--at 2h|<RFC 3339 time>]"
 KEYS_ONLY = frozenset({"Secret", "ConfigMap"})
 """Kinds described by their type and key names only (`Keys: password` must not read as a secret)."""
 
@@ -33,9 +35,17 @@ KEYS_ONLY = frozenset({"Secret", "ConfigMap"})
     VerbSpec(
         name="describe",
         summary="an object's state, conditions and events (the useful half of kubectl describe)",
-        usage="describe <kind/name> [-n namespace]",
-        examples=("describe deploy/checkout -n shop", "describe pod/checkout-7d9f-abcde", "describe node/kwok-node-0"),
-        flags=(NAMESPACE_FLAG,),
+        usage=USAGE,
+        examples=(
+            "describe deploy/checkout -n shop",
+            "describe pod/checkout-7d9f-abcde",
+            "describe node/kwok-node-0",
+            "describe deploy/checkout -n shop --at 2h",
+        ),
+        flags=(
+            NAMESPACE_FLAG,
+            FlagSpec("at", "str", "as it was then (2h ago, or an RFC 3339 time), rebuilt from the recorded changes"),
+        ),
         target="required",
     )
 )
@@ -45,6 +55,8 @@ def describe_verb(ctx: VerbContext, command: Command) -> Answer:
         raise UsageError("Say which kind: `describe deploy/checkout`, `describe pod/<name>`, `describe svc/<name>`.")
     kind = KINDS[kind_name]
     namespace = ctx.namespace_for(command) if kind.namespaced else None
+    if command.flag("at") is not None:  # going back in time: from the change history, not the API
+        return describe_at(ctx, ObjectRef(kind_name, namespace, name), str(command.flag("at")), usage=USAGE)
     obj = ctx.kube.get(kind.path(namespace, name))
     obj["kind"] = kind_name
     if kind_name in VALUE_FREE_KINDS:

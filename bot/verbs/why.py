@@ -63,6 +63,8 @@ def buttons_for(diagnosis: Diagnosis) -> tuple[Button, ...]:
             buttons.append(Button(label, command, style="danger" if verb == "rollback" else None))
     if target.kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"):
         buttons.append(Button("Logs", f"logs {target.kind.lower()}/{target.name} {where}".strip()))
+    # the same story as a picture: changes, restarts, warnings and alerts, the culprit highlighted
+    buttons.append(Button("Timeline", f"timeline {target.kind.lower()}/{target.name} {where}".strip()))
     return tuple(buttons)
 
 
