@@ -272,5 +272,6 @@ def test_ask_help_prints_the_same_help_as_slack(emu: SlackEmulator, db: str, tmp
     assert terminal.returncode == 0, terminal.stderr
     lines = [line for line in terminal.stdout.splitlines() if line.strip()]
     assert len(lines) > 3
+    shown = slack.replace("\u200b", "")  # the blocks' markers are disarmed; the fallback text may be clipped
     for line in lines:
-        assert line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in slack
+        assert line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in shown
