@@ -60,6 +60,7 @@ class Category(StrEnum):
     QUOTA_EXCEEDED = "quota_exceeded"
     PROBE_FAILURE = "probe_failure"
     ROLLOUT_STUCK = "rollout_stuck"
+    ROLLOUT_IN_PROGRESS = "rollout_in_progress"
     SCALED_TO_ZERO = "scaled_to_zero"
     NO_ENDPOINTS = "no_endpoints"
     NODE_NOT_READY = "node_not_ready"

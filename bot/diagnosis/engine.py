@@ -22,6 +22,7 @@ from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.diagnosis.culprits import Evidence, culprit, selector_change
 from bot.diagnosis.events import summarize
 from bot.diagnosis.references import references
+from bot.diagnosis.rollout import Rollout, leaving, rollout_of, takes_over
 from bot.diagnosis.suggestions import Situation, suggest
 from bot.kube.client import KubeClient
 from bot.kube.owners import pods_of
@@ -29,7 +30,18 @@ from bot.kube.resolving import Resolution, resolve
 from bot.kube.revisions import revision_change, scale_change
 from bot.kube.selectors import pod_ready, selected_pods
 from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, read_pod_log
-from bot.model import Category, Cause, Change, Diagnosis, Finding, KubeObject, ObjectRef, Severity
+from bot.model import (
+    Category,
+    Cause,
+    Change,
+    ChangeKind,
+    Diagnosis,
+    Finding,
+    KubeObject,
+    ObjectRef,
+    Severity,
+    Suggestion,
+)
 from bot.redaction import DEFAULT, Redactor
 from bot.text import brief
 
@@ -158,12 +170,34 @@ def explain(
     scope = scope_of(snapshot, resolution)
     findings, errors = run_analyzers(scope.objects, snapshot, analyzers=analyzers)
     errors = list(snapshot.errors) + errors
+    # Failing pods of revisions on their way out are the failure being fixed, not today's cause.
+    rollout = rollout_of(scope.workload, snapshot, findings) if scope.workload is not None else None
+    going = {id(f) for f in leaving(rollout, findings)}
+    current = [f for f in findings if id(f) not in going]
+    avoid = frozenset(o.revision.number for o in rollout.failed) if rollout else frozenset()
+
+    def change_evidence() -> Evidence:
+        return _change_evidence(
+            snapshot,
+            resolution,
+            scope,
+            history=history,
+            now=now,
+            window=window,
+            errors=errors,
+            redactor=redactor,
+            avoid=avoid,
+        )
+
+    if rollout is not None and going and takes_over(rollout, current):
+        return _recovering(
+            resolution.ref, rollout, findings=findings, evidence=change_evidence(), errors=errors, redactor=redactor
+        )
+    findings = current
     problems = [f for f in findings if f.severity != Severity.INFO]
     if not problems:
         return _healthy(resolution.ref, scope, findings, errors, redactor)
-    evidence = _change_evidence(
-        snapshot, resolution, scope, history=history, now=now, window=window, errors=errors, redactor=redactor
-    )
+    evidence = change_evidence()
     causes = _rank(
         [
             _cause(
@@ -222,6 +256,86 @@ def _healthy(ref: ObjectRef, scope: Scope, findings: list[Finding], errors: list
     return Diagnosis(ref, True, title + ".", (cause,), tuple(findings), tuple(errors))
 
 
+def _recovering(
+    ref: ObjectRef,
+    rollout: Rollout,
+    *,
+    findings: list[Finding],
+    evidence: Evidence,
+    errors: list[str],
+    redactor: Redactor,
+) -> Diagnosis:
+    """A rollback or fix under way: say where it stands, what is left of the failure, what to watch.
+    Nothing is blamed and nothing is rolled back: the change under way is the fix."""
+    current = rollout.current
+    images = ", ".join(current.images)
+    if rollout.rollback_of:
+        back = rollout.rollback_of[-1]
+        what = f"the rollback to revision {back}'s template (now revision {current.number}, image {images})"
+    else:
+        what = f"revision {current.number} (image {images})"
+    state = (
+        f"{what} serves {current.ready} of {rollout.desired} pods"
+        if rollout.done
+        else f"{what} is rolling out: {current.ready} of {rollout.desired} pods ready so far"
+    )
+    left = []
+    lines = [f"revision {current.number} (current): {current.ready} of {rollout.desired} pods ready"]
+    for out in rollout.failed:
+        reasons = sorted({f.reason for f in out.failing})
+        image = ", ".join(out.revision.images)
+        pods = len(out.pods)
+        how = "still terminating" if len(out.terminating) == pods else "being replaced"
+        left.append(
+            f"failed revision {out.revision.number} (image {image}, {', '.join(reasons)}) has "
+            f"{pods} pod{'s' if pods != 1 else ''} {how}"
+        )
+        messages = sorted({f.message for f in out.failing})
+        lines.append(f"revision {out.revision.number} (going away): {'; '.join(messages)}")
+        lines += [line for f in out.failing for line in f.evidence][:3]
+    under_way = _change_under_way(evidence, rollout)
+    if under_way:
+        lines.append(under_way)
+    title = state[:1].upper() + state[1:] + "; " + "; ".join(left)
+    first = next((o for o in rollout.failed), None)
+    watch_pods = ", ".join((first.terminating or first.pods)[:3]) if first else ""
+    if rollout.done:
+        text = (
+            f"Nothing to undo: the failing revision is already replaced. Watch its pod(s) ({watch_pods}) "
+            f"finish shutting down and revision {current.number} stay ready; if they linger for minutes, "
+            "look at what holds them (finalizers, a long termination grace period)."
+        )
+        pod = (first.terminating or first.pods)[0] if first else None
+        command = f"/k8s describe pod/{pod} -n {ref.namespace}" if pod and ref.namespace else None
+    else:
+        text = (
+            f"Nothing to undo yet: watch revision {current.number}'s pods become ready; "
+            f"ask again in a minute, and if they fail, `why` names the cause in the new revision."
+        )
+        command = f"/k8s why {ref.kind.lower()}/{ref.name} -n {ref.namespace}" if ref.namespace else None
+    cause = Cause(
+        Category.ROLLOUT_IN_PROGRESS,
+        0.9,
+        redactor.text(title),
+        tuple(redactor.text(line) for line in lines),
+        None,
+        Suggestion(text=redactor.text(text), command=command),
+    )
+    verb = "is recovering" if rollout.done else "is rolling out a fix"
+    summary = f"{ref.kind} {ref.name} {verb}: {cause.title[:1].lower() + cause.title[1:]}."
+    return Diagnosis(ref, False, summary, (cause,), tuple(findings), tuple(errors))
+
+
+def _change_under_way(evidence: Evidence, rollout: Rollout) -> str | None:
+    """The recorded change that started the current revision, said as the fix (never blamed)."""
+    changes = [c for c in evidence.history if c.ref == rollout.deployment and c.kind != ChangeKind.SCALE]
+    if not changes:
+        return None
+    change = max(changes, key=lambda c: c.at)
+    who = f" by {change.actor}" if change.actor else ""
+    return f"change under way: {change.summary} ({change.at:%Y-%m-%d %H:%M} UTC{who})"
+
+
 def _by_category(findings: list[Finding]) -> dict[Category, list[Finding]]:
     groups: dict[Category, list[Finding]] = {}
     for finding in findings:
@@ -239,6 +353,7 @@ def _change_evidence(
     window: timedelta,
     errors: list[str],
     redactor: Redactor,
+    avoid: frozenset[int] = frozenset(),
 ) -> Evidence:
     workload = scope.workload
     changes: list[Change] = []
@@ -265,7 +380,7 @@ def _change_evidence(
         return Evidence(workload=ref, history=changes, selector=selector)
     return Evidence(
         workload=ref,
-        revision=revision_change(workload, snapshot, redactor=redactor),
+        revision=revision_change(workload, snapshot, redactor=redactor, avoid=avoid),
         scale=scale_change(workload, snapshot),
         history=changes,
         current_replicas=int((workload.get("spec") or {}).get("replicas", 1)),
