@@ -85,9 +85,15 @@ class FieldChange:
     path: str
     before: Any
     after: Any
+    label: str | None = field(default=None, compare=False)
+    """The field in a person's words (`env var DB_URL of container app`), when known. Derived from the
+    path, so not part of equality."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "before": self.before, "after": self.after}
+        data = {"path": self.path, "before": self.before, "after": self.after}
+        if self.label:
+            data["label"] = self.label
+        return data
 
 
 class ChangeKind(StrEnum):
@@ -189,6 +195,9 @@ class CulpritChange:
     path: str
     before: Any
     after: Any
+    what: str | None = None
+    """The changed thing in a person's words: `env var DB_URL of container app`, `key LOG_LEVEL of
+    ConfigMap settings`. `path` stays the exact field for tools."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -197,6 +206,7 @@ class CulpritChange:
             "actor": self.actor,
             "revision": self.revision,
             "path": self.path,
+            "what": self.what or self.path,
             "before": self.before,
             "after": self.after,
         }

@@ -80,7 +80,7 @@ def shown_text(message: dict[str, Any]) -> str:
                 parts.append(str(element.get("text")))
             if element.get("value"):
                 parts.append(str(element["value"]))
-    return "\n".join(parts)
+    return "\n".join(parts).replace("\u200b", "")  # the renderer's zero-width guards around backticks
 
 
 @contextmanager

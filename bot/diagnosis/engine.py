@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.diagnosis.analyzers import AnalyzerRegistry
-from bot.diagnosis.culprits import Evidence, culprit, selector_change
+from bot.diagnosis.culprits import Evidence, change_phrase, culprit, selector_change
 from bot.diagnosis.events import summarize
 from bot.diagnosis.references import references
 from bot.diagnosis.rollout import Rollout, leaving, rollout_of, takes_over
@@ -43,7 +43,6 @@ from bot.model import (
     Suggestion,
 )
 from bot.redaction import DEFAULT, Redactor
-from bot.text import brief
 
 log = logging.getLogger(__name__)
 
@@ -529,7 +528,5 @@ def _summary(ref: ObjectRef, top: Cause) -> str:
     if change is not None:
         when = f" at {change.at:%Y-%m-%d %H:%M} UTC" if change.at else ""
         who = f" by {change.actor}" if change.actor else ""
-        sentence += (
-            f", after {change.path} changed from {brief(change.before, 60)} to {brief(change.after, 60)}{when}{who}"
-        )
+        sentence += f", after {change_phrase(change)}{when}{who}"
     return sentence + "."

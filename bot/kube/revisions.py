@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.kube.fields import field_changes
@@ -201,6 +201,18 @@ def _clean(template: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+BIRTH = timedelta(seconds=30)
+
+
+def _born_at(snapshot: Snapshot, replicaset: str, seen: datetime | None) -> bool:
+    """True when the ReplicaSet was created right when this scaling was seen: its birth."""
+    rs = snapshot.named("ReplicaSet", replicaset)
+    created = parse_time(((rs or {}).get("metadata") or {}).get("creationTimestamp"))
+    if rs is None or created is None or seen is None:
+        return False
+    return abs(seen - created) <= BIRTH
+
+
 @dataclass(frozen=True, slots=True)
 class ScaleChange:
     before: int
@@ -223,8 +235,11 @@ def scale_change(deployment: KubeObject, snapshot: Snapshot) -> ScaleChange | No
             or (event.get("metadata") or {}).get("creationTimestamp")
             or ""
         )
+        before = int(match.group(3))
+        if before == 0 and _born_at(snapshot, match.group(1), parse_time(seen)):
+            continue  # a ReplicaSet's first pods (the Deployment's creation or a rollout): not a scale
         if latest is None or seen >= latest[0]:
-            latest = (seen, int(match.group(3)), int(match.group(4)))
+            latest = (seen, before, int(match.group(4)))
     if latest is None:
         return None
     actor, written_at = replicas_writer(deployment)

@@ -7,6 +7,7 @@ import logging
 from bot.commands.context import VerbContext
 from bot.commands.registry import verb
 from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
+from bot.diagnosis.culprits import change_phrase
 from bot.diagnosis.engine import diagnose
 from bot.model import Answer, Button, Cause, Command, Diagnosis
 
@@ -95,9 +96,7 @@ def _cause_lines(number: int, cause: Cause) -> list[str]:
             )
             if part
         )
-        lines.append(
-            f"   Changed: {change.path}: {change.before!r} → {change.after!r}" + (f" ({detail})" if detail else "")
-        )
+        lines.append(f"   Changed: {change_phrase(change, 120)}" + (f" ({detail})" if detail else ""))
     if cause.suggestion is not None:
         lines.append(f"   Next: {cause.suggestion.text}")
         if cause.suggestion.command:
