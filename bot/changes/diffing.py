@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.kube.fields import Difference, Item, Path, differences_between, render_path
+from bot.kube.fields import Difference, Item, Path, differences_between, field_name, render_path, show_value
 from bot.kube.revisions import REVISION_ANNOTATION, TEMPLATE_HASH_LABEL
 from bot.model import Change, ChangeKind, FieldChange, KubeObject, ObjectRef, ObjectState
 from bot.redaction import DEFAULT, Redactor
@@ -315,10 +315,15 @@ def _key_summary(what: str, differences: list[Difference]) -> str:
 def _paths_summary(differences: list[Difference], *, shown: int = 3) -> str:
     parts = []
     for d in differences[:shown]:
-        if _is_scalar(d.before) and _is_scalar(d.after):
-            parts.append(f"{render_path(d.path)}: {brief(d.before, 60)} → {brief(d.after, 60)}")
+        name = field_name(d.path)  # `env var DB_URL of container app`, not `...env[3].value`
+        if d.before is None and d.after is not None:
+            parts.append(f"{name} added: {show_value(d.after, 60)}")
+        elif d.after is None and d.before is not None:
+            parts.append(f"{name} removed")
+        elif _is_scalar(d.before) and _is_scalar(d.after):
+            parts.append(f"{name}: {brief(d.before, 60)} → {brief(d.after, 60)}")
         else:
-            parts.append(f"{render_path(d.path)} changed")
+            parts.append(f"{name} changed")
     more = len(differences) - shown
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
