@@ -36,6 +36,7 @@ from slack_emulator import SlackEmulator
 from tests.slack_harness import running_bot
 from tests.why_helpers import ask_json, recording_bot, shown_text, slack_ask
 
+ARGO = "argocd.argoproj.io/instance"
 RAW_PATH = re.compile(r"env\[\d+\]|containers\[\d+\]|\{'|'\}")
 """What a person should never have to read: list indices of the API's JSON, Python dict reprs."""
 
@@ -188,3 +189,34 @@ def test_env_change_explains_an_oom_kill(
     assert "env var CACHE_MB" in shown, shown
     assert json.dumps(top["change"]).count("labels") == 0  # the sim label in the same edit is not blamed
     assert get(kube, "apps/v1", "Deployment", namespace, "checkout")
+
+
+@pytest.mark.kwok
+def test_actor_is_the_deployer_not_the_client_librarys_default(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    """Argo CD applies with kubectl's client-side apply: the manager says `kubectl-client-side-apply`,
+    the object's Argo CD label says who. The answer names Argo CD's app."""
+    app = deploy_checkout(kube, namespace)
+    patch(kube, "apps/v1", "Deployment", namespace, "checkout", {"metadata": {"labels": {ARGO: "shop-checkout"}}})
+    kube.request(
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments/checkout",
+        body={
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"sim.k8sbot.dev/scenario": "imagepull"}},
+                    "spec": {"containers": [{"name": "app", "image": f"{CHECKOUT_IMAGE}-rc9"}]},
+                }
+            }
+        },
+        content_type="application/strategic-merge-patch+json",
+        query={"fieldManager": "kubectl-client-side-apply"},
+    )
+    _wait_symptom(kube, app, "a pod in ImagePullBackOff", _waiting("ImagePullBackOff"))
+    data, shown = _both(kube, cluster, slack, tmp_path, namespace)
+    top = data["causes"][0]
+    assert top["category"] == "image_pull", data
+    expected = "Argo CD (app shop-checkout) via kubectl-client-side-apply"
+    assert top["change"]["actor"] == expected, top["change"]
+    assert f"by {expected}" in data["summary"] and expected in shown, shown

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.changes.diffing import describe
+from bot.changes.diffing import describe, find_actor
 from bot.diagnosis.culprits import Evidence, change_phrase, culprit, pick_field
 from bot.kube.fields import differences_between, field_changes, name_of_rendered, show_value
 from bot.model import Category, Change, ChangeKind, CulpritChange, FieldChange, ObjectRef
@@ -118,3 +118,30 @@ def test_env_args_command_can_explain_an_oom_but_the_limit_wins_in_one_edit() ->
     limit = FieldChange("spec.template.spec.containers[0].resources.limits.memory", "256Mi", "48Mi")
     assert pick_field(Category.OOM_KILLED, [env]) == env
     assert pick_field(Category.OOM_KILLED, [env, limit]) == limit
+
+
+def _managed(manager: str, **meta: object) -> dict[str, object]:
+    return {
+        "metadata": {
+            **meta,
+            "managedFields": [
+                {"manager": manager, "operation": "Update", "time": "2026-03-01T10:00:00Z", "fieldsV1": {"f:spec": {}}}
+            ],
+        }
+    }
+
+
+def test_a_generic_client_manager_gives_way_to_the_deployer_it_carries() -> None:
+    argo = _managed("kubectl-client-side-apply", labels={"argocd.argoproj.io/instance": "shop-checkout"})
+    assert find_actor(argo, [("spec", "replicas")]) == "Argo CD (app shop-checkout) via kubectl-client-side-apply"
+    helm = _managed("Go-http-client", annotations={"meta.helm.sh/release-name": "shop"})
+    assert find_actor(helm, [("spec",)]) == "Helm (release shop) via Go-http-client"
+    # A tool that names itself stays; with nothing better known, the manager stays as recorded.
+    assert find_actor(_managed("kubectl-edit", labels={"argocd.argoproj.io/instance": "x"}), [("spec",)]) == (
+        "kubectl-edit"
+    )
+    assert find_actor(_managed("OpenAPI-Generator"), [("spec",)]) == "OpenAPI-Generator"
+
+
+def test_the_bots_own_writes_name_the_person() -> None:
+    assert find_actor(_managed("k8sbot/U0ALICE01"), [("spec",)]) == "Slack user U0ALICE01 (via k8sbot)"

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.kube.fields import field_changes
+from bot.kube.fields import field_changes, parse_path
+from bot.kube.managers import actor_name, find_actor
 from bot.kube.snapshot import Snapshot, name_of
 from bot.model import FieldChange, KubeObject, ObjectRef, parse_time
 from bot.redaction import DEFAULT, Redactor
@@ -149,6 +150,8 @@ def revision_change(
         return None
     fields = tuple(template_diff(good.template, failing.template, redactor=redactor))
     actor, written_at = template_writer(deployment)
+    # Who owns the fields that differ beats who last touched the template at all (a label patch).
+    actor = (find_actor(deployment, [parse_path(f.path) for f in fields]) if fields else None) or actor
     # A reused ReplicaSet (a rollback) was created long ago; the template write is the change.
     at = (written_at or failing.created_at) if earlier_numbers(failing) else (failing.created_at or written_at)
     return RevisionChange(ObjectRef.of(deployment, kind="Deployment"), good, failing, fields, at, actor)
@@ -178,7 +181,8 @@ def _writer(deployment: KubeObject, owns: Any, *, include_scale: bool = False) -
         at = parse_time(entry.get("time"))
         if best[1] is None or (at is not None and at > best[1]):
             best = (str(entry.get("manager") or "") or None, at)
-    return best
+    manager, at = best
+    return (actor_name(manager, deployment) if manager else None), at
 
 
 def template_diff(
