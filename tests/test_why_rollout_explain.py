@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from test_analyzers_workloads import IMAGE_V1, NS, deployment, node, replicaset, rs_pod, service, template
-from test_why_explain import why
+from test_why_explain import RecordedHistory, crash_namespace, why
 
 from bot.model import Category, KubeObject
 
@@ -118,3 +118,17 @@ def test_a_failing_fix_is_blamed_against_the_last_good_revision_not_the_failed_o
     assert top.suggestion.command.endswith("--to-revision 1"), top.suggestion
     assert top.change is not None and top.change.before == IMAGE_V1 and top.change.after == other
     assert NS in top.suggestion.command
+
+
+def test_a_weaker_cause_with_a_change_attached_does_not_take_the_first_line() -> None:
+    """One pod is OOM-killed, another crashes; a ConfigMap edit explains the crash (not the OOM kill).
+    The OOM kill is the stronger explanation: it leads, and the crash keeps its culprit below it."""
+    objects = crash_namespace()
+    objects.append(
+        rs_pod(1, 1, state=CRASH, last={"exitCode": 137, "reason": "OOMKilled"}, ready=False),
+    )
+    diagnosis = why(objects, history=RecordedHistory())
+    categories = [c.category for c in diagnosis.causes]
+    assert categories[:2] == [Category.OOM_KILLED, Category.CRASH_LOOP], categories
+    assert diagnosis.causes[1].change is not None and diagnosis.causes[1].change.path == "data.PAYMENT_URL"
+    assert diagnosis.summary.startswith("Deployment checkout is not healthy: container app is killed")

@@ -10,6 +10,7 @@ import pytest
 from bot.changes.diffing import describe, find_actor
 from bot.diagnosis.culprits import Evidence, change_phrase, culprit, pick_field
 from bot.kube.fields import differences_between, field_changes, name_of_rendered, show_value
+from bot.kube.revisions import Revision, RevisionChange
 from bot.model import Category, Change, ChangeKind, CulpritChange, FieldChange, ObjectRef
 
 REF = ObjectRef("Deployment", "shop", "checkout")
@@ -145,3 +146,25 @@ def test_a_generic_client_manager_gives_way_to_the_deployer_it_carries() -> None
 
 def test_the_bots_own_writes_name_the_person() -> None:
     assert find_actor(_managed("k8sbot/U0ALICE01"), [("spec",)]) == "Slack user U0ALICE01 (via k8sbot)"
+
+
+def test_a_weakly_fitting_recent_edit_gives_way_to_a_plausible_template_change() -> None:
+    """A stuck rollout: the newest recorded edit touched only the rollout strategy (it fits "anything"),
+    the revision diff changed the container's args. The args change is blamed."""
+    rs: dict[str, object] = {}
+    revision = RevisionChange(
+        REF,
+        Revision(1, rs, AT, 2, 2),
+        Revision(2, rs, AT, 0, 1),
+        (FieldChange("spec.template.spec.containers[0].args", ["--a"], ["--b"], "args of container app"),),
+        AT,
+        "kubectl-edit",
+    )
+    history = [
+        Change(REF, AT.replace(hour=11), ChangeKind.SPEC, "strategy", (FieldChange("spec.strategy.type", "A", "B"),))
+    ]
+    blamed = culprit(Category.ROLLOUT_STUCK, Evidence(workload=REF, revision=revision, history=history))
+    assert blamed is not None and blamed.what == "args of container app", blamed
+    # Without a better source, the weak edit is still named.
+    alone = culprit(Category.ROLLOUT_STUCK, Evidence(workload=REF, history=history))
+    assert alone is not None and alone.path == "spec.strategy.type"

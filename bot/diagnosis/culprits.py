@@ -71,6 +71,9 @@ WEAK = re.compile(r"(^|\.)metadata\.(labels|annotations)\.")
 RESTART = re.compile(r"restartedAt$")
 
 
+STRONG = 2
+
+
 def plausibility(category: Category, path: str) -> int:
     """How well a changed field can explain `category`: 3 the usual cause, 2 a possible one, 1 a field
     only an "anything" category matches, 0 not at all (a label for a crash)."""
@@ -115,27 +118,37 @@ def change_phrase(change: CulpritChange, limit: int = 60) -> str:
 
 
 def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
-    """The change to blame for `category`, or None when no recorded change fits."""
+    """The change to blame for `category`, or None when no recorded change fits.
+
+    Recorded history first (newest first), then the selector, the revision diff and the scaling
+    events; a change whose field can only weakly explain the category (anything, for a stuck rollout)
+    waits until no source has a field that plausibly does.
+    """
+    weak: CulpritChange | None = None
     for change in sorted(evidence.history, key=lambda c: c.at, reverse=True):
         if change.kind in (ChangeKind.CREATED, ChangeKind.DELETED):
             continue  # an object's creation is not a change to blame
         field = pick_field(category, change.fields)
-        if field is not None:
-            return CulpritChange(
-                change.ref,
-                change.at,
-                change.actor,
-                change.revision,
-                field.path,
-                field.before,
-                field.after,
-                what_changed(change.ref, field, evidence.workload),
-            )
+        if field is None:
+            continue
+        blamed = CulpritChange(
+            change.ref,
+            change.at,
+            change.actor,
+            change.revision,
+            field.path,
+            field.before,
+            field.after,
+            what_changed(change.ref, field, evidence.workload),
+        )
+        if plausibility(category, field.path) >= STRONG:
+            return blamed
+        weak = weak or blamed
     if category == Category.NO_ENDPOINTS and evidence.selector is not None:
         return evidence.selector
     if evidence.revision is not None:
         field = pick_field(category, evidence.revision.fields)
-        if field is not None:
+        if field is not None and (weak is None or plausibility(category, field.path) >= STRONG):
             rc = evidence.revision
             return CulpritChange(
                 rc.deployment,
@@ -147,6 +160,8 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
                 field.after,
                 field.label or name_of_rendered(field.path),
             )
+    if weak is not None:
+        return weak
     scale = evidence.scale
     if (
         scale is not None
@@ -158,6 +173,11 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
             evidence.workload, scale.at, scale.actor, None, "spec.replicas", scale.before, scale.after, "replicas"
         )
     return None
+
+
+def weight(category: Category, change: CulpritChange | None) -> int:
+    """How well the blamed change explains the category (0 without one): see `plausibility`."""
+    return 0 if change is None else max(plausibility(category, change.path), 1)
 
 
 def _replicas_matter(category: Category) -> bool:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.diagnosis.analyzers import AnalyzerRegistry
-from bot.diagnosis.culprits import Evidence, change_phrase, culprit, selector_change
+from bot.diagnosis.culprits import STRONG, Evidence, change_phrase, culprit, selector_change, weight
 from bot.diagnosis.events import summarize
 from bot.diagnosis.references import references
 from bot.diagnosis.rollout import Rollout, leaving, rollout_of, takes_over
@@ -35,6 +35,7 @@ from bot.model import (
     Cause,
     Change,
     ChangeKind,
+    CulpritChange,
     Diagnosis,
     Finding,
     KubeObject,
@@ -415,7 +416,7 @@ def _cause(
     blamed = culprit(category, evidence)
     if blamed is not None:
         blamed = redactor.culprit(blamed)  # recorded history is redacted already; this is the last word
-        confidence = min(0.99, confidence + 0.05)
+        confidence = min(0.99, confidence + _bonus(category, blamed))
     situation = Situation(resolution.ref, scope.workload, snapshot, blamed, evidence.revision, tuple(group))
     return Cause(
         category,
@@ -461,7 +462,23 @@ def _rank(causes: list[Cause]) -> list[Cause]:
             else c
             for c in causes
         ]
-    return sorted(causes, key=lambda c: (-c.confidence, c.category))
+    # The strength of the explanation first; a change attached only breaks ties (a crash with a
+    # change does not outrank an OOM kill without one), and a plausible change beats a weak one.
+    return sorted(
+        causes,
+        key=lambda c: (
+            -round(c.confidence - _bonus(c.category, c.change), 3),
+            -weight(c.category, c.change),
+            c.category,
+        ),
+    )
+
+
+def _bonus(category: Category, change: CulpritChange | None) -> float:
+    """Confidence added by a culprit change: less for one that explains the category only weakly."""
+    if change is None:
+        return 0.0
+    return 0.05 if weight(category, change) >= STRONG else 0.02
 
 
 def _with_rollout_context(causes: list[Cause], findings: list[Finding], redactor: Redactor) -> list[Cause]:
