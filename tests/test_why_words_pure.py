@@ -168,3 +168,13 @@ def test_a_weakly_fitting_recent_edit_gives_way_to_a_plausible_template_change()
     # Without a better source, the weak edit is still named.
     alone = culprit(Category.ROLLOUT_STUCK, Evidence(workload=REF, history=history))
     assert alone is not None and alone.path == "spec.strategy.type"
+
+
+def test_older_records_name_list_items_from_the_object_as_it_is_now() -> None:
+    deployment = {"spec": {"template": _template(env=[{"name": "A", "value": "1"}, {"name": "DB_URL", "value": "b"}])}}
+    path = "spec.template.spec.containers[0].env[1].value"
+    assert name_of_rendered(path, deployment) == "env var DB_URL of container app"
+    assert name_of_rendered(path) == "env var #1 of container #0"
+    history = [Change(REF, AT, ChangeKind.SPEC, "env", (FieldChange(path, "a", "b"),))]  # recorded without a label
+    blamed = culprit(Category.CRASH_LOOP, Evidence(workload=REF, history=history, current=deployment))
+    assert blamed is not None and blamed.what == "env var DB_URL of container app"

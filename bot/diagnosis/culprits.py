@@ -64,6 +64,8 @@ class Evidence:
     current_replicas: int | None = None
     selector: CulpritChange | None = None
     """A Service selector that no longer matches its workload's labels (see `selector_change`)."""
+    current: KubeObject | None = None
+    """The workload as it is now: names the list items of changes recorded without field names."""
 
 
 WEAK = re.compile(r"(^|\.)metadata\.(labels|annotations)\.")
@@ -99,9 +101,11 @@ def pick_field(category: Category, fields: Sequence[FieldChange]) -> FieldChange
     return best
 
 
-def what_changed(ref: ObjectRef, field: FieldChange, workload: ObjectRef | None) -> str:
+def what_changed(
+    ref: ObjectRef, field: FieldChange, workload: ObjectRef | None, current: KubeObject | None = None
+) -> str:
     """The field in words, with its object when it is not the workload itself (a ConfigMap key)."""
-    label = field.label or name_of_rendered(field.path)
+    label = field.label or name_of_rendered(field.path, current if ref == workload else None)
     if workload is not None and ref == workload:
         return label
     return f"{label} of {ref.kind} {ref.name}"
@@ -139,7 +143,7 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
             field.path,
             field.before,
             field.after,
-            what_changed(change.ref, field, evidence.workload),
+            what_changed(change.ref, field, evidence.workload, evidence.current),
         )
         if plausibility(category, field.path) >= STRONG:
             return blamed
@@ -158,7 +162,7 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
                 field.path,
                 field.before,
                 field.after,
-                field.label or name_of_rendered(field.path),
+                field.label or name_of_rendered(field.path, evidence.current),
             )
     if weak is not None:
         return weak

@@ -377,7 +377,7 @@ def _change_evidence(
         return Evidence(history=changes, selector=selector)
     ref = ObjectRef.of(workload)
     if workload.get("kind") != "Deployment":
-        return Evidence(workload=ref, history=changes, selector=selector)
+        return Evidence(workload=ref, history=changes, selector=selector, current=workload)
     return Evidence(
         workload=ref,
         revision=revision_change(workload, snapshot, redactor=redactor, avoid=avoid),
@@ -385,6 +385,7 @@ def _change_evidence(
         history=changes,
         current_replicas=int((workload.get("spec") or {}).get("replicas", 1)),
         selector=selector,
+        current=workload,
     )
 
 

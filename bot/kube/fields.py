@@ -202,10 +202,26 @@ def field_name(path: Path) -> str:
     return render_path(path)
 
 
-def name_of_rendered(path: str) -> str:
+def name_of_rendered(path: str, obj: Any = None) -> str:
     """`field_name` for a rendered path (`spec.template.spec.containers[0].image`), for changes recorded
-    before fields carried their name. List items are known by index only (`env var #1`)."""
-    return field_name(parse_path(path))
+    before fields carried their name. List items are named from `obj` (the object as it is now) when
+    it has an item there, else known by index only (`env var #1`)."""
+    return field_name(_named_items(parse_path(path), obj))
+
+
+def _named_items(path: Path, obj: Any) -> Path:
+    named: list[Segment] = []
+    node = obj
+    for segment in path:
+        if isinstance(segment, Item):
+            item = node[segment.index] if isinstance(node, list) and segment.index < len(node) else None
+            key = next((k for k in LIST_KEYS if isinstance(item, dict) and item.get(k) is not None), None)
+            named.append(Item(segment.index, (key, item[key])) if key and isinstance(item, dict) else segment)
+            node = item
+        else:
+            named.append(segment)
+            node = node.get(segment) if isinstance(node, dict) else None
+    return tuple(named)
 
 
 _INDEX = re.compile(r"^(.*?)((?:\[\d+\])*)$")
