@@ -60,6 +60,7 @@ class Category(StrEnum):
     QUOTA_EXCEEDED = "quota_exceeded"
     PROBE_FAILURE = "probe_failure"
     ROLLOUT_STUCK = "rollout_stuck"
+    ROLLOUT_IN_PROGRESS = "rollout_in_progress"
     SCALED_TO_ZERO = "scaled_to_zero"
     NO_ENDPOINTS = "no_endpoints"
     NODE_NOT_READY = "node_not_ready"
@@ -87,9 +88,15 @@ class FieldChange:
     path: str
     before: Any
     after: Any
+    label: str | None = field(default=None, compare=False)
+    """The field in a person's words (`env var DB_URL of container app`), when known. Derived from the
+    path, so not part of equality."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "before": self.before, "after": self.after}
+        data = {"path": self.path, "before": self.before, "after": self.after}
+        if self.label:
+            data["label"] = self.label
+        return data
 
 
 class ChangeKind(StrEnum):
@@ -236,6 +243,9 @@ class CulpritChange:
     path: str
     before: Any
     after: Any
+    what: str | None = None
+    """The changed thing in a person's words: `env var DB_URL of container app`, `key LOG_LEVEL of
+    ConfigMap settings`. `path` stays the exact field for tools."""
     source: str = KUBERNETES
     link: str | None = None
     summary: str | None = None
@@ -249,6 +259,7 @@ class CulpritChange:
             "actor": self.actor,
             "revision": self.revision,
             "path": self.path,
+            "what": self.what or self.path,
             "before": self.before,
             "after": self.after,
             "summary": self.summary,

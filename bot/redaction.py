@@ -469,7 +469,7 @@ class Redactor:
     def change(self, change: Change) -> Change:
         """A recorded change as shown: its summary and field values scanned again (history recorded
         before a rule was added, or by an older version, still shows no secret)."""
-        fields = tuple(FieldChange(f.path, self.tree(f.before), self.tree(f.after)) for f in change.fields)
+        fields = tuple(FieldChange(f.path, self.tree(f.before), self.tree(f.after), f.label) for f in change.fields)
         return replace(change, summary=self.text(change.summary), fields=fields)
 
     def mask(self, secret: str, label: str = "") -> str:

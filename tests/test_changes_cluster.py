@@ -295,6 +295,7 @@ def test_changes_verb_timeline_and_errors(bot: Bot, kube: KubeClient, namespace:
             "path": "spec.template.spec.containers[0].image",
             "before": "registry.local/web:1.0",
             "after": "registry.local/web:1.5",
+            "label": "image of container web",
         }
     ]
     assert answer.lines[1].strip() == (

@@ -85,7 +85,12 @@ def test_image_change_is_named_with_before_after_and_revision() -> None:
     assert change.summary == "image web: nginx:1.25 → nginx:1.26"
     assert change.revision == 2
     assert [f.to_json() for f in change.fields] == [
-        {"path": "spec.template.spec.containers[0].image", "before": "nginx:1.25", "after": "nginx:1.26"}
+        {
+            "path": "spec.template.spec.containers[0].image",
+            "before": "nginx:1.25",
+            "after": "nginx:1.26",
+            "label": "image of container web",
+        }
     ]
 
 

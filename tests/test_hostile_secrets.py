@@ -157,7 +157,8 @@ def test_env_value_change_is_in_no_answer_alert_or_database_file(
         # The alert: the team channel, with its "Likely cause".
         slack.wait_for(lambda: "Likely cause" in channel_texts(slack, SHOP), timeout=90, what="an alert naming a cause")
         alert = channel_texts(slack, SHOP)
-        assert breakage.path is not None and breakage.path in alert  # the env change is still the culprit
+        # the env change is still the culprit, named by its variable
+        assert breakage.path is not None and f"env var {breakage.extra['var']} of container app" in alert
         assert_absent(planted, "the alert", alert)
         assert "REDACTED" in alert
 

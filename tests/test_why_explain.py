@@ -54,6 +54,7 @@ def test_bad_image_top_cause_with_culprit_and_rollback() -> None:
         "actor": "kubectl-edit",
         "revision": 2,
         "path": "spec.template.spec.containers[0].image",
+        "what": "image of container app",
         "before": IMAGE_V1,
         "after": BAD_IMAGE,
         "source": "kubernetes",
@@ -155,7 +156,11 @@ def test_recorded_config_change_is_the_culprit_of_a_crash_loop() -> None:
         "alice",
     )
     assert ObjectRef("ConfigMap", NS, "checkout-config") in history.asked
-    assert top.suggestion is not None and top.suggestion.command == "/k8s logs checkout -n shop --previous"
+    assert top.change.what == "key PAYMENT_URL of ConfigMap checkout-config"
+    # The pod template never changed: a rollback would not undo this; putting the key back does.
+    assert top.suggestion is not None and top.suggestion.command is None
+    assert "Set key `PAYMENT_URL` of ConfigMap `checkout-config` back to http://payments" in top.suggestion.text
+    assert "/k8s restart checkout -n shop" in top.suggestion.text
 
 
 def test_error_lines_from_previous_logs_are_redacted() -> None:

@@ -30,7 +30,12 @@ def emu(slack: SlackEmulator) -> SlackEmulator:
 
 
 def ask_json(kubeconfig: str, text: str, tmp_path: Path) -> dict[str, Any]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "KUBECONFIG": kubeconfig}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "KUBECONFIG": kubeconfig,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),  # this checkout's code, not the installed one
+    }
     result = subprocess.run(
         [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
         env={**env, "K8SBOT_DB": str(tmp_path / "ask.db")},
@@ -75,7 +80,10 @@ def test_why_scenario_through_slack_and_ask_json(
         shown = slack_why(emu, f"why checkout -n {namespace}")
     assert f"[{EXPECTED[scenario]}," in shown
     if breakage.path is not None:
-        assert top["change"]["path"] in shown
+        # Named in a person's words (`env var PAYMENT_API_URL of container app`), not as the API's path.
+        assert top["change"]["what"] in shown
+        if "[" in top["change"]["path"]:  # list indices of the API's JSON mean nothing to a person
+            assert top["change"]["path"] not in shown
     assert emu.lints(kind="broadcast_ping") == []
 
 

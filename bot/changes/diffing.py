@@ -13,20 +13,21 @@ Three steps, each a function of its own:
 * `bot.kube.fields.differences_between(old, new)` walks the two snapshots (the one field diff of the
   bot: lists of named items match by name, so reordering is not a change).
 * `describe(...)` names the change (image, scale, rollback, restart, config, secret, node condition)
-  and writes its one-line summary; `find_actor(obj, paths)` reads the field manager from managedFields.
+  and writes its one-line summary; `bot.kube.managers.find_actor(obj, paths)` says who, from managedFields.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bot.changes.gitops import management
-from bot.kube.fields import Difference, Item, Path, differences_between, render_path
+from bot.kube.fields import Difference, Item, differences_between, field_name, render_path, show_value
+from bot.kube.managers import find_actor
 from bot.kube.revisions import REVISION_ANNOTATION, TEMPLATE_HASH_LABEL
 from bot.model import Change, ChangeKind, FieldChange, KubeObject, ObjectRef, ObjectState
 from bot.redaction import DEFAULT, Redactor
@@ -52,8 +53,6 @@ IGNORED_ANNOTATION_PREFIXES = (
 IGNORED_LABELS = frozenset(
     {TEMPLATE_HASH_LABEL, "controller-revision-hash", "controller-uid", "batch.kubernetes.io/controller-uid"}
 )
-CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
-"""Managers that keep bookkeeping fields; never the best guess for who removed a field."""
 TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
 
@@ -177,70 +176,6 @@ def template_hash(template: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-# -- who changed it -------------------------------------------------------------------------------
-
-
-def find_actor(obj: KubeObject, paths: Iterable[Path]) -> str | None:
-    """The field manager that last touched any of `paths`, from the object's managedFields.
-
-    Among the managers whose field set owns (a prefix of, or a field under) a changed path, the one
-    with the newest `time` wins. Status-subresource managers only count for status paths (Node
-    conditions). When no manager owns a changed path (a removed field belongs to nobody any more)
-    the newest non-status manager is the best guess.
-    """
-    entries = [e for e in (obj.get("metadata") or {}).get("managedFields") or [] if e.get("manager")]
-    paths = list(paths)
-    touches_status = any(p and p[0] == "status" for p in paths)
-    candidates = [e for e in entries if e.get("subresource") != "status" or touches_status]
-    owning = [e for e in candidates if _owns_any(e.get("fieldsV1") or {}, paths)]
-    pool = owning or [
-        e for e in candidates if e.get("subresource") != "status" and e.get("manager") not in CONTROLLER_MANAGERS
-    ]
-    if not pool:
-        return None
-    newest = max(pool, key=lambda e: str(e.get("time") or ""))
-    return str(newest["manager"])
-
-
-def _owns_any(fields: dict[str, Any], paths: list[Path]) -> bool:
-    return any(_owns(fields, _fields_path(path)) for path in paths)
-
-
-def _fields_path(path: Path) -> list[str | tuple[str, Any] | None]:
-    """Our path as fieldsV1 keys: "f:name" for dict keys, ("k", key) for keyed items, None otherwise."""
-    result: list[str | tuple[str, Any] | None] = []
-    for segment in path:
-        if isinstance(segment, Item):
-            result.append(("k", segment.key) if segment.key else None)
-        else:
-            result.append(f"f:{segment}")
-    return result
-
-
-def _owns(fields: dict[str, Any], path: list[str | tuple[str, Any] | None]) -> bool:
-    if not path or not fields:
-        return True  # reached the end of either: the manager owns this subtree or a field under it
-    step, rest = path[0], path[1:]
-    if step is None:
-        return any(_owns(sub, rest) for key, sub in fields.items() if key.startswith(("k:", "i:")))
-    if isinstance(step, tuple):
-        name, value = step[1]
-        for key, sub in fields.items():
-            if key.startswith("k:") and _key_matches(key[2:], name, value):
-                return _owns(sub or {}, rest)
-        return False
-    sub = fields.get(step)
-    return sub is not None and _owns(sub or {}, rest)
-
-
-def _key_matches(raw: str, name: str, value: Any) -> bool:
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and parsed.get(name) == value
-
-
 # -- naming the change ----------------------------------------------------------------------------
 
 
@@ -316,10 +251,15 @@ def _key_summary(what: str, differences: list[Difference]) -> str:
 def _paths_summary(differences: list[Difference], *, shown: int = 3) -> str:
     parts = []
     for d in differences[:shown]:
-        if _is_scalar(d.before) and _is_scalar(d.after):
-            parts.append(f"{render_path(d.path)}: {brief(d.before, 60)} → {brief(d.after, 60)}")
+        name = field_name(d.path)  # `env var DB_URL of container app`, not `...env[3].value`
+        if d.before is None and d.after is not None:
+            parts.append(f"{name} added: {show_value(d.after, 60)}")
+        elif d.after is None and d.before is not None:
+            parts.append(f"{name} removed")
+        elif _is_scalar(d.before) and _is_scalar(d.after):
+            parts.append(f"{name}: {brief(d.before, 60)} → {brief(d.after, 60)}")
         else:
-            parts.append(f"{render_path(d.path)} changed")
+            parts.append(f"{name} changed")
     more = len(differences) - shown
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.diagnosis.analyzers import AnalyzerRegistry
-from bot.diagnosis.culprits import Evidence, culprit, selector_change
+from bot.diagnosis.culprits import STRONG, Evidence, change_phrase, culprit, selector_change, weight
 from bot.diagnosis.dependencies import log_links, pod_template, trouble
 from bot.diagnosis.events import summarize
 from bot.diagnosis.inferred import (
@@ -31,6 +31,7 @@ from bot.diagnosis.inferred import (
     scheduling_blockers,
 )
 from bot.diagnosis.references import references
+from bot.diagnosis.rollout import Rollout, leaving, rollout_of, takes_over
 from bot.diagnosis.suggestions import Situation, suggest
 from bot.errors import K8sBotError
 from bot.kube.client import KubeClient
@@ -44,15 +45,16 @@ from bot.model import (
     Category,
     Cause,
     Change,
+    ChangeKind,
     CulpritChange,
     Diagnosis,
     Finding,
     KubeObject,
     ObjectRef,
     Severity,
+    Suggestion,
 )
 from bot.redaction import DEFAULT, Redactor
-from bot.text import brief
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +195,40 @@ def explain(
     scope = scope_of(snapshot, resolution)
     findings, errors = run_analyzers(scope.objects, snapshot, analyzers=analyzers)
     errors = list(snapshot.errors) + errors
+    # Failing pods of revisions on their way out are the failure being fixed, not today's cause.
+    rollout = rollout_of(scope.workload, snapshot, findings) if scope.workload is not None else None
+    going = {id(f) for f in leaving(rollout, findings)}
+    current = [f for f in findings if id(f) not in going]
+    avoid = frozenset(o.revision.number for o in rollout.failed) if rollout else frozenset()
+
+    def change_evidence(found: Sequence[Finding]) -> Evidence:
+        return _change_evidence(
+            snapshot,
+            resolution,
+            scope,
+            found,
+            history=history,
+            now=now,
+            window=window,
+            errors=errors,
+            redactor=redactor,
+            avoid=avoid,
+        )
+
+    if rollout is not None and going and takes_over(rollout, current):
+        return _recovering(
+            resolution.ref,
+            rollout,
+            findings=findings,
+            evidence=change_evidence(findings),
+            errors=errors,
+            redactor=redactor,
+        )
+    findings = current
     problems = [f for f in findings if f.severity != Severity.INFO]
     if not problems:
         return _healthy(resolution.ref, scope, findings, errors, redactor)
-    evidence = _change_evidence(
-        snapshot, resolution, scope, findings, history=history, now=now, window=window, errors=errors, redactor=redactor
-    )
+    evidence = change_evidence(findings)
     causes = _rank(
         [
             _cause(
@@ -325,6 +355,86 @@ def _healthy(ref: ObjectRef, scope: Scope, findings: list[Finding], errors: list
     return Diagnosis(ref, True, title + ".", (cause,), tuple(findings), tuple(errors))
 
 
+def _recovering(
+    ref: ObjectRef,
+    rollout: Rollout,
+    *,
+    findings: list[Finding],
+    evidence: Evidence,
+    errors: list[str],
+    redactor: Redactor,
+) -> Diagnosis:
+    """A rollback or fix under way: say where it stands, what is left of the failure, what to watch.
+    Nothing is blamed and nothing is rolled back: the change under way is the fix."""
+    current = rollout.current
+    images = ", ".join(current.images)
+    if rollout.rollback_of:
+        back = rollout.rollback_of[-1]
+        what = f"the rollback to revision {back}'s template (now revision {current.number}, image {images})"
+    else:
+        what = f"revision {current.number} (image {images})"
+    state = (
+        f"{what} serves {current.ready} of {rollout.desired} pods"
+        if rollout.done
+        else f"{what} is rolling out: {current.ready} of {rollout.desired} pods ready so far"
+    )
+    left = []
+    lines = [f"revision {current.number} (current): {current.ready} of {rollout.desired} pods ready"]
+    for out in rollout.failed:
+        reasons = sorted({f.reason for f in out.failing})
+        image = ", ".join(out.revision.images)
+        pods = len(out.pods)
+        how = "still terminating" if len(out.terminating) == pods else "being replaced"
+        left.append(
+            f"failed revision {out.revision.number} (image {image}, {', '.join(reasons)}) has "
+            f"{pods} pod{'s' if pods != 1 else ''} {how}"
+        )
+        messages = sorted({f.message for f in out.failing})
+        lines.append(f"revision {out.revision.number} (going away): {'; '.join(messages)}")
+        lines += [line for f in out.failing for line in f.evidence][:3]
+    under_way = _change_under_way(evidence, rollout)
+    if under_way:
+        lines.append(under_way)
+    title = state[:1].upper() + state[1:] + "; " + "; ".join(left)
+    first = next((o for o in rollout.failed), None)
+    watch_pods = ", ".join((first.terminating or first.pods)[:3]) if first else ""
+    if rollout.done:
+        text = (
+            f"Nothing to undo: the failing revision is already replaced. Watch its pod(s) ({watch_pods}) "
+            f"finish shutting down and revision {current.number} stay ready; if they linger for minutes, "
+            "look at what holds them (finalizers, a long termination grace period)."
+        )
+        pod = (first.terminating or first.pods)[0] if first else None
+        command = f"/k8s describe pod/{pod} -n {ref.namespace}" if pod and ref.namespace else None
+    else:
+        text = (
+            f"Nothing to undo yet: watch revision {current.number}'s pods become ready; "
+            f"ask again in a minute, and if they fail, `why` names the cause in the new revision."
+        )
+        command = f"/k8s why {ref.kind.lower()}/{ref.name} -n {ref.namespace}" if ref.namespace else None
+    cause = Cause(
+        Category.ROLLOUT_IN_PROGRESS,
+        0.9,
+        redactor.text(title),
+        tuple(redactor.text(line) for line in lines),
+        None,
+        Suggestion(text=redactor.text(text), command=command),
+    )
+    verb = "is recovering" if rollout.done else "is rolling out a fix"
+    summary = f"{ref.kind} {ref.name} {verb}: {cause.title[:1].lower() + cause.title[1:]}."
+    return Diagnosis(ref, False, summary, (cause,), tuple(findings), tuple(errors))
+
+
+def _change_under_way(evidence: Evidence, rollout: Rollout) -> str | None:
+    """The recorded change that started the current revision, said as the fix (never blamed)."""
+    changes = [c for c in evidence.history if c.ref == rollout.deployment and c.kind != ChangeKind.SCALE]
+    if not changes:
+        return None
+    change = max(changes, key=lambda c: c.at)
+    who = f" by {change.actor}" if change.actor else ""
+    return f"change under way: {change.summary} ({change.at:%Y-%m-%d %H:%M} UTC{who})"
+
+
 def _by_category(findings: list[Finding]) -> dict[Category, list[Finding]]:
     groups: dict[Category, list[Finding]] = {}
     for finding in findings:
@@ -343,6 +453,7 @@ def _change_evidence(
     window: timedelta,
     errors: list[str],
     redactor: Redactor,
+    avoid: frozenset[int] = frozenset(),
 ) -> Evidence:
     workload = scope.workload
     changes: list[Change] = []
@@ -369,15 +480,16 @@ def _change_evidence(
         return Evidence(history=changes, selector=selector, derived=derived)
     ref = ObjectRef.of(workload)
     if workload.get("kind") != "Deployment":
-        return Evidence(workload=ref, history=changes, selector=selector, derived=derived)
+        return Evidence(workload=ref, history=changes, selector=selector, derived=derived, current=workload)
     return Evidence(
         workload=ref,
-        revision=revision_change(workload, snapshot, redactor=redactor),
+        revision=revision_change(workload, snapshot, redactor=redactor, avoid=avoid),
         scale=scale_change(workload, snapshot),
         history=changes,
         current_replicas=int((workload.get("spec") or {}).get("replicas", 1)),
         selector=selector,
         derived=derived,
+        current=workload,
     )
 
 
@@ -442,7 +554,7 @@ def _cause(
     blamed = culprit(category, evidence)
     if blamed is not None:
         blamed = redactor.culprit(blamed)  # recorded history is redacted already; this is the last word
-        confidence = min(0.99, confidence + 0.05)
+        confidence = min(0.99, confidence + _bonus(category, blamed))
     situation = Situation(resolution.ref, scope.workload, snapshot, blamed, evidence.revision, tuple(group))
     return Cause(
         category,
@@ -490,7 +602,23 @@ def _rank(causes: list[Cause]) -> list[Cause]:
             else c
             for c in causes
         ]
-    return sorted(causes, key=lambda c: (-c.confidence, c.category))
+    # The strength of the explanation first; a change attached only breaks ties (a crash with a
+    # change does not outrank an OOM kill without one), and a plausible change beats a weak one.
+    return sorted(
+        causes,
+        key=lambda c: (
+            -round(c.confidence - _bonus(c.category, c.change), 3),
+            -weight(c.category, c.change),
+            c.category,
+        ),
+    )
+
+
+def _bonus(category: Category, change: CulpritChange | None) -> float:
+    """Confidence added by a culprit change: less for one that explains the category only weakly."""
+    if change is None:
+        return 0.0
+    return 0.05 if weight(category, change) >= STRONG else 0.02
 
 
 def _with_rollout_context(causes: list[Cause], findings: list[Finding], redactor: Redactor) -> list[Cause]:
@@ -557,15 +685,5 @@ def _summary(ref: ObjectRef, top: Cause) -> str:
     if change is not None:
         when = f" at {change.at:%Y-%m-%d %H:%M} UTC" if change.at else ""
         who = f" by {change.actor}" if change.actor else ""
-        # Another object's change (the Service it calls, the node, the ConfigMap) says whose it is.
-        owner = (
-            ""
-            if (change.ref.kind, change.ref.name) == (ref.kind, ref.name)
-            else f"{change.ref.kind} {change.ref.name} "
-        )
-        if change.before is None and change.after is None:
-            what = f"{owner}{change.path} was changed"  # known to have changed, values not known or not shown
-        else:
-            what = f"{owner}{change.path} changed from {brief(change.before, 60)} to {brief(change.after, 60)}"
-        sentence += f", after {what}{when}{who}"
+        sentence += f", after {change_phrase(change, target=ref)}{when}{who}"
     return sentence + "."

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.diagnosis.references import missing_references
+from bot.kube.fields import show_value
 from bot.kube.revisions import RevisionChange
 from bot.kube.snapshot import Snapshot
 from bot.model import KUBERNETES, Category, CulpritChange, Finding, KubeObject, ObjectRef, Suggestion
 from bot.text import brief
 
 TEMPLATE_PREFIX = "spec.template."
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,9 @@ Builder = Callable[[Situation], Suggestion | None]
 def suggest(category: Category, situation: Situation) -> Suggestion | None:
     if situation.culprit is not None and situation.culprit.source != KUBERNETES:
         return _undo_external(situation.culprit)
+    revert = _revert_key(situation)
+    if revert is not None:
+        return revert
     rollback = _rollback(situation)
     if rollback is not None and category not in (Category.SCALED_TO_ZERO, Category.NO_ENDPOINTS):
         return rollback
@@ -68,13 +73,39 @@ def _rollback(situation: Situation) -> Suggestion | None:
     culprit, revision = situation.culprit, situation.revision
     if culprit is None or revision is None or not culprit.path.startswith(TEMPLATE_PREFIX):
         return None
+    if culprit.path.endswith(RESTARTED_AT):
+        return None  # a restart only re-reads what changed elsewhere: rolling it back undoes nothing
     good = revision.good
     images = ", ".join(good.images)
     command = f"/k8s rollback {revision.deployment.name} {_where(situation)} --to-revision {good.number}"
     return Suggestion(
         text=f"Roll back {revision.deployment.name} to revision {good.number} (image {images}), "
-        f"which undoes {culprit.path}: {brief(culprit.after)} → {brief(culprit.before)}.",
+        f"which undoes {culprit.what or culprit.path}: {show_value(culprit.after)} → {show_value(culprit.before)}.",
         command=" ".join(command.split()),
+    )
+
+
+def _revert_key(situation: Situation) -> Suggestion | None:
+    """A ConfigMap or Secret edit is undone by putting the key back, not by a rollback (the pod template
+    never changed), and pods read it only when they start."""
+    culprit = situation.culprit
+    if culprit is None or culprit.ref.kind not in ("ConfigMap", "Secret"):
+        return None
+    key = culprit.path.split(".", 1)[1] if culprit.path.startswith(("data.", "binaryData.")) else culprit.path
+    where = f"{culprit.ref.kind} `{culprit.ref.name}`"
+    when = f" at {culprit.at:%Y-%m-%d %H:%M} UTC" if culprit.at else ""
+    who = f" by {culprit.actor}" if culprit.actor else ""
+    if culprit.ref.kind == "Secret" or culprit.before is None or culprit.after is None:
+        verb = "Restore" if culprit.before is not None else "Remove"
+        what = f"{verb} key `{key}` of {where}" + (" to its previous value" if culprit.before is not None else "")
+    else:
+        what = f"Set key `{key}` of {where} back to {show_value(culprit.before)} (it is {show_value(culprit.after)})"
+    name = _name(situation)
+    restart = f" /k8s restart {name} {_where(situation)}".rstrip() if situation.workload is not None else ""
+    then = f" Then restart {name} so its pods read it ({restart.strip()})." if restart else ""
+    return Suggestion(
+        text=f"{what}: it changed{when}{who}, and a rollback would not undo it.{then}",
+        command=None,
     )
 
 

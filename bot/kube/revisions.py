@@ -16,18 +16,21 @@ Scaling does not create a revision; the deployment controller's ScalingReplicaSe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.kube.fields import field_changes
+from bot.kube.fields import field_changes, parse_path
+from bot.kube.managers import actor_name, find_actor
 from bot.kube.snapshot import Snapshot, name_of
 from bot.model import FieldChange, KubeObject, ObjectRef, parse_time
 from bot.redaction import DEFAULT, Redactor
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
+HISTORY_ANNOTATION = "deployment.kubernetes.io/revision-history"
+"""Set by the deployment controller on a ReplicaSet that was reused: the revision numbers it had before."""
 _VOLATILE_LABELS = (TEMPLATE_HASH_LABEL,)
 _SCALED = re.compile(r"Scaled (?:up|down) replica set (\S+) (?:to (\d+) )?from (\d+) to (\d+)")
 
@@ -89,9 +92,42 @@ def revisions(deployment: KubeObject, snapshot: Snapshot) -> list[Revision]:
     return sorted(found, key=lambda r: r.number)
 
 
-def last_good(history: list[Revision], failing: Revision) -> Revision | None:
-    """The newest older revision that still serves ready pods, else simply the previous one."""
-    older = [r for r in history if r.number < failing.number]
+def current_revision(deployment: KubeObject, history: Sequence[Revision]) -> Revision | None:
+    """The revision the Deployment's template is at (its revision annotation), else the newest."""
+    value = ((deployment.get("metadata") or {}).get("annotations") or {}).get(REVISION_ANNOTATION)
+    for revision in history:
+        if str(revision.number) == str(value):
+            return revision
+    return history[-1] if history else None
+
+
+def earlier_numbers(revision: Revision) -> tuple[int, ...]:
+    """The revision numbers a reused ReplicaSet had before (a rollback to its template), oldest first."""
+    text = ((revision.replicaset.get("metadata") or {}).get("annotations") or {}).get(HISTORY_ANNOTATION) or ""
+    return tuple(sorted(int(part) for part in str(text).split(",") if part.strip().isdigit()))
+
+
+def abandoned(history: Sequence[Revision]) -> frozenset[int]:
+    """Revisions someone rolled back from: between a reused template's old number and its new one.
+
+    Revision 2 failed, the rollback to revision 1's template made revision 3: revision 2 is abandoned
+    and must never be offered as the revision to go back to.
+    """
+    numbers: set[int] = set()
+    for revision in history:
+        for earlier in earlier_numbers(revision):
+            numbers |= {r.number for r in history if earlier < r.number < revision.number}
+    return frozenset(numbers)
+
+
+def last_good(history: list[Revision], failing: Revision, *, avoid: frozenset[int] = frozenset()) -> Revision | None:
+    """The newest older revision that still serves ready pods, else simply the previous one.
+
+    Never one in `avoid` (revisions whose pods are failing) nor one someone rolled back from
+    (`abandoned`): going back there would bring the failure back.
+    """
+    bad = avoid | abandoned(history)
+    older = [r for r in history if r.number < failing.number and r.number not in bad]
     serving = [r for r in older if r.ready > 0]
     if serving:
         return serving[-1]
@@ -99,20 +135,25 @@ def last_good(history: list[Revision], failing: Revision) -> Revision | None:
 
 
 def revision_change(
-    deployment: KubeObject, snapshot: Snapshot, *, redactor: Redactor = DEFAULT
+    deployment: KubeObject, snapshot: Snapshot, *, redactor: Redactor = DEFAULT, avoid: frozenset[int] = frozenset()
 ) -> RevisionChange | None:
     """The template diff of the current revision against the last good one (secrets redacted by
-    `redactor`), or None without history."""
+    `redactor`), or None without history. `avoid`: revisions known to fail, never "good"."""
     history = revisions(deployment, snapshot)
     if len(history) < 2:
         return None
-    failing = history[-1]
-    good = last_good(history, failing)
+    failing = current_revision(deployment, history)
+    if failing is None:
+        return None
+    good = last_good(history, failing, avoid=avoid)
     if good is None:
         return None
     fields = tuple(template_diff(good.template, failing.template, redactor=redactor))
     actor, written_at = template_writer(deployment)
-    at = failing.created_at or written_at
+    # Who owns the fields that differ beats who last touched the template at all (a label patch).
+    actor = (find_actor(deployment, [parse_path(f.path) for f in fields]) if fields else None) or actor
+    # A reused ReplicaSet (a rollback) was created long ago; the template write is the change.
+    at = (written_at or failing.created_at) if earlier_numbers(failing) else (failing.created_at or written_at)
     return RevisionChange(ObjectRef.of(deployment, kind="Deployment"), good, failing, fields, at, actor)
 
 
@@ -140,7 +181,8 @@ def _writer(deployment: KubeObject, owns: Any, *, include_scale: bool = False) -
         at = parse_time(entry.get("time"))
         if best[1] is None or (at is not None and at > best[1]):
             best = (str(entry.get("manager") or "") or None, at)
-    return best
+    manager, at = best
+    return (actor_name(manager, deployment) if manager else None), at
 
 
 def template_diff(
@@ -161,6 +203,18 @@ def _clean(template: dict[str, Any]) -> dict[str, Any]:
     cleaned = dict(template)
     cleaned["metadata"] = meta
     return cleaned
+
+
+BIRTH = timedelta(seconds=30)
+
+
+def _born_at(snapshot: Snapshot, replicaset: str, seen: datetime | None) -> bool:
+    """True when the ReplicaSet was created right when this scaling was seen: its birth."""
+    rs = snapshot.named("ReplicaSet", replicaset)
+    created = parse_time(((rs or {}).get("metadata") or {}).get("creationTimestamp"))
+    if rs is None or created is None or seen is None:
+        return False
+    return abs(seen - created) <= BIRTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +239,11 @@ def scale_change(deployment: KubeObject, snapshot: Snapshot) -> ScaleChange | No
             or (event.get("metadata") or {}).get("creationTimestamp")
             or ""
         )
+        before = int(match.group(3))
+        if before == 0 and _born_at(snapshot, match.group(1), parse_time(seen)):
+            continue  # a ReplicaSet's first pods (the Deployment's creation or a rollout): not a scale
         if latest is None or seen >= latest[0]:
-            latest = (seen, int(match.group(3)), int(match.group(4)))
+            latest = (seen, before, int(match.group(4)))
     if latest is None:
         return None
     actor, written_at = replicas_writer(deployment)

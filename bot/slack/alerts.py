@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.kube.fields import show_value
 from bot.model import KUBERNETES, Button, Picture
 from bot.slack.blocks import FALLBACK_TEXT, HEADER_TEXT, SECTION_TEXT, button_elements
 from bot.slack.buttons import ButtonValues
@@ -72,7 +73,7 @@ def _external(change: dict[str, Any]) -> str:
 
 
 def _value(value: Any) -> str:
-    return code("(none)" if value is None else str(value), VALUE_CHARS)
+    return code(show_value(value, VALUE_CHARS), VALUE_CHARS)  # an env source in words, never a dict repr
 
 
 def buttons(details: dict[str, Any]) -> list[Button]:
@@ -128,7 +129,8 @@ def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str,
         who = f" by {escape_mrkdwn(str(change['actor']))}" if change.get("actor") else ""
         revision = f" (revision {escape_mrkdwn(str(change['revision']))})" if change.get("revision") else ""
         text = (
-            f"*Likely cause:* {code(str(change['path']), 200)} changed {_value(change.get('before'))} → "
+            f"*Likely cause:* {fit_mrkdwn(str(change.get('what') or change['path']), 200)} changed "
+            f"{_value(change.get('before'))} → "
             f"{_value(change.get('after'))}{who} at {_when(change.get('at'))}{revision}"
         )
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped(text, SECTION_TEXT))))
@@ -163,7 +165,11 @@ def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str,
     if change and change.get("source", KUBERNETES) != KUBERNETES:
         fallback = title + f" — likely cause: {change['source']} change: {change.get('summary')}"
     else:
-        fallback = title + (f" — likely cause: {change['path']} → {change.get('after')}" if change else "")
+        fallback = title + (
+            f" — likely cause: {change.get('what') or change['path']} → {show_value(change.get('after'))}"
+            if change
+            else ""
+        )
     return fit_plain(fallback, FALLBACK_TEXT), [b.to_dict() for b in blocks]
 
 

@@ -392,7 +392,7 @@ def _change_from_row(row: Any) -> Change:
         at=datetime.fromtimestamp(at, UTC),
         kind=ChangeKind(change_kind),
         summary=summary,
-        fields=tuple(FieldChange(f["path"], f["before"], f["after"]) for f in json.loads(fields)),
+        fields=tuple(FieldChange(f["path"], f["before"], f["after"], f.get("label")) for f in json.loads(fields)),
         actor=actor,
         revision=revision,
         id=row_id,

@@ -7,6 +7,7 @@ import logging
 from bot.commands.context import VerbContext
 from bot.commands.registry import verb
 from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
+from bot.diagnosis.culprits import change_phrase
 from bot.diagnosis.engine import diagnose
 from bot.model import KUBERNETES, Answer, Button, Cause, Command, CulpritChange, Diagnosis, ObjectRef
 
@@ -110,14 +111,7 @@ def _cause_lines(number: int, cause: Cause, target: ObjectRef) -> list[str]:
             )
             if part
         )
-        # Another object's change (the Service it calls, its node, a ConfigMap) names that object.
-        whose = (
-            ""
-            if (change.ref.kind, change.ref.name) == (target.kind, target.name)
-            else f"{change.ref.kind} {change.ref.name} "
-        )
-        values = "" if change.before is None and change.after is None else f": {change.before!r} → {change.after!r}"
-        lines.append(f"   Changed: {whose}{change.path}{values}" + (f" ({detail})" if detail else ""))
+        lines.append(f"   Changed: {change_phrase(change, 120, target=target)}" + (f" ({detail})" if detail else ""))
     if cause.suggestion is not None:
         lines.append(f"   Next: {cause.suggestion.text}")
         if cause.suggestion.command:

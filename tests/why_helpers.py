@@ -1,0 +1,126 @@
+"""What the `why` wording tests share: `k8sbot ask --json` in a subprocess, a Slack `why`, and the real
+bot with its watchers recording one namespace's changes (so `why` has a change history to blame)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kube_helpers import bind_role, patch, pods
+
+from bot.kube.client import KubeClient
+from k8sbot.running import BotRunner
+from slack_emulator import SlackEmulator
+from tests.slack_harness import ALICE, SHOP, running_bot, wait_answer
+
+POLICY = """
+roles:
+  operator: [why, status, logs, describe, changes, can-i, rollback, scale, restart, silence]
+teams:
+  shop:
+    channel: {channel}
+    namespaces: [{ns}]
+    members: {{users: [{alice}]}}
+    role: operator
+    kubernetes: {{user: "slack:{{user_id}}", groups: [team-why-edit]}}
+defaults: {{role: null}}
+"""
+REPO = Path(__file__).resolve().parent.parent
+HOLD = "k8sbot.dev/test-hold"
+"""A finalizer that keeps a deleted pod Terminating (as a slow shutdown does) until the test lets go."""
+
+
+def ask_json(kubeconfig: str, text: str, tmp_path: Path, *, db: Path | None = None) -> dict[str, Any]:
+    """`python -m k8sbot ask TEXT --json` (this worktree's code), its JSON answer."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "KUBECONFIG": kubeconfig,
+        "PYTHONPATH": str(REPO),  # this checkout's code, not the one the venv has installed
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
+        env={**env, "K8SBOT_DB": str(db or tmp_path / "ask.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def slack_ask(emu: SlackEmulator, text: str, *, channel: str = SHOP) -> dict[str, Any]:
+    """Send /k8s TEXT as Alice; the answer message (blocks) that replaced the placeholder."""
+    before = len(emu.response_posts())
+    result = emu.driver.slash_command(text, user_id=ALICE, channel_id=channel)
+    assert result.ok and not result.timed_out
+    return wait_answer(emu, before, what=f"the answer to /k8s {text}", timeout=60)
+
+
+def shown_text(message: dict[str, Any]) -> str:
+    """The text a person reads in a Slack message: every block's text, buttons' labels and values."""
+    parts: list[str] = []
+    for block in message.get("blocks") or []:
+        text = block.get("text")
+        if isinstance(text, dict):
+            parts.append(str(text.get("text")))
+        for element in block.get("elements") or []:
+            if isinstance(element.get("text"), dict):
+                parts.append(str(element["text"].get("text")))
+            elif element.get("text"):
+                parts.append(str(element.get("text")))
+            if element.get("value"):
+                parts.append(str(element["value"]))
+    return "\n".join(parts).replace("\u200b", "")  # the renderer's zero-width guards around backticks
+
+
+@contextmanager
+def recording_bot(
+    emu: SlackEmulator, kube: KubeClient, cluster: Any, namespace: str, tmp_path: Path
+) -> Iterator[BotRunner]:
+    """The whole bot (`k8sbot run`): watchers record `namespace`'s changes from now on; Alice is an operator."""
+    permissions = tmp_path / "permissions.yaml"
+    permissions.write_text(POLICY.format(channel=SHOP, ns=namespace, alice=ALICE))
+    bind_role(kube, namespace, "edit", group="team-why-edit")
+    with running_bot(
+        emu,
+        mode="http",
+        db=str(tmp_path / "bot.db"),
+        background=True,
+        kubeconfig=cluster.kubeconfig,
+        permissions=str(permissions),
+        watch_namespaces=[namespace],
+        alert_settle_seconds=1.0,
+        alert_resolve_seconds=2.0,
+    ) as runner:
+        assert runner.background is not None and runner.background.tracker.wait_synced(60)
+        yield runner
+
+
+def hold_pods(kube: KubeClient, namespace: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        patch(kube, "v1", "Pod", namespace, name, {"metadata": {"finalizers": [HOLD]}}, kind_of_patch="merge")
+
+
+def release_pods(kube: KubeClient, namespace: str) -> None:
+    """Let go of every held pod (so the namespace can be deleted)."""
+    for pod in pods(kube, namespace):
+        if HOLD in (pod["metadata"].get("finalizers") or []):
+            patch(
+                kube,
+                "v1",
+                "Pod",
+                namespace,
+                pod["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+                kind_of_patch="merge",
+            )
