@@ -165,7 +165,7 @@ def test_a_recorded_change_of_a_managed_object_names_the_source_and_the_controll
     assert change is not None
     assert change.source == "kubernetes"
     assert change.managed_by == Management("argocd", "shop-checkout", None, "argocd-application-controller")
-    assert change.actor == "argocd-application-controller"  # no managedFields: the controller that applies it
+    assert change.actor == "Argo CD (app shop-checkout)"  # no managedFields: the controller that applies it
     assert change.to_json()["managed_by"]["name"] == "shop-checkout"
 
 

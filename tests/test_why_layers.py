@@ -172,7 +172,7 @@ def test_engine_blames_the_dependency_change() -> None:
     assert top.change is not None and top.change.ref == ObjectRef("Deployment", NS, "payments")
     assert (top.change.path, top.change.before, top.change.after) == ("spec.replicas", 2, 0)
     assert top.suggestion is not None and top.suggestion.command == "/k8s scale payments -n shop --replicas 2"
-    assert "Deployment payments spec.replicas changed from 2 to 0" in diagnosis.summary
+    assert "Deployment payments replicas changed from 2 to 0" in diagnosis.summary
 
 
 def test_node_changes_from_conditions_and_cordons_from_their_writer() -> None:
