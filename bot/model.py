@@ -124,7 +124,7 @@ KUBERNETES = "kubernetes"
 @dataclass(frozen=True, slots=True)
 class Management:
     """What deploys an object: Argo CD, Flux or Helm, the application or release, and the revision
-    (a Git commit, a chart version) when the object carries it (bot/changes/gitops.py)."""
+    (a Git commit, a chart version) when the object carries it (bot/kube/gitops.py)."""
 
     tool: str
     """"argocd" | "flux" | "helm"."""

@@ -13,8 +13,8 @@ from test_digest import MONDAY_0900, Clock, Outbox, record, setup
 from test_why_explain import RecordedHistory, crash_namespace, why
 
 from bot.changes.diffing import build_change, snapshot
-from bot.changes.gitops import management, rollback_warning
 from bot.diagnosis.culprits import Evidence, culprit
+from bot.kube.gitops import management, rollback_warning
 from bot.model import Category, Change, ChangeKind, FieldChange, KubeObject, Management, ObjectRef
 from bot.store.changes import ChangeStore
 from bot.store.database import Database

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.changes.gitops import management
 from bot.kube.fields import Difference, Item, differences_between, field_name, render_path, show_value
+from bot.kube.gitops import management
 from bot.kube.managers import find_actor
 from bot.kube.revisions import REVISION_ANNOTATION, TEMPLATE_HASH_LABEL
 from bot.model import Change, ChangeKind, FieldChange, KubeObject, ObjectRef, ObjectState

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.kube.fields import Item, Path
+from bot.kube.gitops import in_words, management
 from bot.model import KubeObject
 
 CONTROLLER_MANAGERS = frozenset({"kube-controller-manager", "kube-scheduler", "kubelet", "kwok"})
@@ -46,24 +47,12 @@ def is_generic(manager: str | None) -> bool:
 
 
 def deployer(obj: KubeObject) -> str | None:
-    """The deployer whose marks the object carries (Argo CD, Flux, Helm), in words."""
-    meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    annotations = meta.get("annotations") or {}
-    tracking = str(annotations.get("argocd.argoproj.io/tracking-id") or "")
-    app = labels.get("argocd.argoproj.io/instance") or tracking.split(":", 1)[0]
-    if app:
-        return f"Argo CD (app {app})"
-    for key, what in (
-        ("kustomize.toolkit.fluxcd.io/name", "Kustomization"),
-        ("helm.toolkit.fluxcd.io/name", "HelmRelease"),
-    ):
-        if labels.get(key):
-            return f"Flux ({what} {labels[key]})"
-    release = annotations.get("meta.helm.sh/release-name")
-    if release or str(labels.get("app.kubernetes.io/managed-by") or "").lower() == "helm":
-        return f"Helm (release {release})" if release else "Helm"
-    managed_by = labels.get("app.kubernetes.io/managed-by")
+    """The deployer whose marks the object carries (Argo CD, Flux, Helm: bot/kube/gitops.py), in words."""
+    managed = management(obj)
+    if managed is not None:
+        return in_words(managed, obj)
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    managed_by = labels.get("app.kubernetes.io/managed-by") if isinstance(labels, dict) else None
     return str(managed_by) if managed_by else None
 
 

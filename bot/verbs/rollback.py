@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bot.changes.gitops import rollback_warning
 from bot.commands.acting import (
     Applied,
     Plan,
@@ -29,6 +28,7 @@ from bot.commands.specs import NAMESPACE_FLAG, FlagSpec, VerbSpec
 from bot.errors import Conflict, NotFound
 from bot.kube.client import InvalidRequest, KubeClient
 from bot.kube.fields import field_changes
+from bot.kube.gitops import rollback_warning
 from bot.kube.kinds import KINDS
 from bot.kube.revisions import REVISION_ANNOTATION, TEMPLATE_HASH_LABEL
 from bot.model import Answer, Command, KubeObject, ObjectRef, parse_time

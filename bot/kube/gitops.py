@@ -5,8 +5,9 @@ Argo CD or Flux deployment of a Helm chart carries Helm's marks too, and it is t
 that will put the object back):
 
 * Argo CD: the `argocd.argoproj.io/tracking-id` annotation (`<app>:<group>/<Kind>:<ns>/<name>`,
-  annotation tracking), or any other `argocd.argoproj.io/*` annotation with the tracking label
-  `app.kubernetes.io/instance` (label tracking) naming the application.
+  annotation tracking), the tracking label `argocd.argoproj.io/instance` (label tracking with that
+  `application.instanceLabelKey`), or any other `argocd.argoproj.io/*` annotation with the tracking
+  label `app.kubernetes.io/instance` (label tracking) naming the application.
 * Flux: `kustomize.toolkit.fluxcd.io/name` + `/namespace` labels (a Kustomization) or
   `helm.toolkit.fluxcd.io/name` + `/namespace` (a HelmRelease).
 * Helm: the `meta.helm.sh/release-name` annotation or `app.kubernetes.io/managed-by: Helm`; the chart
@@ -26,6 +27,8 @@ from bot.model import KubeObject, Management, ObjectRef
 ARGO_PREFIX = "argocd.argoproj.io/"
 ARGO_TRACKING_ID = "argocd.argoproj.io/tracking-id"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+ARGO_INSTANCE_LABEL = "argocd.argoproj.io/instance"
+"""The tracking label many Argo CD installations configure (`application.instanceLabelKey`)."""
 FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io/"
 FLUX_HELM = "helm.toolkit.fluxcd.io/"
 HELM_RELEASE = "meta.helm.sh/release-name"
@@ -52,8 +55,9 @@ def management(obj: KubeObject) -> Management | None:
     labels, annotations = _meta(obj)
     both = {**labels, **annotations}
     tracking = _clean(annotations.get(ARGO_TRACKING_ID))
-    if tracking or any(str(k).startswith(ARGO_PREFIX) for k in annotations):
-        app = tracking.split(":", 1)[0] if tracking else _clean(labels.get(INSTANCE_LABEL))
+    argo_label = _clean(labels.get(ARGO_INSTANCE_LABEL))
+    if tracking or argo_label or any(str(k).startswith(ARGO_PREFIX) for k in annotations):
+        app = tracking.split(":", 1)[0] if tracking else argo_label or _clean(labels.get(INSTANCE_LABEL))
         return Management(
             "argocd",
             app or "(unknown application)",
@@ -82,6 +86,16 @@ def management(obj: KubeObject) -> Management | None:
 def flux_kind(obj: KubeObject) -> str:
     labels, _ = _meta(obj)
     return "helmrelease" if _clean(labels.get(FLUX_HELM + "name")) else "kustomization"
+
+
+def in_words(managed: Management, obj: KubeObject) -> str:
+    """`Argo CD (app shop-checkout)`, `Flux (Kustomization flux-system/apps)`, `Helm (release web)`."""
+    if managed.tool == "argocd":
+        return f"Argo CD (app {managed.name})"
+    if managed.tool == "flux":
+        kind = "HelmRelease" if flux_kind(obj) == "helmrelease" else "Kustomization"
+        return f"Flux ({kind} {managed.name})"
+    return f"Helm (release {managed.name})"
 
 
 def rollback_warning(obj: KubeObject, ref: ObjectRef) -> str | None:
