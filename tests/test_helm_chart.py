@@ -143,7 +143,7 @@ def test_missing_slack_tokens_fail_at_template_with_a_clear_message(helm: Run) -
     objects = render(helm, "--set", "slack.existingSecret=mine")
     assert not [o for o in objects if o["kind"] == "Secret"]
     env = one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]["containers"][0]["env"]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {
         "SLACK_BOT_TOKEN": {"name": "mine", "key": "SLACK_BOT_TOKEN"},
         "SLACK_APP_TOKEN": {"name": "mine", "key": "SLACK_APP_TOKEN"},
@@ -183,6 +183,10 @@ def test_deployment_is_hardened_and_probed_on_the_bots_http_port(helm: Run) -> N
     assert sc["capabilities"] == {"drop": ["ALL"]}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["K8SBOT_HTTP_HOST"] == "0.0.0.0"
+    # The image's entrypoint is `k8sbot`; the Lease holder is named after the pod.
+    assert container["args"] == ["run"]
+    pod_name = next(e for e in container["env"] if e["name"] == "POD_NAME")
+    assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": int(env["K8SBOT_HTTP_PORT"]), "protocol": "TCP"}]
@@ -197,6 +201,61 @@ def test_deployment_is_hardened_and_probed_on_the_bots_http_port(helm: Run) -> N
     config = one(objects, "ConfigMap", "k8sbot")["data"]
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert yaml.safe_load(config["permissions.yaml"]) == values["permissions"]
+
+
+def test_http_mode_runs_the_http_server(helm: Run) -> None:
+    objects = render(helm, *TOKENS, "--set", "mode=http,slack.signingSecret=s3cret")
+    assert one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "run",
+        "--http",
+    ]
+
+
+def _grace(objects: list[dict[str, Any]]) -> int:
+    return int(one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
+
+
+def test_termination_grace_period_is_the_bots_shutdown_bound_plus_ten_seconds(helm: Run) -> None:
+    bound = Settings.model_fields["shutdown_grace_seconds"].default
+    assert _grace(render(helm, *TOKENS)) == bound + 10
+    assert _grace(render(helm, *TOKENS, "--set-json", "config.shutdown_grace_seconds=45.5")) == 56
+    assert _grace(render(helm, *TOKENS, "--set-json", "config.shutdown_grace_seconds=0")) == 10
+    assert _grace(render(helm, *TOKENS, "--set", "terminationGracePeriodSeconds=90")) == 90
+    # A grace period the bot cannot drain within fails at helm, not at the kubelet's SIGKILL.
+    for values in (["--set", "terminationGracePeriodSeconds=20"], ["--set", "terminationGracePeriodSeconds=15"]):
+        refused = helm("template", "k8sbot", CHART, *TOKENS, *values)
+        assert refused.returncode != 0
+        assert "must be longer than config.shutdown_grace_seconds" in refused.stderr, refused.stderr
+
+
+def _lease_rbac(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return one(objects, "Role", "k8sbot-leader"), one(objects, "RoleBinding", "k8sbot-leader")
+
+
+def test_the_chart_grants_exactly_the_lease_the_bot_elects_on(helm: Run) -> None:
+    lease = Settings.model_fields["leader_lease_name"].default
+    role, binding = _lease_rbac(render(helm, *TOKENS))
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "k8sbot"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "update"],
+            "resourceNames": [lease],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "k8sbot-leader"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "k8sbot", "namespace": "k8sbot"}]
+    # The Lease's settings move the grant with them; without leader election there is none.
+    role, binding = _lease_rbac(
+        render(helm, *TOKENS, "--set-json", 'config={"leader_namespace": "ops", "leader_lease_name": "bot-eu"}')
+    )
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "ops"
+    assert role["rules"][0]["resourceNames"] == ["bot-eu"]
+    assert binding["subjects"][0]["namespace"] == "k8sbot"
+    objects = render(helm, *TOKENS, "--set-json", "config.leader_election=false")
+    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
 
 
 # Settings the chart sets itself (Secret, paths, bind address, clusterName), so `config` may not.
@@ -470,7 +529,7 @@ def test_helm_install_creates_every_object_and_uninstall_removes_them(
         manifest = helm("get", "manifest", release, *common)
         objects = docs(manifest.stdout)
         names = [f"{o['kind'].lower()}/{o['metadata']['name']}" for o in objects]
-        assert len(names) == 11, names
+        assert len(names) == 13, names
         for obj, name in zip(objects, names, strict=True):
             got = kubectl(kubectl_bin, cluster, "get", "-n", namespace, name, "-o", "json")
             assert got.returncode == 0, f"{name}: {got.stderr}"
