@@ -7,9 +7,11 @@ kubectl is the one scripts/build-cluster-bins built for the local cluster.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -19,11 +21,17 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_helpers import REPO, Cluster, bind_role, wait_for
-from scenarios import deploy_checkout
+from image_helpers import BotContainer, built_image
+from image_helpers import status as image_status
+from kube_helpers import REPO, Cluster, bind_role, wait_for, wait_rolled_out
+from scenarios import break_image, deploy_checkout
+from test_shutdown import BotProcess, alert_texts, bot_env
 
+from bot.errors import PermissionDenied
 from bot.kube.client import KubeClient
 from bot.settings import Settings, load_settings
+from slack_emulator import SlackEmulator
+from tests.slack_harness import ALICE, SHOP, wait_answer
 
 CHART = REPO / "deploy" / "helm" / "k8sbot"
 TOKENS = ["--set", "slack.botToken=xoxb-test,slack.appToken=xapp-test"]
@@ -711,4 +719,127 @@ def test_the_bot_with_the_charts_service_account_acts_as_the_person_and_is_refus
         assert "forbidden" in refused.stderr, refused.stdout + refused.stderr
         assert f'User "system:serviceaccount:{namespace}:{release}"' in refused.stderr, refused.stderr
     finally:
+        helm("uninstall", release, *common)
+
+
+# -- item 4: the bot itself, with only the chart's ServiceAccount, against the real API server -------
+
+
+def _buttons(message: dict[str, Any]) -> dict[str, str]:
+    return {
+        e["text"]["text"]: e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+    }
+
+
+@pytest.mark.kwok
+def test_smoke_the_bot_run_with_the_charts_service_account_token(
+    helm: Run,
+    kubectl_bin: str,
+    cluster: Cluster,
+    kube: KubeClient,
+    namespace: str,
+    release: str,
+    slack: SlackEmulator,
+    tmp_path: Path,
+) -> None:
+    """`helm install`, then `k8sbot run --http` (from the built image where podman is, else from the
+    venv) with a token of the chart's ServiceAccount: it holds the Lease the chart grants, watches and
+    records a change, answers `why`, posts an alert, rolls back (confirmed) as the impersonated person
+    bound to `edit`, and its own token is refused a write."""
+    group = f"team-{release}"
+    permissions = {
+        "roles": {"operator": ["why", "status", "changes", "rollback"]},
+        "teams": {
+            "shop": {
+                "channel": SHOP,
+                "namespaces": [namespace],
+                "members": {"users": [ALICE]},
+                "role": "operator",
+                "kubernetes": {"user": "slack:{user_id}", "groups": [group]},
+            }
+        },
+        "defaults": {"role": None},
+    }
+    chart_config = {
+        "watch_namespaces": [namespace],
+        "alert_settle_seconds": 1.0,
+        "alert_resolve_seconds": 2.0,
+        # Outside a pod the bot cannot read its namespace from the ServiceAccount mount: say it.
+        "leader_namespace": namespace,
+        "shutdown_grace_seconds": 8,
+    }
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"permissions": permissions, "config": chart_config}))
+    common = ["--namespace", namespace, "--kubeconfig", cluster.kubeconfig]
+    installed = helm("install", release, CHART, *common, *TOKENS, "-f", values)
+    assert installed.returncode == 0, installed.stderr
+    bot: BotContainer | BotProcess | None = None
+    try:
+        bind_role(kube, namespace, "edit", group=group)
+        app = deploy_checkout(kube, namespace)
+        # The bot's files are the chart's ConfigMap, as in the pod.
+        data = kube.get(f"/api/v1/namespaces/{namespace}/configmaps/{release}")["data"]
+        policy = tmp_path / "permissions.yaml"
+        policy.write_text(data["permissions.yaml"])
+        policy.chmod(0o644)
+        config = {**yaml.safe_load(data["config.yaml"]), "permissions": str(policy)}
+        sa = sa_kubeconfig(kubectl_bin, cluster, namespace, release, tmp_path / "sa.kubeconfig")
+        env = bot_env(slack, tmp_path, db=tmp_path / "bot.db", kubeconfig=str(sa), config=config)
+        bot = BotContainer(built_image(), env, tmp_path) if shutil.which("podman") else BotProcess(env, REPO)
+        url = bot.wait_url()
+        slack.wait_for(lambda: image_status(url + "/readyz") == 200, timeout=60, what="the bot ready")
+        slack.wait_for(
+            lambda: "leader election: created Lease" in "\n".join(bot.lines) or "leading as" in "\n".join(bot.lines),
+            timeout=30,
+            what=f"the bot holding the Lease the chart grants:\n{bot.lines[-20:]}",
+        )
+
+        breakage = break_image(kube, app)
+
+        def ask(text: str) -> dict[str, Any]:
+            before = len(slack.response_posts())
+            slack.driver.slash_command(text, user_id=ALICE, channel_id=SHOP, mode="http", url=url + "/slack/events")
+            return wait_answer(slack, before, what=f"the answer to {text!r}", timeout=60)
+
+        slack.wait_for(lambda: alert_texts(slack, SHOP), timeout=90, what="the alert for the broken image")
+        assert "checkout" in alert_texts(slack, SHOP)[0]
+        changes = json.dumps(ask(f"changes checkout -n {namespace} --since 1h"))
+        assert breakage.before in changes and breakage.after in changes, changes
+        why = json.dumps(ask(f"why checkout -n {namespace}"))
+        assert "ImagePullBackOff" in why or breakage.after in why, why
+
+        ask(f"rollback checkout -n {namespace}")
+        preview = slack.ephemerals(SHOP, ALICE)[-1]
+        before = len(slack.response_posts())
+        slack.driver.click(SHOP, preview.ts, _buttons(preview.message)["Confirm"], ALICE)
+        wait_answer(slack, before, what="the rollback result", timeout=60)
+        wait_rolled_out(kube, namespace, "checkout")
+        deployment = kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/checkout")
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == app.image
+        managers = {entry["manager"] for entry in deployment["metadata"]["managedFields"]}
+        assert f"k8sbot/{ALICE}" in managers  # written as Alice (impersonated), not as the bot
+
+        # The bot's own token writes nothing.
+        token = yaml.safe_load(sa.read_text())["users"][0]["user"]["token"]
+        configuration = copy.copy(kube.configuration)
+        configuration.cert_file = configuration.key_file = None
+        configuration.api_key = {"authorization": "Bearer " + token}
+        with pytest.raises(PermissionDenied) as refused:
+            KubeClient(configuration).request(
+                "PATCH",
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/checkout/scale",
+                body={"spec": {"replicas": 3}},
+                content_type="application/merge-patch+json",
+            )
+        assert f"system:serviceaccount:{namespace}:{release}" in str(refused.value)
+
+        bot_process = bot.process
+        if isinstance(bot, BotContainer):
+            bot.terminate()
+        else:
+            bot_process.send_signal(signal.SIGTERM)
+        assert bot_process.wait(30) == 0, "\n".join(bot.lines[-40:])
+    finally:
+        if bot is not None:
+            bot.stop()
         helm("uninstall", release, *common)
