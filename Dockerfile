@@ -16,6 +16,10 @@ FROM ${BASE_IMAGE} AS build
 # never copied into the image. Empty: pip's own trust store.
 ARG PIP_CERT=
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# The bot's user, made here and copied: the final stage runs nothing (no RUN, so no build-time mount
+# can leave a trace in its layers).
+RUN useradd --uid 10001 --user-group --no-create-home --home-dir /var/lib/k8sbot --shell /usr/sbin/nologin k8sbot \
+ && mkdir -p /var/lib/k8sbot && chown k8sbot:k8sbot /var/lib/k8sbot
 WORKDIR /src
 COPY --from=requirements /requirements.txt /tmp/requirements.txt
 # The asyncio client and the generated sources of the Kubernetes client go (see that script).
@@ -43,8 +47,8 @@ FROM ${BASE_IMAGE}
 ARG VERSION=0.0.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/k8sbot/k8sbot
-RUN useradd --uid 10001 --user-group --no-create-home --home-dir /var/lib/k8sbot --shell /usr/sbin/nologin k8sbot \
- && mkdir -p /var/lib/k8sbot /etc/k8sbot && chown k8sbot:k8sbot /var/lib/k8sbot
+COPY --from=build /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/
+COPY --from=build --chown=10001:10001 /var/lib/k8sbot /var/lib/k8sbot
 COPY --from=build /opt/k8sbot /opt/k8sbot
 COPY permissions.yaml /etc/k8sbot/permissions.yaml
 ENV PATH=/opt/k8sbot/bin:$PATH \
