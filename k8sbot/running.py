@@ -385,9 +385,11 @@ def serve(settings: Settings, *, http: bool) -> None:
 
     # Before `start`: /readyz answers while start-up still runs (the digest catch-up, the first Lease
     # attempt), and in a container the bot is process 1, whose signals without a handler the kernel
-    # drops: a SIGTERM then would be lost until the kubelet's SIGKILL.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # drops: a SIGTERM then would be lost until the kubelet's SIGKILL. (Only the main thread may set
+    # handlers; `run` called from another thread, as some tests do, is stopped by its caller.)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     runner.start()
     runner.stop_event.wait()
     log.info("shutting down")
