@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install lint test test-fast test-hostile cluster-up cluster-down demo bench test-kind helm clean
+.PHONY: install lint test test-fast test-hostile cluster-up cluster-down demo bench test-kind helm image clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,10 @@ demo: install
 helm:
 	scripts/build-helm
 	scripts/gen-rbac
+
+# The container image with podman (a Debian base made locally when no registry is reachable).
+image:
+	scripts/build-image
 
 bench: install
 	@ls bench/*.py

@@ -384,13 +384,19 @@ class BotRunner:
 
 def serve(settings: Settings, *, http: bool) -> None:
     """Run until SIGTERM or SIGINT."""
-    runner = BotRunner(settings, http=http).start()
+    runner = BotRunner(settings, http=http)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         runner.stop_event.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # Before `start`: /readyz answers while start-up still runs (the digest catch-up, the first Lease
+    # attempt), and in a container the bot is process 1, whose signals without a handler the kernel
+    # drops: a SIGTERM then would be lost until the kubelet's SIGKILL. (Only the main thread may set
+    # handlers; `run` called from another thread, as some tests do, is stopped by its caller.)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    runner.start()
     runner.stop_event.wait()
     log.info("shutting down")
     runner.stop()

@@ -7,9 +7,13 @@ kubectl is the one scripts/build-cluster-bins built for the local cluster.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -19,11 +23,17 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_helpers import REPO, Cluster, bind_role, wait_for
-from scenarios import deploy_checkout
+from image_helpers import BotContainer, built_image
+from image_helpers import status as image_status
+from kube_helpers import REPO, Cluster, bind_role, wait_for, wait_rolled_out
+from scenarios import break_image, deploy_checkout
+from test_shutdown import BotProcess, alert_texts, bot_env
 
+from bot.errors import PermissionDenied
 from bot.kube.client import KubeClient
 from bot.settings import Settings, load_settings
+from slack_emulator import SlackEmulator
+from tests.slack_harness import ALICE, SHOP, wait_answer
 
 CHART = REPO / "deploy" / "helm" / "k8sbot"
 TOKENS = ["--set", "slack.botToken=xoxb-test,slack.appToken=xapp-test"]
@@ -143,7 +153,7 @@ def test_missing_slack_tokens_fail_at_template_with_a_clear_message(helm: Run) -
     objects = render(helm, "--set", "slack.existingSecret=mine")
     assert not [o for o in objects if o["kind"] == "Secret"]
     env = one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]["containers"][0]["env"]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {
         "SLACK_BOT_TOKEN": {"name": "mine", "key": "SLACK_BOT_TOKEN"},
         "SLACK_APP_TOKEN": {"name": "mine", "key": "SLACK_APP_TOKEN"},
@@ -183,6 +193,10 @@ def test_deployment_is_hardened_and_probed_on_the_bots_http_port(helm: Run) -> N
     assert sc["capabilities"] == {"drop": ["ALL"]}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["K8SBOT_HTTP_HOST"] == "0.0.0.0"
+    # The image's entrypoint is `k8sbot`; the Lease holder is named after the pod.
+    assert container["args"] == ["run"]
+    pod_name = next(e for e in container["env"] if e["name"] == "POD_NAME")
+    assert pod_name["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": int(env["K8SBOT_HTTP_PORT"]), "protocol": "TCP"}]
@@ -224,6 +238,61 @@ def test_the_integration_token_goes_through_the_secret(helm: Run) -> None:
         "template", "k8sbot", CHART, "--set", "slack.botToken=xoxb-1,slack.appToken=xapp-1,integrations.enabled=true"
     )
     assert missing.returncode != 0 and "integrations.enabled needs integrations.token" in missing.stderr
+
+
+def test_http_mode_runs_the_http_server(helm: Run) -> None:
+    objects = render(helm, *TOKENS, "--set", "mode=http,slack.signingSecret=s3cret")
+    assert one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "run",
+        "--http",
+    ]
+
+
+def _grace(objects: list[dict[str, Any]]) -> int:
+    return int(one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
+
+
+def test_termination_grace_period_is_the_bots_shutdown_bound_plus_ten_seconds(helm: Run) -> None:
+    bound = Settings.model_fields["shutdown_grace_seconds"].default
+    assert _grace(render(helm, *TOKENS)) == bound + 10
+    assert _grace(render(helm, *TOKENS, "--set-json", "config.shutdown_grace_seconds=45.5")) == 56
+    assert _grace(render(helm, *TOKENS, "--set-json", "config.shutdown_grace_seconds=0")) == 10
+    assert _grace(render(helm, *TOKENS, "--set", "terminationGracePeriodSeconds=90")) == 90
+    # A grace period the bot cannot drain within fails at helm, not at the kubelet's SIGKILL.
+    for values in (["--set", "terminationGracePeriodSeconds=20"], ["--set", "terminationGracePeriodSeconds=15"]):
+        refused = helm("template", "k8sbot", CHART, *TOKENS, *values)
+        assert refused.returncode != 0
+        assert "must be longer than config.shutdown_grace_seconds" in refused.stderr, refused.stderr
+
+
+def _lease_rbac(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return one(objects, "Role", "k8sbot-leader"), one(objects, "RoleBinding", "k8sbot-leader")
+
+
+def test_the_chart_grants_exactly_the_lease_the_bot_elects_on(helm: Run) -> None:
+    lease = Settings.model_fields["leader_lease_name"].default
+    role, binding = _lease_rbac(render(helm, *TOKENS))
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "k8sbot"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "update"],
+            "resourceNames": [lease],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "k8sbot-leader"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "k8sbot", "namespace": "k8sbot"}]
+    # The Lease's settings move the grant with them; without leader election there is none.
+    role, binding = _lease_rbac(
+        render(helm, *TOKENS, "--set-json", 'config={"leader_namespace": "ops", "leader_lease_name": "bot-eu"}')
+    )
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "ops"
+    assert role["rules"][0]["resourceNames"] == ["bot-eu"]
+    assert binding["subjects"][0]["namespace"] == "k8sbot"
+    objects = render(helm, *TOKENS, "--set-json", "config.leader_election=false")
+    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
 
 
 # Settings the chart sets itself (Secret, paths, bind address, clusterName), so `config` may not.
@@ -498,7 +567,7 @@ def test_helm_install_creates_every_object_and_uninstall_removes_them(
         manifest = helm("get", "manifest", release, *common)
         objects = docs(manifest.stdout)
         names = [f"{o['kind'].lower()}/{o['metadata']['name']}" for o in objects]
-        assert len(names) == 11, names
+        assert len(names) == 13, names
         for obj, name in zip(objects, names, strict=True):
             got = kubectl(kubectl_bin, cluster, "get", "-n", namespace, name, "-o", "json")
             assert got.returncode == 0, f"{name}: {got.stderr}"
@@ -680,4 +749,145 @@ def test_the_bot_with_the_charts_service_account_acts_as_the_person_and_is_refus
         assert "forbidden" in refused.stderr, refused.stdout + refused.stderr
         assert f'User "system:serviceaccount:{namespace}:{release}"' in refused.stderr, refused.stderr
     finally:
+        helm("uninstall", release, *common)
+
+
+# -- item 4: the bot itself, with only the chart's ServiceAccount, against the real API server -------
+
+
+def _buttons(message: dict[str, Any]) -> dict[str, str]:
+    return {
+        e["text"]["text"]: e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+    }
+
+
+def _checkpointed(database: Path, kind: str) -> bool:
+    if not database.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:
+        try:
+            return bool(db.execute("SELECT 1 FROM watch_checkpoints WHERE kind = ?", (kind,)).fetchone())
+        except sqlite3.OperationalError:  # the table is not made yet
+            return False
+
+
+@pytest.mark.kwok
+def test_smoke_the_bot_run_with_the_charts_service_account_token(
+    helm: Run,
+    kubectl_bin: str,
+    cluster: Cluster,
+    kube: KubeClient,
+    namespace: str,
+    release: str,
+    slack: SlackEmulator,
+    tmp_path: Path,
+) -> None:
+    """`helm install`, then `k8sbot run --http` (from the built image where podman is, else from the
+    venv) with a token of the chart's ServiceAccount: it holds the Lease the chart grants, watches and
+    records a change, answers `why`, posts an alert, rolls back (confirmed) as the impersonated person
+    bound to `edit`, and its own token is refused a write."""
+    group = f"team-{release}"
+    permissions = {
+        "roles": {"operator": ["why", "status", "changes", "rollback"]},
+        "teams": {
+            "shop": {
+                "channel": SHOP,
+                "namespaces": [namespace],
+                "members": {"users": [ALICE]},
+                "role": "operator",
+                "kubernetes": {"user": "slack:{user_id}", "groups": [group]},
+            }
+        },
+        "defaults": {"role": None},
+    }
+    chart_config = {
+        "watch_namespaces": [namespace],
+        "alert_settle_seconds": 1.0,
+        "alert_resolve_seconds": 2.0,
+        # Outside a pod the bot cannot read its namespace from the ServiceAccount mount: say it.
+        "leader_namespace": namespace,
+        "shutdown_grace_seconds": 8,
+    }
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"permissions": permissions, "config": chart_config}))
+    common = ["--namespace", namespace, "--kubeconfig", cluster.kubeconfig]
+    installed = helm("install", release, CHART, *common, *TOKENS, "-f", values)
+    assert installed.returncode == 0, installed.stderr
+    bot: BotContainer | BotProcess | None = None
+    try:
+        bind_role(kube, namespace, "edit", group=group)
+        app = deploy_checkout(kube, namespace)
+        # The bot's files are the chart's ConfigMap, as in the pod.
+        data = kube.get(f"/api/v1/namespaces/{namespace}/configmaps/{release}")["data"]
+        policy = tmp_path / "permissions.yaml"
+        policy.write_text(data["permissions.yaml"])
+        policy.chmod(0o644)
+        config = {**yaml.safe_load(data["config.yaml"]), "permissions": str(policy)}
+        sa = sa_kubeconfig(kubectl_bin, cluster, namespace, release, tmp_path / "sa.kubeconfig")
+        env = bot_env(slack, tmp_path, db=tmp_path / "bot.db", kubeconfig=str(sa), config=config)
+        bot = BotContainer(built_image(), env, tmp_path) if shutil.which("podman") else BotProcess(env, REPO)
+        url = bot.wait_url()
+        slack.driver.configure(mode="http", url=url + "/slack/events")  # signed requests to the bot
+        slack.wait_for(lambda: image_status(url + "/readyz") == 200, timeout=60, what="the bot ready")
+        slack.wait_for(
+            lambda: "leader election: created Lease" in "\n".join(bot.lines) or "leading as" in "\n".join(bot.lines),
+            timeout=30,
+            what=f"the bot holding the Lease the chart grants:\n{bot.lines[-20:]}",
+        )
+
+        # The watchers' first listing is recorded (their checkpoint stored): what follows is a change.
+        database = tmp_path / "data" / "k8sbot.db" if isinstance(bot, BotContainer) else tmp_path / "bot.db"
+        slack.wait_for(lambda: _checkpointed(database, "Deployment"), timeout=60, what="the watchers' first listing")
+        breakage = break_image(kube, app)
+
+        def ask(text: str) -> dict[str, Any]:
+            before = len(slack.response_posts())
+            slack.driver.slash_command(text, user_id=ALICE, channel_id=SHOP)
+            return wait_answer(slack, before, what=f"the answer to {text!r}", timeout=60)
+
+        # (The chart's own Deployment may alert too: its pod cannot run under kwok.)
+        slack.wait_for(
+            lambda: any(breakage.after in t for t in alert_texts(slack, SHOP)),
+            timeout=90,
+            what="the alert for the broken image, naming it",
+        )
+        changes = json.dumps(ask(f"changes checkout -n {namespace} --since 1h"))
+        assert breakage.before in changes and breakage.after in changes, changes
+        why = json.dumps(ask(f"why checkout -n {namespace}"))
+        assert "ImagePullBackOff" in why or breakage.after in why, why
+
+        ask(f"rollback checkout -n {namespace}")
+        preview = slack.ephemerals(SHOP, ALICE)[-1]
+        before = len(slack.response_posts())
+        slack.driver.click(SHOP, preview.ts, _buttons(preview.message)["Confirm"], ALICE)
+        wait_answer(slack, before, what="the rollback result", timeout=60)
+        wait_rolled_out(kube, namespace, "checkout")
+        deployment = kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/checkout")
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == app.image
+        managers = {entry["manager"] for entry in deployment["metadata"]["managedFields"]}
+        assert f"k8sbot/{ALICE}" in managers  # written as Alice (impersonated), not as the bot
+
+        # The bot's own token writes nothing.
+        token = yaml.safe_load(sa.read_text())["users"][0]["user"]["token"]
+        configuration = copy.copy(kube.configuration)
+        configuration.cert_file = configuration.key_file = None
+        configuration.api_key = {"authorization": "Bearer " + token}
+        with pytest.raises(PermissionDenied) as refused:
+            KubeClient(configuration).request(
+                "PATCH",
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/checkout/scale",
+                body={"spec": {"replicas": 3}},
+                content_type="application/merge-patch+json",
+            )
+        assert f"system:serviceaccount:{namespace}:{release}" in str(refused.value)
+
+        bot_process = bot.process
+        if isinstance(bot, BotContainer):
+            bot.terminate()
+        else:
+            bot_process.send_signal(signal.SIGTERM)
+        assert bot_process.wait(30) == 0, "\n".join(bot.lines[-40:])
+    finally:
+        if bot is not None:
+            bot.stop()
         helm("uninstall", release, *common)

@@ -18,6 +18,7 @@ from test_permissions_cluster import FakeDirectory, _may
 from bot.commands.dispatch import execute
 from bot.errors import PermissionDenied
 from bot.kube.client import KubeClient
+from bot.kube.leasing import LeaseLock, LeaseTiming
 from bot.permissions.engine import PermissionEngine
 from bot.permissions.policy import PolicyFile
 from bot.store.database import Database
@@ -43,12 +44,13 @@ def _objects(namespace: str, suffix: str) -> list[dict[str, Any]]:
         if original["kind"] == "Namespace":
             continue
         doc = copy.deepcopy(original)
-        if doc["kind"] == "ServiceAccount":
-            doc["metadata"]["namespace"] = namespace
+        if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
+            doc["metadata"]["namespace"] = namespace  # namespaced: the test namespace keeps them apart
         else:
             doc["metadata"]["name"] += suffix
         if doc["kind"] == "ClusterRoleBinding":
             doc["roleRef"]["name"] += suffix
+        if doc["kind"] in ("ClusterRoleBinding", "RoleBinding"):
             doc["subjects"] = [{**doc["subjects"][0], "namespace": namespace}]
         if doc["kind"] == "ClusterRole" and doc["metadata"]["name"] == "k8sbot-impersonate" + suffix:
             doc["rules"][0]["resourceNames"] = ["slack:U0ALICE"]
@@ -96,6 +98,28 @@ def test_the_bot_reads_but_cannot_write_as_itself(kube: KubeClient, namespace: s
         )
     with pytest.raises(PermissionDenied):
         bot.request("DELETE", resource_path("v1", "Namespace", None, namespace))
+
+
+def test_the_bot_holds_its_lease_and_no_other(kube: KubeClient, namespace: str, bot: KubeClient) -> None:
+    """deploy/rbac.yaml's Role: create, read and renew the Lease `k8sbot-leader` in the bot's namespace;
+    any other Lease is refused."""
+    kinds = {d["kind"] for d in yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()) if d}
+    assert {"Role", "RoleBinding"} <= kinds
+    timing = LeaseTiming(duration=15, renew_deadline=10, retry_period=2)
+    lock = LeaseLock(bot, namespace=namespace, name="k8sbot-leader", identity="bot-a", timing=timing)
+    assert wait_for(lock.try_acquire_or_renew, 30, "the Role to be bound") is True
+    assert lock.try_acquire_or_renew() is True  # renewed: get + update
+    assert lock.holder() == "bot-a"
+    lock.release()
+    assert lock.holder() is None
+    other = LeaseLock(bot, namespace=namespace, name="someone-elses", identity="bot-a", timing=timing)
+    kube.request(
+        "POST",
+        f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
+        body={"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "someone-elses"}},
+    )
+    with pytest.raises(PermissionDenied):
+        other.try_acquire_or_renew()
 
 
 def test_impersonation_is_limited_to_the_mapped_names(kube: KubeClient, namespace: str, bot: KubeClient) -> None:

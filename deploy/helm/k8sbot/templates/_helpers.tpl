@@ -60,3 +60,23 @@ knows). Output: YAML {users: [...], groups: [...]}, sorted, unique.
 {{- end -}}
 {{- dict "users" ($users | uniq | sortAlpha) "groups" ($groups | uniq | sortAlpha) | toYaml -}}
 {{- end -}}
+
+{{/*
+The pod's terminationGracePeriodSeconds: the bot's shutdown bound (config.shutdown_grace_seconds,
+20 s by default as in bot/settings.py) plus 10 s, unless the value is set; a set value must exceed
+the bound, or the kubelet would kill the bot while it still drains.
+*/}}
+{{- define "k8sbot.terminationGracePeriodSeconds" -}}
+{{- $bound := 20.0 -}}
+{{- if hasKey .Values.config "shutdown_grace_seconds" -}}
+{{- $bound = float64 .Values.config.shutdown_grace_seconds -}}
+{{- end -}}
+{{- $set := .Values.terminationGracePeriodSeconds -}}
+{{- if kindIs "invalid" $set -}}
+{{- add (ceil $bound | int) 10 -}}
+{{- else if le (float64 $set) $bound -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than config.shutdown_grace_seconds (%v): the bot would be killed while it drains" $set $bound) -}}
+{{- else -}}
+{{- $set -}}
+{{- end -}}
+{{- end -}}
