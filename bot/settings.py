@@ -54,6 +54,7 @@ ENV = {
     "leader_renew_seconds": "K8SBOT_LEADER_RENEW_SECONDS",
     "leader_retry_seconds": "K8SBOT_LEADER_RETRY_SECONDS",
     "shutdown_grace_seconds": "K8SBOT_SHUTDOWN_GRACE_SECONDS",
+    "watch_cache": "K8SBOT_WATCH_CACHE",
 }
 
 
@@ -103,6 +104,8 @@ class Settings(BaseModel):
     shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
     """On SIGTERM: how long in-flight commands and the outbox get before the bot exits (keep it below
     the pod's terminationGracePeriodSeconds, 30 s by default)."""
+    watch_cache: bool = True
+    """Hold what the watchers see in memory, so `why`, `status` and `describe` answer from it (the leader only)."""
     redact_keys: list[str] = Field(default_factory=list)
     """Key-name fragments that mark a value as secret, beyond the built-in ones (bot/redaction.py)."""
     redact_token_prefixes: list[str] = Field(default_factory=list)

@@ -7,7 +7,7 @@ import logging
 from bot.commands.context import VerbContext
 from bot.commands.registry import verb
 from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
-from bot.diagnosis.engine import diagnose
+from bot.diagnosis.engine import investigate
 from bot.model import Answer, Button, Cause, Command, Diagnosis
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ SHOWN_CAUSES = 3
 )
 def why_verb(ctx: VerbContext, command: Command) -> Answer:
     namespace = ctx.namespace_for(command)
-    diagnosis = diagnose(
+    found = investigate(
         ctx.kube,
         namespace,
         str(command.target),
@@ -35,12 +35,17 @@ def why_verb(ctx: VerbContext, command: Command) -> Answer:
         history=ctx.history,  # only kinds the asker may read: no Secret change shown to a viewer
         now=ctx.now,
         redactor=ctx.services.redactor,
+        cache=ctx.cache,
     )
+    diagnosis, provenance = found.diagnosis, found.provenance
+    lines = render_lines(diagnosis)
+    if provenance.behind and provenance.note:
+        lines.append(f"Note: {provenance.note}")
     return Answer(
         verb="why",
-        data=diagnosis.to_json(),
+        data={**diagnosis.to_json(), "source": provenance.to_json()},
         title=diagnosis.summary,
-        lines=tuple(render_lines(diagnosis)),
+        lines=tuple(lines),
         ok=diagnosis.healthy or bool(diagnosis.causes),
         buttons=buttons_for(diagnosis),
     )
