@@ -11,7 +11,10 @@ FailedScheduling events: the local cluster's two fake nodes are shared with othe
 scenarios are sized against them, and must not fill up. Creating 5,000 pods takes the controllers a
 minute or two; the bench sends about 2 requests per 100 pods and one namespace deletion per size.
 
-Printed per size, each `p50 / p95 / max` and API calls per answer (KubeClient.calls):
+Printed per size, each `p50 / p95 / max` wall time, API calls per answer (KubeClient.calls) and the
+CPU time of the asking thread for the cache rows (the answer's own work; the rest of its wall time
+is waiting for the GIL while the same process's watcher threads take in the namespace's events, and
+for the machine):
   why, watch cache      the bot's path while it leads: the cache, checked with one get of the target
   why, snapshot         `k8sbot ask` and followers: the target's objects listed by label and field selectors
   why, whole namespace  the code before the cache (every kind of the namespace listed), for comparison
@@ -138,14 +141,17 @@ def populate(kube: KubeClient, namespace: str, pods: int, timeout: float) -> int
     return count
 
 
-def timed(kube: KubeClient, func: Callable[[], object], runs: int) -> tuple[list[float], list[int]]:
-    times, calls = [], []
+def timed(kube: KubeClient, func: Callable[[], object], runs: int) -> tuple[list[float], list[int], list[float]]:
+    """Wall time, API calls and the CPU time of this thread (what the answer itself costs, apart from
+    waiting for the API server and for the watcher threads of the same process)."""
+    times, calls, cpu = [], [], []
     for _ in range(runs):
-        before_calls, start = kube.calls, time.perf_counter()
+        before_calls, start, start_cpu = kube.calls, time.perf_counter(), time.thread_time()
         func()
         times.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)
         calls.append(kube.calls - before_calls)
-    return times, calls
+    return times, calls, cpu
 
 
 def pct(values: list[float], q: float) -> float:
@@ -153,13 +159,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def report(label: str, times: list[float], calls: list[int] | None = None) -> None:
+def report(label: str, times: list[float], calls: list[int] | None = None, cpu: list[float] | None = None) -> None:
     line = (
         f"  {label:28s} p50 {pct(times, 0.5) * 1000:7.1f} ms   p95 {pct(times, 0.95) * 1000:7.1f} ms   "
         f"max {max(times) * 1000:7.1f} ms"
     )
     if calls is not None:
-        line += f"   API calls {statistics.mean(calls):.0f}"
+        line += f"   API calls {statistics.mean(calls):3.0f}"
+    if cpu is not None:
+        line += f"   CPU p50 {pct(cpu, 0.5) * 1000:6.1f} ms"
     print(line, flush=True)
 
 
@@ -229,9 +237,9 @@ def run_size(args: argparse.Namespace, config: str, kube: KubeClient, pods: int)
         same = found.diagnosis == investigate(kube, namespace, TARGET, analyzers=analyzers).diagnosis
         print(f"  cache answer equals snapshot answer: {same}", flush=True)
         report(f"why, watch cache ({args.runs})", *timed(kube, why_cache, args.runs))
-        report(f"why, snapshot ({args.runs})", *timed(kube, why_snapshot, args.runs))
+        report(f"why, snapshot ({args.runs})", *timed(kube, why_snapshot, args.runs)[:2])
         whole_runs = max(3, args.runs // 4)
-        report(f"why, whole namespace ({whole_runs})", *timed(kube, why_whole_namespace, whole_runs))
+        report(f"why, whole namespace ({whole_runs})", *timed(kube, why_whole_namespace, whole_runs)[:2])
         status = parse(f"status -n {namespace}", registry=services.verbs)
         cached_ctx = VerbContext(services=services, subject=Subject(slack_user=None))
         report(
@@ -242,7 +250,7 @@ def run_size(args: argparse.Namespace, config: str, kube: KubeClient, pods: int)
         api_ctx = VerbContext(services=services, subject=Subject(slack_user=None))
         report(
             f"status, API ({whole_runs})",
-            *timed(kube, lambda: services.verbs.funcs["status"](api_ctx, status), whole_runs),
+            *timed(kube, lambda: services.verbs.funcs["status"](api_ctx, status), whole_runs)[:2],
         )
         kubectl = kubectl_path()
         if kubectl and args.kubectl_runs:

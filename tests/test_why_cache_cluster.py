@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from kube_helpers import REPO, patch
+from kubernetes import client as k8s_client
 from scenarios import BREAKERS, EXPECTED_CATEGORY, deploy_checkout
 
 from bot.commands.context import CommandServices, VerbContext
@@ -206,3 +207,22 @@ def test_status_and_describe_from_the_cache_equal_the_api(
     assert described == described_api
     assert any("ScalingReplicaSet" in line for line in described["lines"]), described
     assert (describe_calls, api_calls) == (1, 2)
+
+
+@pytest.mark.kwok
+def test_an_unreachable_api_server_leaves_the_cache_answer_with_a_note(
+    kube: KubeClient, namespace: str, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    app = deploy_checkout(kube, namespace)
+    BREAKERS["bad_image"](kube, app)
+    with cached_bot(slack, kube, namespace, tmp_path) as runner:
+        listed, _ = run_verb(dataclasses.replace(runner.commands, cache=None), f"why checkout -n {namespace}")
+        away = k8s_client.Configuration()
+        away.host = "https://127.0.0.1:9"  # nothing listens: the check cannot reach the API server
+        cut_off = dataclasses.replace(runner.commands, kube=KubeClient(away))
+        ctx = VerbContext(services=cut_off, subject=Subject(slack_user=ALICE))
+        answer = VERBS.funcs["why"](ctx, parse(f"why checkout -n {namespace}", registry=VERBS))
+    assert answer.data["source"]["from"] == "cache"
+    assert "could not check the watch cache" in answer.data["source"]["note"]
+    assert any("could not check the watch cache" in line for line in answer.lines)
+    assert answer.data["causes"][0]["category"] == listed["causes"][0]["category"] == "image_pull"

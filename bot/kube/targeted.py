@@ -346,7 +346,8 @@ def read_target(
     matters moves its resourceVersion too. Equal: answer from the cache. The server's is newer: wait
     up to `wait` seconds for the watch to deliver it, then answer from the cache again; else (or when
     the object is gone from the server but not yet from the cache, or the cache cannot resolve the
-    target) answer from the API, saying so.
+    target) answer from the API, saying so. An API server that cannot be reached leaves the cache's
+    answer, with a note.
     """
     if cache is None or not cache.usable(namespace):
         return _from_api(kube, namespace, target, None)
@@ -368,6 +369,9 @@ def read_target(
         )
     except NotFound:
         live = None
+    except ClusterUnavailable as e:
+        # The API server is away; the cache still knows what the watch last saw: answer, and say so.
+        return TargetRead(snapshot, resolution, Provenance("cache", f"could not check the watch cache: {e}"))
     if live == held:
         return TargetRead(snapshot, resolution, Provenance("cache"))
     if cache.wait_for(ref.kind, namespace if spec.namespaced else None, ref.name, live, wait):

@@ -39,8 +39,8 @@ def why_verb(ctx: VerbContext, command: Command) -> Answer:
     )
     diagnosis, provenance = found.diagnosis, found.provenance
     lines = render_lines(diagnosis)
-    if provenance.behind and provenance.note:
-        lines.append(f"Note: {provenance.note}")
+    if provenance.note and (provenance.behind or provenance.source == "cache"):
+        lines.append(f"Note: {provenance.note}")  # behind, or unchecked: the reader should know
     return Answer(
         verb="why",
         data={**diagnosis.to_json(), "source": provenance.to_json()},
