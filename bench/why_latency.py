@@ -16,6 +16,7 @@ CPU time of the asking thread for the cache rows (the answer's own work; the res
 is waiting for the GIL while the same process's watcher threads take in the namespace's events, and
 for the machine):
   why, watch cache      the bot's path while it leads: the cache, checked with one get of the target
+    the check alone     that one get by itself: the floor of the cache path on this API server
   why, snapshot         `k8sbot ask` and followers: the target's objects listed by label and field selectors
   why, whole namespace  the code before the cache (every kind of the namespace listed), for comparison
   status, cache / API   the namespace's health from the cache, and listed from the API
@@ -237,6 +238,8 @@ def run_size(args: argparse.Namespace, config: str, kube: KubeClient, pods: int)
         same = found.diagnosis == investigate(kube, namespace, TARGET, analyzers=analyzers).diagnosis
         print(f"  cache answer equals snapshot answer: {same}", flush=True)
         report(f"why, watch cache ({args.runs})", *timed(kube, why_cache, args.runs))
+        check = f"/apis/apps/v1/namespaces/{namespace}/deployments/{TARGET}"
+        report(f"  the check alone ({args.runs})", *timed(kube, lambda: kube.get(check), args.runs)[:2])
         report(f"why, snapshot ({args.runs})", *timed(kube, why_snapshot, args.runs)[:2])
         whole_runs = max(3, args.runs // 4)
         report(f"why, whole namespace ({whole_runs})", *timed(kube, why_whole_namespace, whole_runs)[:2])

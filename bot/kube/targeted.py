@@ -2,14 +2,15 @@
 
 `targeted_snapshot` reads in three rounds from an `ObjectSource`:
 
-1. the namespace's small kinds: workloads, Services, quotas, HPAs, PVCs, ConfigMaps and Secrets (key
-   names only). The target is resolved among them (a pod name is looked up by itself);
-2. what the resolved target owns or selects: its ReplicaSets and pods by the workload's label
-   selector, the pods each of its Services selects, the Services' EndpointSlices
-   (`kubernetes.io/service-name`), the latest Job of a CronJob and its pods;
-3. the nodes those pods run on (one get each) and the events about every object in scope (a field
-   selector on `involvedObject.name`, one request per name; past `EVENT_LOOKUPS` names, one list of the
-   namespace's events instead).
+1. the namespace's small kinds: workloads, Services, quotas and HPAs. The target is resolved among
+   them (a pod name is looked up by itself);
+2. what the resolved target owns, selects or refers to: its ReplicaSets and pods by the workload's
+   label selector, the pods each of its Services selects, the Services' EndpointSlices
+   (`kubernetes.io/service-name`), the latest Job of a CronJob and its pods, the ConfigMaps and
+   Secrets its pod template names (one get each; key names only);
+3. the nodes those pods run on and the PVCs they claim (one get each), and the events about every
+   object in scope (a field selector on `involvedObject.name`, one request per name; past
+   `EVENT_LOOKUPS` names, one list of the namespace's events instead).
 
 No whole-namespace pod or event list for one workload: the cost follows the target, not the
 namespace. The same plan runs on the API (`ApiSource`, the `ask` CLI and any bot without a ready
@@ -50,13 +51,20 @@ NAMESPACE_KINDS: tuple[str, ...] = (
     "Service",
     "ResourceQuota",
     "HorizontalPodAutoscaler",
-    "PersistentVolumeClaim",
-    "ConfigMap",
-    "Secret",
 )
 """Listed whole (round 1): few per namespace, and resolution and the analyzers look across them."""
-SCOPED_KINDS: tuple[str, ...] = ("Pod", "ReplicaSet", "EndpointSlice", "Event", "Node")
-"""Read only for the target (rounds 2 and 3)."""
+SCOPED_KINDS: tuple[str, ...] = (
+    "Pod",
+    "ReplicaSet",
+    "EndpointSlice",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolumeClaim",
+    "Event",
+    "Node",
+)
+"""Read only for the target (rounds 2 and 3): ConfigMaps, Secrets and PVCs by the names its templates
+and pods refer to (a namespace's Secrets hold every Helm release: listing them all costs megabytes)."""
 EVENT_LOOKUPS = 24
 """Names looked up one by one for their events; more than this, and the namespace's events are listed once."""
 CACHE_WAIT = 1.0
@@ -241,13 +249,16 @@ def targeted_snapshot(source: ObjectSource, namespace: str, target: str) -> tupl
             reads.append(("Pod", partial(source.select, "Pod", namespace, {"matchLabels": selector})))
         slices = {"matchLabels": {"kubernetes.io/service-name": name_of(service)}}
         reads.append(("EndpointSlice", partial(source.select, "EndpointSlice", namespace, slices)))
+    for kind, name in sorted(_referenced(resolution)):
+        if kind not in gathered.missing:
+            reads.append((kind, partial(source.get, kind, namespace, name)))
     if resolution.obj.get("kind") == "Pod":
         gathered.add("Pod", resolution.obj)
         controller = controller_ref(resolution.obj) or {}
         if controller.get("kind") == "ReplicaSet":
             replicaset = str(controller.get("name"))
             reads.append(("ReplicaSet", partial(source.get, "ReplicaSet", namespace, replicaset)))
-    for kind in ("Pod", "ReplicaSet", "EndpointSlice"):
+    for kind in ("Pod", "ReplicaSet", "EndpointSlice", "ConfigMap", "Secret"):
         gathered.objects.setdefault(kind, {})
     for (kind, _), read in zip(reads, _parallel([r for _, r in reads], parallel=source.parallel), strict=True):
         gathered.add(kind, read)
@@ -257,8 +268,11 @@ def targeted_snapshot(source: ObjectSource, namespace: str, target: str) -> tupl
     round3: list[tuple[str, Callable[[], list[KubeObject] | KubeObject | None]]] = [
         ("Node", partial(source.get, "Node", None, n)) for n in nodes if "Node" not in gathered.missing
     ]
+    claims = sorted(_claims(resolution, _pods(gathered)))
+    round3 += [("PersistentVolumeClaim", partial(source.get, "PersistentVolumeClaim", namespace, c)) for c in claims]
     round3.append(("Event", partial(source.events, namespace, names if len(names) <= EVENT_LOOKUPS else None)))
     gathered.objects.setdefault("Node", {})
+    gathered.objects.setdefault("PersistentVolumeClaim", {})
     for (kind, _), read in zip(round3, _parallel([r for _, r in round3], parallel=source.parallel), strict=True):
         gathered.add(kind, read)
     return gathered.snapshot(), resolve(gathered.snapshot(), target)
@@ -281,6 +295,54 @@ def _resolve(source: ObjectSource, gathered: _Gathered, target: str) -> Resoluti
             raise
         gathered.add(kind, obj)
         return resolve(gathered.snapshot(), target)
+
+
+def _pod_specs(resolution: Resolution) -> list[dict[str, Any]]:
+    """The pod specs of the target: each workload's template (a CronJob's through its job template)."""
+    specs = []
+    for obj in (*resolution.workloads, resolution.obj):
+        spec = obj.get("spec") or {}
+        if obj.get("kind") == "CronJob":
+            spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        if obj.get("kind") == "Pod":
+            specs.append(spec)
+        else:
+            specs.append(((spec.get("template") or {}).get("spec")) or {})
+    return specs
+
+
+def _referenced(resolution: Resolution) -> set[tuple[str, str]]:
+    """The ConfigMaps and Secrets the target's pod specs name: env, envFrom, volumes (projected too),
+    image pull secrets. (What the analyzers judge is `bot.diagnosis.references`; this finds at least
+    every name it can ask about.)"""
+    found: set[tuple[str, str]] = set()
+    for spec in _pod_specs(resolution):
+        for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+            for env in container.get("env") or []:
+                source = env.get("valueFrom") or {}
+                found |= {("ConfigMap", (source.get("configMapKeyRef") or {}).get("name") or "")}
+                found |= {("Secret", (source.get("secretKeyRef") or {}).get("name") or "")}
+            for env_from in container.get("envFrom") or []:
+                found |= {("ConfigMap", (env_from.get("configMapRef") or {}).get("name") or "")}
+                found |= {("Secret", (env_from.get("secretRef") or {}).get("name") or "")}
+        for volume in spec.get("volumes") or []:
+            found |= {("ConfigMap", (volume.get("configMap") or {}).get("name") or "")}
+            found |= {("Secret", (volume.get("secret") or {}).get("secretName") or "")}
+            for projected in (volume.get("projected") or {}).get("sources") or []:
+                found |= {("ConfigMap", (projected.get("configMap") or {}).get("name") or "")}
+                found |= {("Secret", (projected.get("secret") or {}).get("name") or "")}
+        found |= {("Secret", str(s.get("name") or "")) for s in spec.get("imagePullSecrets") or []}
+    return {(kind, name) for kind, name in found if name}
+
+
+def _claims(resolution: Resolution, pods: Iterable[KubeObject]) -> set[str]:
+    specs = [*_pod_specs(resolution), *((p.get("spec") or {}) for p in pods)]
+    return {
+        str(claim)
+        for spec in specs
+        for volume in spec.get("volumes") or []
+        if (claim := (volume.get("persistentVolumeClaim") or {}).get("claimName"))
+    }
 
 
 def _pods(gathered: _Gathered) -> Iterable[KubeObject]:
