@@ -59,6 +59,7 @@ ENV = {
     "leader_retry_seconds": "K8SBOT_LEADER_RETRY_SECONDS",
     "shutdown_grace_seconds": "K8SBOT_SHUTDOWN_GRACE_SECONDS",
     "integration_token": "K8SBOT_INTEGRATION_TOKEN",
+    "watch_cache": "K8SBOT_WATCH_CACHE",
 }
 
 
@@ -113,6 +114,8 @@ class Settings(BaseModel):
     alertmanager_label_map: dict[str, str] = Field(default_factory=dict, max_length=50)
     """Alertmanager label name → the workload kind its value names (`Deployment`, `StatefulSet`,
     `DaemonSet`, `Job`, `Pod`, `Service`), beside the built-in `deployment`, `statefulset`, ... labels."""
+    watch_cache: bool = True
+    """Hold what the watchers see in memory, so `why`, `status` and `describe` answer from it (the leader only)."""
     redact_keys: list[str] = Field(default_factory=list)
     """Key-name fragments that mark a value as secret, beyond the built-in ones (bot/redaction.py)."""
     redact_token_prefixes: list[str] = Field(default_factory=list)

@@ -32,7 +32,9 @@ from bot.errors import ClusterUnavailable, ConfigError
 from bot.integrations.alertmanager import AlertmanagerReceiver
 from bot.integrations.external import ExternalChanges
 from bot.integrations.receiving import Receivers
+from bot.kube.cache import CACHE_KINDS, WatchCache
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
+from bot.kube.watching import WatchedKind
 from bot.permissions.engine import PermissionEngine
 from bot.permissions.identity import Directory
 from bot.permissions.policy import Policy, PolicyFile
@@ -61,6 +63,16 @@ WATCHED_KINDS = (*DEFAULT_KINDS, *ALERT_KINDS)
 """What `k8sbot run` watches: the change tracker's kinds plus what alerting needs (Pods)."""
 
 
+def watched_kinds(*, cache: bool) -> tuple[WatchedKind, ...]:
+    """`WATCHED_KINDS`, and with the watch cache: Events of every type (a Deployment's scaling events
+    are Normal ones) and the kinds only the cache needs (EndpointSlices, quotas, PVCs)."""
+    if not cache:
+        return WATCHED_KINDS
+    kinds = [WatchedKind(w.kind, mode=w.mode) if w.kind == "Event" else w for w in WATCHED_KINDS]
+    held = {w.kind for w in kinds}
+    return (*kinds, *(WatchedKind(k, mode="objects") for k in CACHE_KINDS if k not in held))
+
+
 @dataclass(frozen=True)
 class Core:
     """The bot without its Slack connection: stores, the change recorder, permissions, the command path."""
@@ -87,6 +99,8 @@ class Core:
     poster: Poster | None
     """The bot's Slack poster, when a Slack client was given."""
     clock: Clock
+    cache: WatchCache | None = None
+    """The watch cache (`watch_cache`), fed by the change tracker's watchers while they run."""
 
 
 def build_redactor(settings: Settings, *, fingerprint: Callable[[str], str]) -> Redactor:
@@ -156,6 +170,7 @@ def build_core(
         clock=clock,
     )
     alerts = AlertStore(database, clock=clock)
+    cache = WatchCache(allows=recorder.namespaces.allows) if settings.watch_cache else None
     commands = CommandServices(
         kube=kube,
         audit=audit,
@@ -167,6 +182,7 @@ def build_core(
         placement=Placement(settings.cluster_name, dict(settings.channel_namespaces), settings.default_namespace),
         redactor=redactor,
         clock=clock,
+        cache=cache,
     )
     return Core(
         settings=settings,
@@ -186,6 +202,7 @@ def build_core(
         renderer=AnswerRenderer(settings.cluster_name, StoredButtonValues(buttons)),
         poster=poster,
         clock=clock,
+        cache=cache,
     )
 
 
@@ -245,7 +262,12 @@ def build_background(core: Core, poster: Poster) -> Background:
         alerts=alert_lines(core.alerts),
         clock=core.clock,
     )
-    tracker = ChangeTracker(kube=core.kube, recorder=core.recorder, kinds=WATCHED_KINDS)
+    tracker = ChangeTracker(
+        kube=core.kube,
+        recorder=core.recorder,
+        kinds=watched_kinds(cache=core.cache is not None),
+        cache=core.cache,
+    )
     return Background(tracker=tracker, alerting=alerting, digest=digest)
 
 

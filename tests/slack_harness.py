@@ -9,6 +9,7 @@ from typing import Any
 from bot.commands.registry import VerbRegistry
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
 from bot.settings import Settings, load_settings
+from handlers.serving import ReadinessPolicy
 from k8sbot.running import BotRunner
 from slack_emulator import SlackEmulator
 
@@ -48,6 +49,7 @@ def running_bot(
     kube: KubeClient | None = None,
     verbs: VerbRegistry | None = None,
     background: bool = False,
+    readiness: ReadinessPolicy | None = None,
     **settings_overrides: object,
 ) -> Iterator[BotRunner]:
     """Start the bot against `emu` (HTTP mode: the driver posts to the bot's /slack/events).
@@ -66,6 +68,7 @@ def running_bot(
         verbs=verbs,
         ping_interval=0.3,
         background=background,
+        readiness=readiness,
     ).start()
     try:
         if mode == "http":

@@ -127,11 +127,19 @@ def test_healthy_service_says_healthy(kube: KubeClient, namespace: str) -> None:
 
 
 def test_api_calls_are_bounded(kube: KubeClient, namespace: str) -> None:
+    """The snapshot path lists what the target needs: its cost follows the target, not the namespace."""
     deploy_checkout(kube, namespace, replicas=4)
     before = kube.calls
     ask(kube, f"why checkout -n {namespace}")
-    # One list per kind (17, LimitRanges included) and nothing per pod: a healthy target fetches no logs.
-    assert kube.calls - before <= 17
+    alone = kube.calls - before
+    # The namespace's small kinds (12, LimitRanges included), the target's pods, ReplicaSets, pods per Service and
+    # EndpointSlices (4), the pods' nodes (<= 2) and the events of each object in scope (4 pods, <= 2
+    # ReplicaSets, the Deployment and Service share a name): nothing per pod of the namespace.
+    assert alone <= 12 + 4 + 2 + 7, alone
+    deploy_checkout(kube, namespace, name="noise", replicas=6)
+    before = kube.calls
+    ask(kube, f"why checkout -n {namespace}")
+    assert kube.calls - before == alone  # six more pods elsewhere in the namespace cost nothing
 
 
 def test_ambiguous_and_unknown_targets(kube: KubeClient, namespace: str) -> None:

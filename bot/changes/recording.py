@@ -31,6 +31,8 @@ ChangeCallback = Callable[[Change], None]
 EventCallback = Callable[[WarningEvent], None]
 ObjectCallback = Callable[[str, str, KubeObject], None]
 """(kind, event type "ADDED" | "MODIFIED" | "DELETED" | "LISTED", the object as the API sent it)."""
+ListedCallback = Callable[[str, str], None]
+"""(kind, resourceVersion): a full listing of the kind ended; objects it did not contain are gone."""
 
 CHECKPOINT_EVERY = 10.0  # seconds; a checkpoint that lags only makes a restart re-compare a few events
 
@@ -108,6 +110,7 @@ class ChangeRecorder:
         self._on_change: list[ChangeCallback] = []
         self._on_event: list[EventCallback] = []
         self._on_object: list[ObjectCallback] = []
+        self._on_listed: list[ListedCallback] = []
         self._lock = threading.Lock()
         self._last_checkpoint: dict[str, float] = {}
 
@@ -119,12 +122,14 @@ class ChangeRecorder:
         on_change: ChangeCallback | None = None,
         on_event: EventCallback | None = None,
         on_object: ObjectCallback | None = None,
+        on_listed: ListedCallback | None = None,
     ) -> Callable[[], None]:
         """Register callbacks (called in watcher threads; keep them quick). Returns an unsubscribe function."""
         pairs: list[tuple[list[Any], Any]] = [
             (self._on_change, on_change),
             (self._on_event, on_event),
             (self._on_object, on_object),
+            (self._on_listed, on_listed),
         ]
         with self._lock:
             for registry, callback in pairs:
@@ -223,6 +228,9 @@ class ChangeRecorder:
     def observe(self, kind: str, event_type: str, obj: KubeObject) -> None:
         if self.namespaces.allows_object(kind, obj):
             self._notify(self._on_object, kind, event_type, obj)
+
+    def listed(self, kind: str, resource_version: str) -> None:
+        self._notify(self._on_listed, kind, resource_version)
 
     def record_bookmark(self, kind: str, resource_version: str) -> None:
         self.changes.set_checkpoint(kind, resource_version)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 
 from bot.changes.recording import ChangeRecorder
+from bot.kube.cache import WatchCache
 from bot.kube.client import KubeClient
 from bot.kube.watching import WatchedKind, Watchers
 
@@ -31,10 +32,14 @@ class ChangeTracker:
         recorder: ChangeRecorder,
         kinds: Sequence[WatchedKind],
         prune_every: float = PRUNE_EVERY,
+        cache: WatchCache | None = None,
     ) -> None:
+        self.kube = kube
         self.recorder = recorder
         self.watchers = Watchers(kube, recorder, kinds=kinds)
         self.prune_every = prune_every
+        self.cache = cache
+        """Fed by the same watchers while they run (`bot.kube.cache`); closed when they stop."""
 
     def wait_synced(self, timeout: float = 60.0) -> bool:
         """True once every kind's first listing is recorded (or resumed from a checkpoint)."""
@@ -42,6 +47,13 @@ class ChangeTracker:
 
     def run(self, stop_event: threading.Event) -> None:
         """Watch and record until `stop_event` is set. Blocks."""
+        unsubscribe = None
+        if self.cache is not None:
+            # Subscribed before the watchers start, so nothing they see is missed; kinds whose watch may
+            # resume from a checkpoint (no listing) are listed for the cache once, first.
+            unsubscribe = self.recorder.subscribe(on_object=self.cache.apply, on_listed=self.cache.listed)
+            resumable = [w.kind for w in self.watchers.watchers if w.watched.mode == "changes"]
+            self.cache.seed(self.kube, resumable, stop=stop_event)
         self.watchers.start()
         log.info("watching %s", ", ".join(w.kind for w in self.watchers.watchers))
         try:
@@ -51,6 +63,9 @@ class ChangeTracker:
                     break
         finally:
             self.watchers.stop()
+            if self.cache is not None and unsubscribe is not None:
+                self.cache.close()
+                unsubscribe()
             log.info("watchers stopped")
 
     def prune(self) -> None:

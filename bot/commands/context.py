@@ -19,6 +19,7 @@ from bot.redaction import DEFAULT, Redactor
 
 if TYPE_CHECKING:  # types of the fields only: importing the stores, the client and the engine is not needed
     from bot.diagnosis.analyzers import AnalyzerRegistry
+    from bot.kube.cache import CacheView
     from bot.kube.client import KubeClient
     from bot.permissions.engine import PermissionEngine
     from bot.store.alerts import AlertStore
@@ -72,6 +73,9 @@ class CommandServices:
     redactor: Redactor = DEFAULT
     """The one redaction (configured rules, the change store's fingerprint) every verb shows text through."""
     clock: Clock = utcnow
+    cache: CacheView | None = None
+    """The watch cache (`bot.kube.cache`), read-only: fed by the watchers while this replica leads.
+    None in the terminal (`ask`) and when turned off (`watch_cache: false`)."""
     _subject_clients: dict[tuple[str, tuple[str, ...]], KubeClient] = field(default_factory=dict, repr=False)
 
     @property
@@ -101,6 +105,12 @@ class VerbContext:
     @property
     def kube(self) -> KubeClient:
         return self.services.kube_for(self.subject)
+
+    @property
+    def cache(self) -> CacheView | None:
+        """The watch cache for people who read as the bot (no Kubernetes identity of their own). A person
+        mapped to an identity reads from the API as that identity: their RBAC decides what they see."""
+        return None if self.subject.k8s_user else self.services.cache
 
     @property
     def now(self) -> datetime:

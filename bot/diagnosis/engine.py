@@ -1,4 +1,4 @@
-"""`why`'s engine: explain(target) → Diagnosis, from one fetched Snapshot.
+"""`why`'s engine: explain(target) → Diagnosis, from the target's Snapshot (`bot.kube.targeted`).
 
 The steps: take the target's scope (workloads, their ReplicaSets, pods, Services, HPAs, nodes), run
 every analyzer on it (a failing analyzer adds an error; the rest still report), group findings into
@@ -34,13 +34,15 @@ from bot.diagnosis.references import references
 from bot.diagnosis.rollout import Rollout, leaving, rollout_of, takes_over
 from bot.diagnosis.suggestions import Situation, suggest
 from bot.errors import K8sBotError
+from bot.kube.cache import CacheView
 from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS
 from bot.kube.owners import pods_of
 from bot.kube.resolving import Resolution, resolve
 from bot.kube.revisions import revision_change, scale_change
 from bot.kube.selectors import pod_ready, selected_pods
-from bot.kube.snapshot import Snapshot, fetch_snapshot, name_of, read_pod_log
+from bot.kube.snapshot import Snapshot, name_of, read_pod_log
+from bot.kube.targeted import Provenance, read_target
 from bot.model import (
     Category,
     Cause,
@@ -321,6 +323,46 @@ class _Follow:
         return Cause(Category.DEPENDENCY, confidence, self.redactor.text(title), evidence, top.change, top.suggestion)
 
 
+@dataclass(frozen=True)
+class Investigation:
+    """A diagnosis and where its objects were read from (the watch cache or the API)."""
+
+    diagnosis: Diagnosis
+    provenance: Provenance
+
+
+def investigate(
+    kube: KubeClient,
+    namespace: str,
+    target: str,
+    *,
+    analyzers: AnalyzerRegistry,
+    history: ChangeHistory | None = None,
+    now: datetime | None = None,
+    redactor: Redactor = DEFAULT,
+    cache: CacheView | None = None,
+) -> Investigation:
+    """Read what `target` needs (from `cache` when it can answer, else the API: `read_target`),
+    resolve it, explain it (with the top cause's logs, always from the API)."""
+    read = read_target(kube, namespace, target, cache=cache)
+
+    def read_logs(pod: str, container: str, previous: bool) -> str:
+        return read_pod_log(
+            kube, namespace, pod, container=container, previous=previous, tail_lines=100, limit_bytes=64 * 1024
+        )
+
+    diagnosis = explain(
+        read.snapshot,
+        read.resolution,
+        analyzers=analyzers,
+        history=history,
+        read_logs=read_logs,
+        now=now,
+        redactor=redactor,
+    )
+    return Investigation(diagnosis, read.provenance)
+
+
 def diagnose(
     kube: KubeClient,
     namespace: str,
@@ -330,19 +372,12 @@ def diagnose(
     history: ChangeHistory | None = None,
     now: datetime | None = None,
     redactor: Redactor = DEFAULT,
+    cache: CacheView | None = None,
 ) -> Diagnosis:
-    """Fetch the namespace once, resolve `target` in it, explain it (with the top cause's logs)."""
-    snapshot = fetch_snapshot(kube, namespace)
-    resolution = resolve(snapshot, target)
-
-    def read_logs(pod: str, container: str, previous: bool) -> str:
-        return read_pod_log(
-            kube, namespace, pod, container=container, previous=previous, tail_lines=100, limit_bytes=64 * 1024
-        )
-
-    return explain(
-        snapshot, resolution, analyzers=analyzers, history=history, read_logs=read_logs, now=now, redactor=redactor
-    )
+    """`investigate`, the diagnosis only."""
+    return investigate(
+        kube, namespace, target, analyzers=analyzers, history=history, now=now, redactor=redactor, cache=cache
+    ).diagnosis
 
 
 def _healthy(ref: ObjectRef, scope: Scope, findings: list[Finding], errors: list[str], redactor: Redactor) -> Diagnosis:

@@ -106,7 +106,12 @@ def _resolution(snapshot: Snapshot, obj: KubeObject) -> Resolution:
             s for s in snapshot.of("Service") if selector_matches((s.get("spec") or {}).get("selector") or {}, labels)
         ]
         return Resolution(ref, obj, (), tuple(services))
-    services = [s for s in snapshot.of("Service") if any(w is obj for w in selected_workloads(s, snapshot))]
+    # The Services that select this workload's pod template (what `selected_workloads` decides, asked
+    # of this one workload: once per Service, not once per Service and workload of the namespace).
+    labels = template_labels(obj)
+    services = [
+        s for s in snapshot.of("Service") if selector_matches((s.get("spec") or {}).get("selector") or {}, labels)
+    ]
     return Resolution(ref, obj, (obj,), tuple(services))
 
 

@@ -10,7 +10,7 @@ kept (analyzers need "does key X exist", never its value).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +51,8 @@ class Snapshot:
     """Objects of one namespace by kind (plus nodes), as plain API dicts with `kind` set."""
 
     namespace: str
-    objects: dict[str, tuple[KubeObject, ...]] = field(default_factory=dict)
+    objects: Mapping[str, tuple[KubeObject, ...]] = field(default_factory=dict)
+    """By kind; the watch cache gives a mapping that decodes a kind when it is first read."""
     errors: tuple[str, ...] = ()
     missing: frozenset[str] = frozenset()
     """Kinds that could not be listed (forbidden): analyzers must not conclude "absent" for them."""
@@ -113,6 +114,25 @@ def owner_refs(obj: KubeObject) -> list[dict[str, Any]]:
 def _involved(event: KubeObject) -> tuple[str, str]:
     involved = event.get("involvedObject") or event.get("regarding") or {}
     return str(involved.get("kind", "")), str(involved.get("name", ""))
+
+
+BULKY_KINDS = frozenset({"Pod", "Event", "ReplicaSet", "EndpointSlice", "Node"})
+"""Kinds kept without `metadata.managedFields`: the many objects of a namespace, whose field managers
+nothing reads (a Deployment's and a Service's are kept: they name who changed the template or selector)."""
+
+
+def compact(kind: str, obj: KubeObject) -> KubeObject:
+    """The form every reader of the bot sees an object in, whether it came from a list, a get, a watch
+    event or the watch cache: `kind` set, `apiVersion` dropped (watch events carry it, list items do
+    not), managedFields dropped for bulky kinds, Secret and ConfigMap values dropped."""
+    if kind in VALUE_FREE_KINDS:
+        return strip_values({**obj, "kind": kind})
+    out = {k: v for k, v in obj.items() if k != "apiVersion"}
+    out["kind"] = kind
+    meta = obj.get("metadata")
+    if kind in BULKY_KINDS and isinstance(meta, dict) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
 
 
 def strip_values(obj: KubeObject) -> KubeObject:
@@ -212,11 +232,7 @@ def _outcome(future: Any) -> list[KubeObject] | K8sBotError:
 def _list_kind(kube: KubeClient, kind: str, namespace: str) -> list[KubeObject]:
     spec = KINDS[kind]
     items = kube.list(spec.path(namespace if spec.namespaced else None))
-    for item in items:
-        item["kind"] = kind  # list items come without it
-    if kind in VALUE_FREE_KINDS:
-        return [strip_values(i) for i in items]
-    return items
+    return [compact(kind, item) for item in items]  # list items come without their kind
 
 
 def read_pod_log(

@@ -8,8 +8,9 @@ resourceVersion seen. What the watchers see goes to the sink: the change tracker
 last-seen state, so nothing is lost or recorded twice across reconnects and restarts.
 
 `WatchedKind(kind, mode=...)` says what a kind is watched for: "changes" (recorded, resumable from
-the sink's checkpoint), "events" (Warning Events stored) or "objects" (only passed on, e.g. Pods for
-alerting).
+the sink's checkpoint), "events" (Warning Events stored, every Event passed on) or "objects" (only
+passed on, e.g. Pods for alerting and the watch cache). The end of every full listing is passed on
+too (`listed`): what a re-listing lacked was deleted while the watch was away.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ class WatchSink(Protocol):
         """One Warning Event ("events" kinds)."""
 
     def observe(self, kind: str, event_type: str, obj: KubeObject) -> None:
-        """An object of an "objects" kind, listed ("LISTED") or watched."""
+        """An object of an "objects" or "events" kind, listed ("LISTED") or watched."""
+
+    def listed(self, kind: str, resource_version: str) -> None:
+        """A full listing of `kind` (any mode) ended at `resource_version`: what it lacked is gone."""
 
 
 # -- the watch loop -------------------------------------------------------------------------------
@@ -153,6 +157,7 @@ class KindWatcher:
                 resource_version = page_version
                 for obj in items:
                     self._dispatch("LISTED", obj)
+        self.sink.listed(self.kind, resource_version)
         self.synced.set()
         return resource_version
 
@@ -213,7 +218,8 @@ class KindWatcher:
             self.sink.record_event(self.kind, event_type, obj)
         elif self.watched.mode == "events":
             if event_type != "DELETED":
-                self.sink.record_warning(obj)
+                self.sink.record_warning(obj)  # Warning events are stored; other types are only observed
+            self.sink.observe(self.kind, event_type, obj)
         else:
             self.sink.observe(self.kind, event_type, obj)
 

@@ -1,6 +1,7 @@
 """`describe <kind/name>`: the useful half of `kubectl describe`, with de-duplicated events.
 
-Two requests: the object, and its events. Secrets and ConfigMaps show their key names and
+Two requests: the object, and its events (one when the bot holds a watch cache: the events come from
+it). Secrets and ConfigMaps show their key names and
 containers their env var names, never values; every line and event message is redacted.
 """
 
@@ -61,9 +62,14 @@ def describe_verb(ctx: VerbContext, command: Command) -> Answer:
     obj["kind"] = kind_name
     if kind_name in VALUE_FREE_KINDS:
         obj = strip_values(obj)
-    selector = f"involvedObject.kind={kind_name},involvedObject.name={name}"
-    events_path = KINDS["Event"].path(namespace) if namespace else KINDS["Event"].path()
-    events = ctx.kube.list(events_path, fieldSelector=selector)
+    cache = ctx.cache
+    if namespace and cache is not None and cache.usable(namespace):
+        # the object itself always from the API (one get: current by definition); its events from the cache
+        events = [e for e in cache.events(namespace, [name]) if _involved_kind(e) == kind_name]
+    else:
+        selector = f"involvedObject.kind={kind_name},involvedObject.name={name}"
+        events_path = KINDS["Event"].path(namespace) if namespace else KINDS["Event"].path()
+        events = ctx.kube.list(events_path, fieldSelector=selector)
     redactor = ctx.services.redactor
     lines = describe_lines(obj, redactor) + event_lines(events, redactor)
     ref = ObjectRef(kind_name, namespace, name)
@@ -74,6 +80,10 @@ def describe_verb(ctx: VerbContext, command: Command) -> Answer:
         title=f"{kind_name} {name}" + (f" in {namespace}" if namespace else ""),
         lines=tuple(lines),
     )
+
+
+def _involved_kind(event: KubeObject) -> str:
+    return str((event.get("involvedObject") or event.get("regarding") or {}).get("kind") or "")
 
 
 def _events(events: list[KubeObject], redactor: Redactor) -> list[Any]:

@@ -1,5 +1,6 @@
 """`status [-n ns]`: one screen of a namespace's health: workloads not ready (with their likely
-cause) and recent warnings (redacted). One snapshot, then pure analysis per unhealthy workload."""
+cause) and recent warnings (redacted). One snapshot (the watch cache's when the bot holds one, else
+listed from the API), then pure analysis per unhealthy workload."""
 
 from __future__ import annotations
 
@@ -34,8 +35,17 @@ STATUS_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job")
 )
 def status_verb(ctx: VerbContext, command: Command) -> Answer:
     namespace = ctx.namespace_for(command)
-    snapshot = fetch_snapshot(ctx.kube, namespace)
+    cache = ctx.cache
+    if cache is not None and cache.usable(namespace):
+        # The whole namespace, as the watch delivered it (milliseconds behind the API server); a kind
+        # is decoded only when read, and most workloads of a big namespace are judged by their counts.
+        snapshot = Snapshot(namespace, cache.namespace_view(namespace), missing=cache.missing)
+        source = "cache"
+    else:
+        snapshot = fetch_snapshot(ctx.kube, namespace)
+        source = "api"
     data = namespace_status(snapshot, analyzers=ctx.services.analyzers, redactor=ctx.services.redactor)
+    data["source"] = {"from": source}
     return Answer(verb="status", data=data, title=_title(data), lines=tuple(status_lines(data)))
 
 

@@ -8,7 +8,7 @@ from bot.commands.context import VerbContext
 from bot.commands.registry import verb
 from bot.commands.specs import NAMESPACE_FLAG, VerbSpec
 from bot.diagnosis.culprits import change_phrase
-from bot.diagnosis.engine import diagnose
+from bot.diagnosis.engine import investigate
 from bot.model import KUBERNETES, Answer, Button, Cause, Command, CulpritChange, Diagnosis, ObjectRef
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ SHOWN_CAUSES = 3
 )
 def why_verb(ctx: VerbContext, command: Command) -> Answer:
     namespace = ctx.namespace_for(command)
-    diagnosis = diagnose(
+    found = investigate(
         ctx.kube,
         namespace,
         str(command.target),
@@ -36,12 +36,17 @@ def why_verb(ctx: VerbContext, command: Command) -> Answer:
         history=ctx.history,  # only kinds the asker may read: no Secret change shown to a viewer
         now=ctx.now,
         redactor=ctx.services.redactor,
+        cache=ctx.cache,
     )
+    diagnosis, provenance = found.diagnosis, found.provenance
+    lines = render_lines(diagnosis)
+    if provenance.note and (provenance.behind or provenance.source == "cache"):
+        lines.append(f"Note: {provenance.note}")  # behind, or unchecked: the reader should know
     return Answer(
         verb="why",
-        data=diagnosis.to_json(),
+        data={**diagnosis.to_json(), "source": provenance.to_json()},
         title=diagnosis.summary,
-        lines=tuple(render_lines(diagnosis)),
+        lines=tuple(lines),
         ok=diagnosis.healthy or bool(diagnosis.causes),
         buttons=buttons_for(diagnosis),
     )
