@@ -262,7 +262,7 @@ class ChangeStore:
 
     def get(self, change_id: int) -> Change | None:
         """One recorded change by its id (`changes --id N`)."""
-        row = self.database.db.execute("SELECT * FROM changes WHERE id = ?", [change_id]).fetchone()
+        row = self.database.db.execute(f"SELECT {COLUMNS} FROM changes WHERE id = ?", [change_id]).fetchone()
         return _change_from_row(row) if row else None
 
     def changes_for(self, refs: Sequence[ObjectRef], since: datetime) -> list[Change]:
