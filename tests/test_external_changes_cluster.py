@@ -176,7 +176,7 @@ def test_an_argo_cd_managed_deployment_names_its_application_and_its_rollback_wa
         background=True,
         watch_namespaces=[namespace],
     ) as runner:
-        assert runner.background is not None
+        assert runner.background is not None and runner.background.tracker.wait_synced(60)
         image = "registry.example.com/shop/checkout:1.4.3"
         body = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}
         patch(kube, "apps/v1", "Deployment", namespace, "checkout", body)
