@@ -174,7 +174,8 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
         field = pick_field(category, evidence.revision.fields)
         if field is not None and (weak is None or plausibility(category, field.path) >= STRONG):
             rc = evidence.revision
-            candidates.append(
+            candidates.insert(  # first: of two changes in the same second, the workload's own edit
+                0,
                 CulpritChange(
                     rc.deployment,
                     rc.at,
@@ -184,7 +185,7 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
                     field.before,
                     field.after,
                     field.label or name_of_rendered(field.path, evidence.current),
-                )
+                ),
             )
     if candidates:
         # The newest: a ConfigMap edited after the last rollout, not the rollout it did not come with.
