@@ -22,7 +22,11 @@ RUN useradd --uid 10001 --user-group --no-create-home --home-dir /var/lib/k8sbot
  && mkdir -p /var/lib/k8sbot && chown k8sbot:k8sbot /var/lib/k8sbot
 WORKDIR /src
 COPY --from=requirements /requirements.txt /tmp/requirements.txt
-# The asyncio client and the generated sources of the Kubernetes client go (see that script).
+# strip(1), for the build stage only: the wheels' shared objects carry debug sections (~30 MB).
+RUN apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends binutils >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+# What the bot never loads goes (tests, stubs, build tools, unused fonts, codecs and Kubernetes
+# asyncio client: see that script) and the debug sections of the shared objects.
 COPY scripts/image-prune.py /tmp/image-prune.py
 RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
  && python3 -m venv /opt/k8sbot \
@@ -41,7 +45,7 @@ RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi \
  && rm -f /opt/k8sbot/bin/activate* /opt/k8sbot/bin/Activate.ps1 \
  && find /opt/k8sbot -name '__pycache__' -prune -exec rm -rf {} + \
  && /opt/k8sbot/bin/python -m compileall -q -j 0 /opt/k8sbot/lib >/dev/null \
- && /opt/k8sbot/bin/python -c "import kubernetes.client, kubernetes.config, kubernetes.watch, k8sbot.cli"
+ && /opt/k8sbot/bin/python -c "import kubernetes.client, kubernetes.config, kubernetes.watch, k8sbot.cli, bot.timeline.drawing, PIL._imaging, PIL._imagingmath, PIL._imagingmorph"
 
 FROM ${BASE_IMAGE}
 ARG VERSION=0.0.0

@@ -2,6 +2,7 @@
 Slack emulator: read-only root filesystem, the database on a writable volume, a non-root user, every
 capability dropped, host networking (the emulator and the API server listen on loopback).
 
+The pruned image still draws: a timeline PNG rendered inside it by the bot's own drawing code.
 `/healthz` and `/readyz` answer, a signed `/k8s why` round trip answers, an alert is posted, and
 SIGTERM (the kubelet's, sent to the container's process 1) stops the bot with exit code 0 within its
 shutdown bound. Skipped, saying so, only where podman is missing.
@@ -9,6 +10,7 @@ shutdown bound. Skipped, saying so, only where podman is missing.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -17,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from image_helpers import BotContainer, built_image, labels, podman, status, ulimits
+from image_helpers import BotContainer, built_image, labels, owned_by_image_user, podman, status, ulimits
 from kube_helpers import REPO
 from scenarios import break_image, deploy_checkout
 from test_shutdown import POLICY, alert_texts, bot_env
+from test_timeline import _has_color, _pixels, sample
 
 from bot.kube.client import KubeClient
+from bot.timeline.drawing import CULPRIT, HEIGHT, WIDTH
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, OPS, SHOP, wait_answer
 
@@ -67,6 +71,71 @@ def test_the_image_is_labelled_non_root_and_has_no_compilers_caches_or_build_ca(
     # The registry CA is mounted for the build only: no layer and no history line names it.
     history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", image)
     assert history.returncode == 0 and "registry-ca" not in history.stdout and "PIP_CERT" not in history.stdout
+
+
+DRAW_IN_THE_IMAGE = """
+import base64, json, sys
+from matplotlib import font_manager
+from bot.timeline.pictures import draw
+
+png = draw("timeline", json.loads(sys.argv[1]))
+with open("/tmp/timeline.png", "wb") as out:  # the chart's /tmp: an emptyDir (here a tmpfs)
+    out.write(png)
+with open("/tmp/timeline.png", "rb") as back:
+    written = back.read()
+fonts = {
+    weight: font_manager.findfont(
+        font_manager.FontProperties(family="DejaVu Sans", weight=weight), fallback_to_default=False
+    )
+    for weight in ("normal", "bold")
+}
+print(json.dumps({"png": base64.b64encode(written).decode(), "fonts": fonts}))
+"""
+
+
+def test_the_image_draws_a_timeline_png_with_its_own_fonts(image: str, tmp_path: Path) -> None:
+    """What scripts/image-prune.py removes (fonts, Pillow codecs, fontTools and numpy parts, debug
+    sections) must leave the picture's path whole: the Slack edge's `draw` on a timeline's JSON, in the
+    image as the chart runs it (read-only root, /tmp and the data directory writable, no network),
+    without a warning, with DejaVu Sans regular and bold found."""
+    data = tmp_path / "data"
+    data.mkdir()
+    owned_by_image_user(data, 0o700)
+    timeline = sample()  # every lane and a culprit (tests/test_timeline.py)
+    inside = podman(
+        "run",
+        "--rm",
+        "--read-only",
+        "--network",
+        "none",
+        "--no-healthcheck",
+        "--cap-drop",
+        "all",
+        *ulimits(),
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        f"{data}:/var/lib/k8sbot:rw",
+        "--entrypoint",
+        "python",
+        image,
+        "-c",
+        DRAW_IN_THE_IMAGE,
+        json.dumps(timeline.to_json()),
+    )
+    assert inside.returncode == 0, inside.stderr[-3000:]
+    warnings = [line for line in inside.stderr.splitlines() if not line.startswith("time=")]
+    assert warnings == [], warnings  # no missing font, glyph or config directory
+    answer = json.loads(inside.stdout)
+    assert answer["fonts"]["normal"].endswith("/DejaVuSans.ttf"), answer["fonts"]
+    assert answer["fonts"]["bold"].endswith("/DejaVuSans-Bold.ttf"), answer["fonts"]
+    png = base64.b64decode(answer["png"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 20_000, len(png)  # lanes, labels and markers, not a blank canvas
+    picture = _pixels(png)
+    assert picture.size == (WIDTH, HEIGHT)
+    assert _has_color(picture, CULPRIT)
+    assert len(picture.getcolors(WIDTH * HEIGHT) or []) > 100  # anti-aliased text and markers
 
 
 @pytest.mark.kwok
