@@ -17,6 +17,7 @@ from scenarios import (
     deploy_checkout,
     run_failing_job,
 )
+from scenarios_layers import deploy_payments
 
 from bot.commands.context import VerbContext
 from bot.commands.parsing import parse
@@ -140,6 +141,13 @@ def test_api_calls_are_bounded(kube: KubeClient, namespace: str) -> None:
     before = kube.calls
     ask(kube, f"why checkout -n {namespace}")
     assert kube.calls - before == alone  # six more pods elsewhere in the namespace cost nothing
+    # A Service checkout calls (env PAYMENT_API_URL=http://payments:8080): its pods, EndpointSlices and
+    # its Deployment's ReplicaSets (3), the ConfigMaps/Secrets that names (none), its pods' nodes
+    # (<= 2 new) and the events of its Service/Deployment (one name), 2 pods and 1 ReplicaSet (4).
+    deploy_payments(kube, namespace, replicas=2)
+    before = kube.calls
+    ask(kube, f"why checkout -n {namespace}")
+    assert 3 <= kube.calls - before - alone <= 3 + 2 + 4, kube.calls - before - alone
 
 
 def test_ambiguous_and_unknown_targets(kube: KubeClient, namespace: str) -> None:

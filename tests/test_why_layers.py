@@ -13,7 +13,7 @@ from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.diagnosis.analyzers.dependency import analyze_dependencies
 from bot.diagnosis.analyzers.hpa import analyze_hpa
 from bot.diagnosis.analyzers.pod import analyze_pod
-from bot.diagnosis.dependencies import links, log_links
+from bot.diagnosis.dependencies import called_services, links, log_links, trouble
 from bot.diagnosis.engine import explain
 from bot.diagnosis.inferred import (
     autoscaler_changes,
@@ -151,6 +151,23 @@ def test_dependency_analyzer_points_at_the_broken_service_only() -> None:
     # Where Services are not known (the alert index holds none), nothing is concluded.
     unknown = Snapshot.build(NS, _shop(payments_replicas=0), missing=frozenset({"Service"}))
     assert list(analyze_dependencies(unknown.named("Deployment", "checkout") or {}, unknown)) == []
+
+
+def test_a_service_whose_pods_were_not_read_is_never_judged() -> None:
+    # A targeted read holds the pods of the Services it names in `pods_for`: payments' are not there.
+    objects = [o for o in _shop(payments_replicas=2) if not str(o["metadata"]["name"]).startswith("payments-")]
+    unread = Snapshot.build(NS, objects, pods_for=frozenset({"checkout"}))
+    assert not unread.holds_pods_of("payments") and unread.holds_pods_of("checkout")
+    assert trouble("payments", unread) is None
+    assert list(analyze_dependencies(unread.named("Deployment", "checkout") or {}, unread)) == []
+    assert explain(unread, resolve(unread, "checkout"), analyzers=ANALYZERS).healthy
+    # Read (or the whole namespace read, None), the same Service with no pods is judged.
+    read = Snapshot.build(NS, objects, pods_for=frozenset({"checkout", "payments"}))
+    found = trouble("payments", read)
+    assert found is not None and found.problem == "has no pods behind it"
+    assert trouble("payments", Snapshot.build(NS, objects)) == found
+    # What the targeted read is told to read: the Services checkout calls, not its own.
+    assert called_services(read.named("Deployment", "checkout") or {}, read) == ["payments"]
 
 
 def test_engine_blames_the_dependency_change() -> None:

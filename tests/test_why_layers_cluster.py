@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import REPO, Observed, apply, delete, patch, pods, set_pod_logs, wait_for
-from scenarios import deploy_checkout
+from kube_helpers import REPO, Observed, apply, delete, patch, pods, set_pod_logs, wait_for, wait_rolled_out
+from scenarios import App, deploy_checkout
 from scenarios_layers import (
     ALICE,
     add_autoscaler,
@@ -174,6 +174,61 @@ def test_a_healthy_dependency_is_not_blamed(kube: KubeClient, namespace: str) ->
     deploy_payments(kube, namespace)
     data = ask(kube, f"why checkout -n {namespace}")
     assert data["healthy"] is True, data
+
+
+def _checkout_calls_inventory_through_a_configmap(kube: KubeClient, namespace: str) -> App:
+    """checkout reads INVENTORY_ADDR from a ConfigMap (a link found only after the ConfigMaps are read)."""
+    apply(
+        kube,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "checkout-upstreams", "namespace": namespace},
+            "data": {"INVENTORY_ADDR": f"inventory.{namespace}.svc:9090"},
+        },
+    )
+    deploy_checkout(kube, namespace)
+    envfrom = [{"name": "app", "envFrom": [{"configMapRef": {"name": "checkout-upstreams"}}]}]
+    template = {"spec": {"template": {"spec": {"containers": envfrom}}}}
+    patch(kube, "apps/v1", "Deployment", namespace, "checkout", template)
+    inventory = deploy_checkout(kube, namespace, name="inventory")
+    wait_rolled_out(kube, namespace, "checkout")
+    return inventory
+
+
+@pytest.mark.kwok
+def test_dependency_read_by_the_targeted_path_is_judged_by_its_own_pods(kube: KubeClient, namespace: str) -> None:
+    """`ask` without a bot reads from the API, only what checkout needs: the pods of the Service it
+    calls are read too, so a healthy one is not blamed and one whose pods are all unready is."""
+    inventory = _checkout_calls_inventory_through_a_configmap(kube, namespace)
+    healthy = ask(kube, f"why checkout -n {namespace}")
+    assert healthy["source"]["from"] == "api", healthy
+    assert healthy["healthy"] is True, healthy
+    mark_pods_unready(kube, inventory, message="runtime is down")
+    broken = ask(kube, f"why checkout -n {namespace}")
+    top = broken["causes"][0]
+    assert top["category"] == "dependency", broken
+    assert "inventory" in top["title"] and "no ready endpoints" in top["title"], top
+    assert any("INVENTORY_ADDR" in e and "checkout-upstreams" in e for e in top["evidence"]), top
+
+
+@pytest.mark.kwok
+def test_healthy_service_named_in_a_log_line_is_not_blamed(kube: KubeClient, namespace: str) -> None:
+    """A Service named only in a crash's log line: its pods are read then, and they are fine."""
+    deploy_checkout(kube, namespace)
+    deploy_checkout(kube, namespace, name="ledger")
+    crash_pods(kube, namespace, "app=checkout")
+    set_pod_logs(
+        kube,
+        namespace,
+        "app=checkout",
+        "app",
+        current=["starting"],
+        previous=["starting", "ERROR dial tcp: lookup ledger on 10.96.0.10:53: connection refused", "exiting"],
+    )
+    data = ask(kube, f"why checkout -n {namespace}")
+    assert data["causes"][0]["category"] == "crash_loop", data
+    assert not [c for c in data["causes"] if c["category"] == "dependency"], data
 
 
 @pytest.mark.kwok

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.kube.hosts import services_named
-from bot.kube.selectors import pod_ready, selected_pods, selected_workloads
+from bot.kube.selectors import pod_ready, selected_pods, selected_workloads, selector_matches, template_labels
 from bot.kube.snapshot import Snapshot, name_of
 from bot.model import KubeObject
 from bot.redaction import DEFAULT
@@ -37,6 +37,22 @@ def pod_template(workload: KubeObject) -> dict[str, Any]:
     if workload.get("kind") == "CronJob":
         spec = (spec.get("jobTemplate") or {}).get("spec") or {}
     return dict((spec.get("template") or {}).get("spec") or {})
+
+
+def own_services(workload: KubeObject, snapshot: Snapshot) -> list[str]:
+    """The Services in front of `workload` (their selector matches its pod template's labels)."""
+    labels = template_labels(workload)
+    return [
+        name_of(s)
+        for s in snapshot.of("Service")
+        if selector_matches((s.get("spec") or {}).get("selector") or {}, labels)
+    ]
+
+
+def called_services(workload: KubeObject, snapshot: Snapshot) -> list[str]:
+    """The names of the Services `workload` calls (its pod template's links, not its own Services):
+    what a targeted read (`bot.kube.targeted.Calls`) reads the pods of, to judge them."""
+    return [link.service for link in links(workload, snapshot, own=own_services(workload, snapshot))]
 
 
 def links(workload: KubeObject, snapshot: Snapshot, *, own: Iterable[str] = ()) -> list[Link]:
@@ -119,9 +135,10 @@ class Trouble:
 
 
 def trouble(service_name: str, snapshot: Snapshot) -> Trouble | None:
-    """Why `service_name` can't answer, or None when it has ready endpoints (or can't be judged)."""
+    """Why `service_name` can't answer, or None when it has ready endpoints (or can't be judged: the
+    snapshot did not read the pods it selects, e.g. a Service named only in a log line)."""
     service = snapshot.named("Service", service_name)
-    if service is None or not snapshot.knows("Pod"):
+    if service is None or not snapshot.holds_pods_of(service_name):
         return None
     spec = service.get("spec") or {}
     if not spec.get("selector") or spec.get("type") == "ExternalName":

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.diagnosis.culprits import STRONG, Evidence, change_phrase, culprit, selector_change, weight
-from bot.diagnosis.dependencies import log_links, pod_template, trouble
+from bot.diagnosis.dependencies import called_services, log_links, pod_template, trouble
 from bot.diagnosis.events import summarize
 from bot.diagnosis.inferred import (
     autoscaler_changes,
@@ -42,7 +42,7 @@ from bot.kube.resolving import Resolution, resolve
 from bot.kube.revisions import revision_change, scale_change
 from bot.kube.selectors import pod_ready, selected_pods
 from bot.kube.snapshot import Snapshot, name_of, read_pod_log
-from bot.kube.targeted import Provenance, read_target
+from bot.kube.targeted import MAX_DEPENDENCIES, Provenance, read_target
 from bot.model import (
     Category,
     Cause,
@@ -111,6 +111,10 @@ LOGGED = frozenset(
 ERROR_LINE = re.compile(r"(?i)\b(error|err|exception|fatal|panic|fail(ed|ure)?|traceback|refused|denied|killed)\b")
 MAX_EVIDENCE = 8
 POLICY_KINDS = ("ResourceQuota", "LimitRange", "PodDisruptionBudget")
+
+
+Widen = Callable[[Iterable[str]], Snapshot]
+"""The snapshot with the pods of these Services (and what diagnosing them needs) read too."""
 
 
 @dataclass(frozen=True)
@@ -188,11 +192,14 @@ def explain(
     window: timedelta = timedelta(days=1),
     redactor: Redactor = DEFAULT,
     follow: bool = True,
+    widen: Widen | None = None,
 ) -> Diagnosis:
     """Diagnose the resolved target. Never raises for a broken analyzer or a missing log.
 
     With `follow`, a Service the target calls that is broken is diagnosed too (one level deep), and
-    its own cause and culprit change become the target's root cause.
+    its own cause and culprit change become the target's root cause. A Service whose pods the
+    snapshot did not read is judged only after `widen` reads them (a Service named in a log line);
+    without `widen`, it is not judged at all.
     """
     scope = scope_of(snapshot, resolution)
     findings, errors = run_analyzers(scope.objects, snapshot, analyzers=analyzers)
@@ -247,7 +254,7 @@ def explain(
         ]
     )
     causes = _with_rollout_context(causes, findings, redactor)
-    follow_up = _Follow(snapshot, resolution, analyzers, history, now, window, redactor) if follow else None
+    follow_up = _Follow(snapshot, resolution, analyzers, history, now, window, redactor, widen) if follow else None
     if follow_up is not None:
         causes = _rank([follow_up.dependency(c, findings) if c.category == Category.DEPENDENCY else c for c in causes])
     if read_logs is not None and causes and causes[0].category in LOGGED:
@@ -271,13 +278,14 @@ class _Follow:
     now: datetime | None
     window: timedelta
     redactor: Redactor
+    widen: Widen | None
 
     def dependency(self, cause: Cause, findings: Sequence[Finding]) -> Cause:
         """The dependency cause, told with the dependency's own top cause and culprit change."""
         group = [f for f in findings if f.category == Category.DEPENDENCY and f.related is not None]
         for finding in group:
             assert finding.related is not None
-            followed = self._followed(finding.related.name, finding.message, finding.evidence)
+            followed = self._followed(self.snapshot, finding.related.name, finding.message, finding.evidence)
             if followed is not None:
                 return followed
         return cause
@@ -286,25 +294,33 @@ class _Follow:
         """A broken Service named in the log lines of the top cause (a crash that says who it calls)."""
         lines = [e.split(": ", 1)[1] for e in top.evidence if e.startswith("log (") and ": " in e]
         own = [name_of(s) for s in self.resolution.services]
-        for link in log_links(lines, self.snapshot, own=own):
-            found = trouble(link.service, self.snapshot)
+        found_links = log_links(lines, self.snapshot, own=own)[:MAX_DEPENDENCIES]
+        snapshot = self.snapshot
+        unread = [link.service for link in found_links if not snapshot.holds_pods_of(link.service)]
+        if unread and self.widen is not None:
+            try:
+                snapshot = self.widen(unread)
+            except K8sBotError as e:  # the log's lead is an aid: without its pods, it is not judged
+                log.info("could not read the pods of %s: %s", ", ".join(unread), e)
+        for link in found_links:
+            found = trouble(link.service, snapshot)
             if found is None:
                 continue
             message = f"{self.resolution.ref.name} calls Service {link.service}, which {found.problem}"
-            followed = self._followed(link.service, message, (link.line(), found.evidence))
+            followed = self._followed(snapshot, link.service, message, (link.line(), found.evidence))
             if followed is not None:
                 return [followed]
         return []
 
-    def _followed(self, service: str, message: str, link: Sequence[str]) -> Cause | None:
+    def _followed(self, snapshot: Snapshot, service: str, message: str, link: Sequence[str]) -> Cause | None:
         try:
-            target = resolve(self.snapshot, f"svc/{service}")
+            target = resolve(snapshot, f"svc/{service}")
         except K8sBotError:
             return None
         if target.ref == self.resolution.ref:
             return None
         diagnosis = explain(
-            self.snapshot,
+            snapshot,
             target,
             analyzers=self.analyzers,
             history=self.history,
@@ -344,7 +360,7 @@ def investigate(
 ) -> Investigation:
     """Read what `target` needs (from `cache` when it can answer, else the API: `read_target`),
     resolve it, explain it (with the top cause's logs, always from the API)."""
-    read = read_target(kube, namespace, target, cache=cache)
+    read = read_target(kube, namespace, target, cache=cache, calls=called_services)
 
     def read_logs(pod: str, container: str, previous: bool) -> str:
         return read_pod_log(
@@ -359,6 +375,7 @@ def investigate(
         read_logs=read_logs,
         now=now,
         redactor=redactor,
+        widen=read.widened,
     )
     return Investigation(diagnosis, read.provenance)
 
@@ -562,7 +579,7 @@ def _context_refs(snapshot: Snapshot, scope: Scope, derived: Sequence[CulpritCha
 
 
 def _selects_nothing(service: KubeObject, snapshot: Snapshot) -> bool:
-    return not selected_pods(service, snapshot)
+    return snapshot.holds_pods_of(name_of(service)) and not selected_pods(service, snapshot)
 
 
 def _config_refs(workload: KubeObject | None, namespace: str) -> list[ObjectRef]:

@@ -56,6 +56,10 @@ class Snapshot:
     errors: tuple[str, ...] = ()
     missing: frozenset[str] = frozenset()
     """Kinds that could not be listed (forbidden): analyzers must not conclude "absent" for them."""
+    pods_for: frozenset[str] | None = None
+    """The Services whose selected pods were read (a targeted read: the target's own Services and the
+    Services it calls). None: every pod of the namespace was read. The pods behind any other Service
+    are unknown, not absent: `holds_pods_of` says which Services may be judged by their pods."""
     _index: dict[tuple[str, str], dict[Any, list[KubeObject]]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -79,6 +83,10 @@ class Snapshot:
     def knows(self, kind: str) -> bool:
         """True when `kind` was listed, so an absent name really is absent."""
         return kind not in self.missing
+
+    def holds_pods_of(self, service: str) -> bool:
+        """True when the pods `service` selects were read, so "it selects no ready pod" is a fact."""
+        return self.knows("Pod") and (self.pods_for is None or service in self.pods_for)
 
     def owned_by(self, owner: KubeObject, kind: str) -> list[KubeObject]:
         uid = (owner.get("metadata") or {}).get("uid")

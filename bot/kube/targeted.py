@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -36,7 +36,7 @@ from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS
 from bot.kube.owners import controller_ref
 from bot.kube.resolving import Resolution, resolve, split_kind
-from bot.kube.selectors import selector_query
+from bot.kube.selectors import selected_workloads, selector_query
 from bot.kube.snapshot import CLUSTER_KINDS, NAMESPACED_KINDS, Snapshot, compact, name_of
 from bot.model import KubeObject
 
@@ -70,10 +70,15 @@ EVENT_LOOKUPS = 24
 CACHE_WAIT = 1.0
 """Seconds `read_target` waits for the cache to reach the API server's version of the target."""
 WORKERS = 8
+MAX_DEPENDENCIES = 5
+"""Services the target calls whose pods, ReplicaSets and EndpointSlices are read (one level deep)."""
 
 T = TypeVar("T")
 Selector = dict[str, Any]
 """A LabelSelector: `matchLabels` and `matchExpressions`."""
+Calls = Callable[[KubeObject, Snapshot], Iterable[str]]
+"""The names of the Services a workload calls, judged on a snapshot that holds the namespace's
+Services and the ConfigMaps the workload reads (the diagnosis layer's dependency links)."""
 
 
 class ObjectSource(Protocol):
@@ -196,6 +201,10 @@ class _Gathered:
     objects: dict[str, dict[str, KubeObject]]
     errors: list[str]
     missing: set[str]
+    pods_for: set[str] = field(default_factory=set)
+    """The Services whose selected pods were read."""
+    scope: set[str] = field(default_factory=set)
+    """Names of the objects in scope, whose events round 3 reads."""
 
     def add(self, kind: str, outcome: list[KubeObject] | KubeObject | K8sBotError | None) -> None:
         found = self.objects.setdefault(kind, {})
@@ -219,11 +228,18 @@ class _Gathered:
 
     def snapshot(self) -> Snapshot:
         objects = {kind: tuple(found[n] for n in sorted(found)) for kind, found in self.objects.items()}
-        return Snapshot(self.namespace, objects, tuple(self.errors), frozenset(self.missing))
+        return Snapshot(
+            self.namespace, objects, tuple(self.errors), frozenset(self.missing), pods_for=frozenset(self.pods_for)
+        )
 
 
-def targeted_snapshot(source: ObjectSource, namespace: str, target: str) -> tuple[Snapshot, Resolution]:
-    """The objects `target` needs and its resolution, in three rounds of reads (module docstring)."""
+def targeted_snapshot(
+    source: ObjectSource, namespace: str, target: str, *, calls: Calls | None = None
+) -> tuple[Snapshot, Resolution]:
+    """The objects `target` needs and its resolution, in three rounds of reads (module docstring).
+
+    With `calls`, the Services the target's workloads call (at most `MAX_DEPENDENCIES`) are read
+    too, between rounds 2 and 3: what is needed to judge and diagnose each of them."""
     gathered = _Gathered(namespace, {}, [], set(source.missing()))
     listed = _parallel([partial(source.select, k, namespace) for k in NAMESPACE_KINDS], parallel=source.parallel)
     for kind, found in zip(NAMESPACE_KINDS, listed, strict=True):
@@ -243,13 +259,9 @@ def targeted_snapshot(source: ObjectSource, namespace: str, target: str) -> tupl
         reads.append(("Pod", partial(source.select, "Pod", namespace, selector)))
         if kind == "Deployment":
             reads.append(("ReplicaSet", partial(source.select, "ReplicaSet", namespace, selector)))
-    for service in resolution.services:
-        selector = (service.get("spec") or {}).get("selector")
-        if selector:
-            reads.append(("Pod", partial(source.select, "Pod", namespace, {"matchLabels": selector})))
-        slices = {"matchLabels": {"kubernetes.io/service-name": name_of(service)}}
-        reads.append(("EndpointSlice", partial(source.select, "EndpointSlice", namespace, slices)))
-    for kind, name in sorted(_referenced(resolution)):
+    reads += _service_reads(source, namespace, resolution.services)
+    gathered.pods_for |= {name_of(s) for s in resolution.services}
+    for kind, name in sorted(_referenced(_pod_specs(resolution))):
         if kind not in gathered.missing:
             reads.append((kind, partial(source.get, kind, namespace, name)))
     if resolution.obj.get("kind") == "Pod":
@@ -260,22 +272,114 @@ def targeted_snapshot(source: ObjectSource, namespace: str, target: str) -> tupl
             reads.append(("ReplicaSet", partial(source.get, "ReplicaSet", namespace, replicaset)))
     for kind in ("Pod", "ReplicaSet", "EndpointSlice", "ConfigMap", "Secret"):
         gathered.objects.setdefault(kind, {})
+    _run(source, gathered, reads)
+    gathered.scope |= _event_names(gathered, resolution)
+    if calls is not None:
+        # round 2b: the Services the target calls, and the workloads behind them
+        partial_view = gathered.snapshot()
+        called = [n for w in resolution.workloads for n in calls(w, partial_view)]
+        _read_services(source, gathered, called)
+    # round 3: the pods' nodes and the events about everything in scope
+    _round3(source, gathered, gathered.scope, specs=_pod_specs(resolution))
+    return gathered.snapshot(), resolve(gathered.snapshot(), target)
+
+
+def widen(source: ObjectSource, snapshot: Snapshot, services: Iterable[str]) -> Snapshot:
+    """`snapshot` with what judging and diagnosing `services` needs read too (as `targeted_snapshot`
+    reads for the Services a target calls): for a Service named later, e.g. in a log line."""
+    wanted = [s for s in dict.fromkeys(services) if not snapshot.holds_pods_of(s)]
+    if not wanted:
+        return snapshot
+    objects = {kind: {name_of(o): o for o in found} for kind, found in snapshot.objects.items()}
+    gathered = _Gathered(snapshot.namespace, objects, list(snapshot.errors), set(snapshot.missing))
+    gathered.pods_for = set(snapshot.pods_for or ())
+    before = {kind: set(gathered.objects.get(kind, {})) for kind in ("Pod", "ReplicaSet")}
+    _read_services(source, gathered, wanted)
+    names = set(gathered.scope)
+    for kind, held in before.items():
+        names |= set(gathered.objects.get(kind, {})) - held
+    new_pods = set(gathered.objects.get("Pod", {})) - before["Pod"]
+    _round3(source, gathered, names, pods=[gathered.objects["Pod"][n] for n in sorted(new_pods)])
+    return gathered.snapshot()
+
+
+def _service_reads(
+    source: ObjectSource, namespace: str, services: Iterable[KubeObject]
+) -> list[tuple[str, Callable[[], list[KubeObject] | KubeObject | None]]]:
+    """The pods each Service selects and its EndpointSlices (`kubernetes.io/service-name`)."""
+    reads: list[tuple[str, Callable[[], list[KubeObject] | KubeObject | None]]] = []
+    for service in services:
+        selector = (service.get("spec") or {}).get("selector")
+        if selector:
+            reads.append(("Pod", partial(source.select, "Pod", namespace, {"matchLabels": selector})))
+        slices = {"matchLabels": {"kubernetes.io/service-name": name_of(service)}}
+        reads.append(("EndpointSlice", partial(source.select, "EndpointSlice", namespace, slices)))
+    return reads
+
+
+def _read_services(source: ObjectSource, gathered: _Gathered, names: Iterable[str]) -> None:
+    """Read, for at most `MAX_DEPENDENCIES` of the Services `names` (not already read), their pods,
+    EndpointSlices, the ReplicaSets of the workloads behind them and the ConfigMaps and Secrets those
+    workloads name; record them in `pods_for` and their names for round 3's events."""
+    held = gathered.objects.get("Service", {})
+    wanted = [n for n in dict.fromkeys(names) if n in held and n not in gathered.pods_for][:MAX_DEPENDENCIES]
+    if not wanted:
+        return
+    view = gathered.snapshot()
+    services = [held[n] for n in wanted]
+    reads = _service_reads(source, gathered.namespace, services)
+    workloads = {(str(w.get("kind")), name_of(w)): w for s in services for w in selected_workloads(s, view)}
+    for (kind, _), workload in sorted(workloads.items()):
+        selector = (workload.get("spec") or {}).get("selector")
+        if kind == "Deployment" and selector:
+            reads.append(("ReplicaSet", partial(source.select, "ReplicaSet", gathered.namespace, selector)))
+    specs = [_template_spec(w) for w in workloads.values()]
+    for kind, name in sorted(_referenced(specs)):
+        if kind not in gathered.missing and name not in gathered.objects.get(kind, {}):
+            reads.append((kind, partial(source.get, kind, gathered.namespace, name)))
+    _run(source, gathered, reads)
+    gathered.pods_for |= set(wanted)
+    gathered.scope |= set(wanted) | {name for _, name in workloads}
+    for kind in ("Pod", "ReplicaSet"):
+        gathered.scope |= set(gathered.objects.get(kind, {}))
+
+
+def _run(
+    source: ObjectSource,
+    gathered: _Gathered,
+    reads: Sequence[tuple[str, Callable[[], list[KubeObject] | KubeObject | None]]],
+) -> None:
     for (kind, _), read in zip(reads, _parallel([r for _, r in reads], parallel=source.parallel), strict=True):
         gathered.add(kind, read)
-    # round 3: the pods' nodes and the events about everything in scope
-    nodes = sorted({str((p.get("spec") or {}).get("nodeName")) for p in _pods(gathered)} - {"None", ""})
-    names = _event_names(gathered, resolution)
-    round3: list[tuple[str, Callable[[], list[KubeObject] | KubeObject | None]]] = [
+
+
+def _round3(
+    source: ObjectSource,
+    gathered: _Gathered,
+    names: Collection[str],
+    *,
+    pods: Iterable[KubeObject] | None = None,
+    specs: Sequence[dict[str, Any]] = (),
+) -> None:
+    """The nodes and PVCs of `pods` (default: every pod read) and of the pod `specs` not held yet,
+    and the events about `names`."""
+    pods = list(_pods(gathered) if pods is None else pods)
+    held_nodes = set(gathered.objects.get("Node", {}))
+    nodes = sorted({str((p.get("spec") or {}).get("nodeName")) for p in pods} - {"None", ""} - held_nodes)
+    reads: list[tuple[str, Callable[[], list[KubeObject] | KubeObject | None]]] = [
         ("Node", partial(source.get, "Node", None, n)) for n in nodes if "Node" not in gathered.missing
     ]
-    claims = sorted(_claims(resolution, _pods(gathered)))
-    round3 += [("PersistentVolumeClaim", partial(source.get, "PersistentVolumeClaim", namespace, c)) for c in claims]
-    round3.append(("Event", partial(source.events, namespace, names if len(names) <= EVENT_LOOKUPS else None)))
+    held_claims = set(gathered.objects.get("PersistentVolumeClaim", {}))
+    claims = sorted(_claims([*specs, *((p.get("spec") or {}) for p in pods)]) - held_claims)
+    namespace = gathered.namespace
+    reads += [("PersistentVolumeClaim", partial(source.get, "PersistentVolumeClaim", namespace, c)) for c in claims]
+    if names:
+        events = partial(source.events, namespace, names if len(names) <= EVENT_LOOKUPS else None)
+        reads.append(("Event", events))
     gathered.objects.setdefault("Node", {})
     gathered.objects.setdefault("PersistentVolumeClaim", {})
-    for (kind, _), read in zip(round3, _parallel([r for _, r in round3], parallel=source.parallel), strict=True):
-        gathered.add(kind, read)
-    return gathered.snapshot(), resolve(gathered.snapshot(), target)
+    gathered.objects.setdefault("Event", {})
+    _run(source, gathered, reads)
 
 
 def _resolve(source: ObjectSource, gathered: _Gathered, target: str) -> Resolution:
@@ -299,24 +403,25 @@ def _resolve(source: ObjectSource, gathered: _Gathered, target: str) -> Resoluti
 
 def _pod_specs(resolution: Resolution) -> list[dict[str, Any]]:
     """The pod specs of the target: each workload's template (a CronJob's through its job template)."""
-    specs = []
-    for obj in (*resolution.workloads, resolution.obj):
-        spec = obj.get("spec") or {}
-        if obj.get("kind") == "CronJob":
-            spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-        if obj.get("kind") == "Pod":
-            specs.append(spec)
-        else:
-            specs.append(((spec.get("template") or {}).get("spec")) or {})
-    return specs
+    return [_template_spec(obj) for obj in (*resolution.workloads, resolution.obj)]
 
 
-def _referenced(resolution: Resolution) -> set[tuple[str, str]]:
-    """The ConfigMaps and Secrets the target's pod specs name: env, envFrom, volumes (projected too),
-    image pull secrets. (What the analyzers judge is `bot.diagnosis.references`; this finds at least
-    every name it can ask about.)"""
+def _template_spec(obj: KubeObject) -> dict[str, Any]:
+    """A pod's spec, or a workload's pod template spec (a CronJob's through its job template)."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "Pod":
+        return dict(spec)
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return dict(((spec.get("template") or {}).get("spec")) or {})
+
+
+def _referenced(specs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The ConfigMaps and Secrets pod `specs` name: env, envFrom, volumes (projected too), image pull
+    secrets. (What the analyzers judge is `bot.diagnosis.references`; this finds at least every name
+    it can ask about.)"""
     found: set[tuple[str, str]] = set()
-    for spec in _pod_specs(resolution):
+    for spec in specs:
         for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
             for env in container.get("env") or []:
                 source = env.get("valueFrom") or {}
@@ -335,8 +440,7 @@ def _referenced(resolution: Resolution) -> set[tuple[str, str]]:
     return {(kind, name) for kind, name in found if name}
 
 
-def _claims(resolution: Resolution, pods: Iterable[KubeObject]) -> set[str]:
-    specs = [*_pod_specs(resolution), *((p.get("spec") or {}) for p in pods)]
+def _claims(specs: Iterable[dict[str, Any]]) -> set[str]:
     return {
         str(claim)
         for spec in specs
@@ -395,10 +499,22 @@ class TargetRead:
     snapshot: Snapshot
     resolution: Resolution
     provenance: Provenance
+    source: ObjectSource
+    """Where the snapshot was read from: `widened` reads more from the same place."""
+
+    def widened(self, services: Iterable[str]) -> Snapshot:
+        """The snapshot with the pods (and what diagnosing them needs) of `services` read too."""
+        return widen(self.source, self.snapshot, services)
 
 
 def read_target(
-    kube: KubeClient, namespace: str, target: str, *, cache: CacheView | None = None, wait: float = CACHE_WAIT
+    kube: KubeClient,
+    namespace: str,
+    target: str,
+    *,
+    cache: CacheView | None = None,
+    wait: float = CACHE_WAIT,
+    calls: Calls | None = None,
 ) -> TargetRead:
     """The target's objects, from the watch cache when it can answer, else from the API.
 
@@ -410,15 +526,17 @@ def read_target(
     the object is gone from the server but not yet from the cache, or the cache cannot resolve the
     target) answer from the API, saying so. An API server that cannot be reached leaves the cache's
     answer, with a note.
+
+    `calls` names the Services the target calls: their pods are read too (`targeted_snapshot`).
     """
     if cache is None or not cache.usable(namespace):
-        return _from_api(kube, namespace, target, None)
+        return _from_api(kube, namespace, target, None, calls)
     source = CacheSource(cache)
     try:
-        snapshot, resolution = targeted_snapshot(source, namespace, target)
+        snapshot, resolution = targeted_snapshot(source, namespace, target, calls=calls)
     except (NotFound, Ambiguous):
         # A target created a moment ago, or one the watch has not yet shown gone: the API decides.
-        return _from_api(kube, namespace, target, "the watch cache did not have it: answered from the API")
+        return _from_api(kube, namespace, target, "the watch cache did not have it: answered from the API", calls)
     ref = resolution.ref
     spec = KINDS[ref.kind]
     held = cache.version(ref.kind, namespace if spec.namespaced else None, ref.name)
@@ -433,22 +551,25 @@ def read_target(
         live = None
     except ClusterUnavailable as e:
         # The API server is away; the cache still knows what the watch last saw: answer, and say so.
-        return TargetRead(snapshot, resolution, Provenance("cache", f"could not check the watch cache: {e}"))
+        return TargetRead(snapshot, resolution, Provenance("cache", f"could not check the watch cache: {e}"), source)
     if live == held:
-        return TargetRead(snapshot, resolution, Provenance("cache"))
+        return TargetRead(snapshot, resolution, Provenance("cache"), source)
     if cache.wait_for(ref.kind, namespace if spec.namespaced else None, ref.name, live, wait):
         try:
-            snapshot, resolution = targeted_snapshot(source, namespace, target)
+            snapshot, resolution = targeted_snapshot(source, namespace, target, calls=calls)
         except (NotFound, Ambiguous):
-            return _from_api(kube, namespace, target, None)
-        return TargetRead(snapshot, resolution, Provenance("cache"))
+            return _from_api(kube, namespace, target, None, calls)
+        return TargetRead(snapshot, resolution, Provenance("cache"), source)
     what = f"{ref.kind} {ref.name}"
     state = "is gone from the API server" if live is None else f"is at resourceVersion {live} on the API server"
     note = f"the watch cache was behind ({what} {state}, the cache has {held or 'none'}): answered from the API"
     log.info("why %s/%s: %s", namespace, target, note)
-    return _from_api(kube, namespace, target, note, behind=True)
+    return _from_api(kube, namespace, target, note, calls, behind=True)
 
 
-def _from_api(kube: KubeClient, namespace: str, target: str, note: str | None, *, behind: bool = False) -> TargetRead:
-    snapshot, resolution = targeted_snapshot(ApiSource(kube), namespace, target)
-    return TargetRead(snapshot, resolution, Provenance("api", note, behind))
+def _from_api(
+    kube: KubeClient, namespace: str, target: str, note: str | None, calls: Calls | None, *, behind: bool = False
+) -> TargetRead:
+    source = ApiSource(kube)
+    snapshot, resolution = targeted_snapshot(source, namespace, target, calls=calls)
+    return TargetRead(snapshot, resolution, Provenance("api", note, behind), source)

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bot.diagnosis.analyzers import analyzes
-from bot.diagnosis.dependencies import links, trouble
-from bot.kube.selectors import selector_matches, template_labels
-from bot.kube.snapshot import Snapshot, name_of
+from bot.diagnosis.dependencies import links, own_services, trouble
+from bot.kube.snapshot import Snapshot
 from bot.model import Category, Finding, KubeObject, ObjectRef
 
 NEEDS = ("Service", "Pod", "ConfigMap")
@@ -30,13 +29,7 @@ def analyze_dependencies(workload: KubeObject, snapshot: Snapshot) -> Iterator[F
     if not (snapshot.knows("Service") and "Service" in snapshot.objects):
         return
     ref = ObjectRef.of(workload)
-    labels = template_labels(workload)
-    own = [
-        name_of(s)
-        for s in snapshot.of("Service")
-        if selector_matches((s.get("spec") or {}).get("selector") or {}, labels)
-    ]
-    for link in links(workload, snapshot, own=own):
+    for link in links(workload, snapshot, own=own_services(workload, snapshot)):
         found = trouble(link.service, snapshot)
         if found is None:
             continue

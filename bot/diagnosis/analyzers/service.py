@@ -21,6 +21,8 @@ def analyze_service(service: KubeObject, snapshot: Snapshot) -> Iterator[Finding
     selector = spec.get("selector") or {}
     if not selector or spec.get("type") == "ExternalName":
         return  # endpoints managed by hand, or no endpoints at all: nothing to judge
+    if not snapshot.holds_pods_of(name_of(service)):
+        return  # its pods were not read: unknown, not absent
     ref = ObjectRef.of(service, kind="Service")
     pods = [p for p in selected_pods(service, snapshot) if not (p.get("metadata") or {}).get("deletionTimestamp")]
     if not pods:
