@@ -149,7 +149,7 @@ def test_why_through_slack_from_the_cache_and_ask_json_from_the_api(
     assert calls == 1, calls  # the check of the Deployment against the API server, nothing else
     assert without_source(cached) == without_source(asked)
     top = asked["causes"][0]
-    assert f"[{top['category']}," in shown and top["change"]["path"] in shown
+    assert f"[{top['category']}," in shown and top["change"]["what"] in shown  # the field in words
     assert breakage.after in shown
     assert "watch cache was behind" not in shown
 

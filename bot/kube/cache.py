@@ -2,7 +2,7 @@
 answer without listing the namespace again.
 
 It holds the kinds a diagnosis reads (`CACHE_KINDS`): pods, their owners, Services and their
-EndpointSlices, Events of every type (a Deployment's scaling events are Normal ones), quotas, HPAs,
+EndpointSlices, Events of every type (a Deployment's scaling events are Normal ones), quotas, LimitRanges, HPAs,
 PVCs, ConfigMaps and Secrets (key names only) and nodes. Each object is kept in the one form every
 reader sees (`snapshot.compact`: no managedFields on bulky kinds, no Secret or ConfigMap values) as
 compact JSON bytes, with its labels, owner uids and resourceVersion beside it: a pod costs 2-3 kB,
@@ -53,6 +53,7 @@ CACHE_KINDS: tuple[str, ...] = (
     "EndpointSlice",
     "Event",
     "ResourceQuota",
+    "LimitRange",
     "HorizontalPodAutoscaler",
     "ConfigMap",
     "Secret",

@@ -50,6 +50,7 @@ NAMESPACE_KINDS: tuple[str, ...] = (
     "CronJob",
     "Service",
     "ResourceQuota",
+    "LimitRange",
     "HorizontalPodAutoscaler",
 )
 """Listed whole (round 1): few per namespace, and resolution and the analyzers look across them."""
@@ -373,6 +374,7 @@ def _round3(
     claims = sorted(_claims([*specs, *((p.get("spec") or {}) for p in pods)]) - held_claims)
     namespace = gathered.namespace
     reads += [("PersistentVolumeClaim", partial(source.get, "PersistentVolumeClaim", namespace, c)) for c in claims]
+    names = {*names, *claims}  # a claim's own events say why it cannot bind
     if names:
         events = partial(source.events, namespace, names if len(names) <= EVENT_LOOKUPS else None)
         reads.append(("Event", events))
