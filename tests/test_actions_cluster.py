@@ -36,9 +36,8 @@ def test_an_operator_bound_to_edit_rolls_back_a_broken_deployment_after_confirmi
     assert preview.data["outcome"] == "pending"
     assert preview.data["from"] == {"revision": 2, "images": [broken.after]}
     assert preview.data["to"]["revision"] == 1 and preview.data["to"]["images"] == [CHECKOUT_IMAGE]
-    assert {"path": "spec.template.spec.containers[0].image", "before": broken.after, "after": CHECKOUT_IMAGE} in (
-        preview.data["changes"]
-    )
+    image = {"path": "spec.template.spec.containers[0].image", "before": broken.after, "after": CHECKOUT_IMAGE}
+    assert {**image, "label": "image of container app"} in preview.data["changes"]  # the field in words too
     confirm = preview.data["confirm"]["command"]
     assert confirm.startswith(f"rollback checkout -n {ns} --action-id ") and confirm.endswith("--to-revision 1")
     assert shop.deployment()["metadata"]["generation"] == 2  # the preview changed nothing

@@ -124,9 +124,10 @@ def _involved(event: KubeObject) -> tuple[str, str]:
     return str(involved.get("kind", "")), str(involved.get("name", ""))
 
 
-BULKY_KINDS = frozenset({"Pod", "Event", "ReplicaSet", "EndpointSlice", "Node"})
+BULKY_KINDS = frozenset({"Pod", "Event", "ReplicaSet", "EndpointSlice"})
 """Kinds kept without `metadata.managedFields`: the many objects of a namespace, whose field managers
-nothing reads (a Deployment's and a Service's are kept: they name who changed the template or selector)."""
+nothing reads (a Deployment's and a Service's are kept: they name who changed the template or selector;
+a Node's name who cordoned or tainted it, and who wrote a condition)."""
 
 
 def compact(kind: str, obj: KubeObject) -> KubeObject:
