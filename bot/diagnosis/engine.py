@@ -39,7 +39,7 @@ from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS
 from bot.kube.owners import pods_of
 from bot.kube.resolving import Resolution, resolve
-from bot.kube.revisions import revision_change, scale_change
+from bot.kube.revisions import CONTROLLER_REVISION_KINDS, controller_revision_change, revision_change, scale_change
 from bot.kube.selectors import pod_ready, selected_pods
 from bot.kube.snapshot import Snapshot, name_of, read_pod_log
 from bot.kube.targeted import MAX_DEPENDENCIES, Provenance, read_target
@@ -531,6 +531,15 @@ def _change_evidence(
     if workload is None:
         return Evidence(history=changes, selector=selector, derived=derived)
     ref = ObjectRef.of(workload)
+    if workload.get("kind") in CONTROLLER_REVISION_KINDS:
+        return Evidence(
+            workload=ref,
+            revision=controller_revision_change(workload, snapshot, redactor=redactor, avoid=avoid),
+            history=changes,
+            selector=selector,
+            derived=derived,
+            current=workload,
+        )
     if workload.get("kind") != "Deployment":
         return Evidence(workload=ref, history=changes, selector=selector, derived=derived, current=workload)
     return Evidence(

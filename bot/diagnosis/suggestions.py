@@ -77,10 +77,18 @@ def _rollback(situation: Situation) -> Suggestion | None:
         return None  # a restart only re-reads what changed elsewhere: rolling it back undoes nothing
     good = revision.good
     images = ", ".join(good.images)
+    undoes = f"{culprit.what or culprit.path}: {show_value(culprit.after)} → {show_value(culprit.before)}"
+    kind = revision.deployment.kind
+    if kind != "Deployment":  # the rollback verb rolls Deployments back; kubectl does the others
+        where = f" -n {situation.target.namespace}" if situation.target.namespace else ""
+        undo = f"kubectl rollout undo {kind.lower()}/{revision.deployment.name}{where} --to-revision={good.number}"
+        return Suggestion(
+            text=f"Roll {kind} {revision.deployment.name} back to revision {good.number} (image {images}), "
+            f"which undoes {undoes}: `{undo}`."
+        )
     command = f"/k8s rollback {revision.deployment.name} {_where(situation)} --to-revision {good.number}"
     return Suggestion(
-        text=f"Roll back {revision.deployment.name} to revision {good.number} (image {images}), "
-        f"which undoes {culprit.what or culprit.path}: {show_value(culprit.after)} → {show_value(culprit.before)}.",
+        text=f"Roll back {revision.deployment.name} to revision {good.number} (image {images}), which undoes {undoes}.",
         command=" ".join(command.split()),
     )
 

@@ -28,6 +28,7 @@ NAMESPACED_KINDS: tuple[str, ...] = (
     "Deployment",
     "StatefulSet",
     "DaemonSet",
+    "ControllerRevision",
     "Job",
     "CronJob",
     "Service",
@@ -124,7 +125,7 @@ def _involved(event: KubeObject) -> tuple[str, str]:
     return str(involved.get("kind", "")), str(involved.get("name", ""))
 
 
-BULKY_KINDS = frozenset({"Pod", "Event", "ReplicaSet", "EndpointSlice", "Node"})
+BULKY_KINDS = frozenset({"Pod", "Event", "ReplicaSet", "ControllerRevision", "EndpointSlice", "Node"})
 """Kinds kept without `metadata.managedFields`: the many objects of a namespace, whose field managers
 nothing reads (a Deployment's and a Service's are kept: they name who changed the template or selector)."""
 

@@ -1,0 +1,146 @@
+"""`why` for workload kinds beyond Deployments, as pure functions over plain dicts (issue 15, item 2):
+StatefulSet and DaemonSet rollouts blamed on their template change read from ControllerRevisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.diagnosis.analyzers import AnalyzerRegistry
+from bot.diagnosis.engine import explain
+from bot.kube.resolving import resolve
+from bot.kube.revisions import controller_revision_change
+from bot.kube.snapshot import Snapshot
+from bot.model import Category, ObjectRef
+
+NS = "shop"
+ANALYZERS = AnalyzerRegistry.discover()
+EDITED = "2026-11-30T10:42:00Z"
+
+
+def _template(image: str) -> dict[str, Any]:
+    return {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": image}]}}
+
+
+def _workload(kind: str, image: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {"selector": {"matchLabels": {"app": "db"}}, "template": _template(image)}
+    if kind == "StatefulSet":
+        spec["replicas"] = 2
+        status = {"replicas": 2, "readyReplicas": 1, "currentRevision": "db-6b7", "updateRevision": "db-9c4"}
+    else:
+        status = {"desiredNumberScheduled": 2, "numberReady": 1, "numberUnavailable": 1}
+    return {
+        "kind": kind,
+        "metadata": {
+            "name": "db",
+            "namespace": NS,
+            "uid": "uid-db",
+            "managedFields": [
+                {
+                    "manager": "k8sbot-tests",
+                    "operation": "Update",
+                    "time": "2026-11-30T09:00:00Z",
+                    "fieldsV1": {"f:spec": {"f:selector": {}, "f:template": {"f:metadata": {}}}},
+                },
+                {
+                    "manager": "alice",
+                    "operation": "Update",
+                    "time": EDITED,
+                    "fieldsV1": {
+                        "f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"db"}': {"f:image": {}}}}}}
+                    },
+                },
+            ],
+        },
+        "spec": spec,
+        "status": status,
+    }
+
+
+def _revision(kind: str, name: str, number: int, image: str, created: str) -> dict[str, Any]:
+    template = {**_template(image), "$patch": "replace"}
+    return {
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "creationTimestamp": created,
+            "labels": {"app": "db", "controller-revision-hash": name.removeprefix("db-")},
+            "ownerReferences": [{"kind": kind, "name": "db", "uid": "uid-db", "controller": True}],
+        },
+        "revision": number,
+        "data": {"spec": {"template": template}},
+    }
+
+
+def _pod(name: str, revision: str, *, failing: bool) -> dict[str, Any]:
+    state = (
+        {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}} if failing else {"running": {}}
+    )
+    return {
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "labels": {"app": "db", "controller-revision-hash": revision},
+            "ownerReferences": [{"kind": "X", "name": "db", "uid": "uid-db", "controller": True}],
+        },
+        "spec": {"nodeName": "n1", "containers": [{"name": "db"}]},
+        "status": {
+            "phase": "Pending" if failing else "Running",
+            "conditions": [{"type": "Ready", "status": "False" if failing else "True"}],
+            "containerStatuses": [{"name": "db", "ready": not failing, "restartCount": 0, "state": state}],
+        },
+    }
+
+
+def _rolled_to_a_bad_image(kind: str) -> Snapshot:
+    objects = [
+        _workload(kind, "db:17-rc"),
+        _revision(kind, "db-6b7", 1, "db:16", "2026-11-30T09:00:00Z"),
+        _revision(kind, "db-9c4", 2, "db:17-rc", EDITED),
+        _pod("db-0", "6b7" if kind == "DaemonSet" else "db-6b7", failing=False),
+        _pod("db-1", "9c4" if kind == "DaemonSet" else "db-9c4", failing=True),
+    ]
+    for obj in objects:
+        for owner in obj["metadata"].get("ownerReferences") or []:
+            owner["kind"] = kind
+    return Snapshot.build(NS, objects)
+
+
+@pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
+def test_controller_revision_change_diffs_the_failing_revision_against_the_previous(kind: str) -> None:
+    snapshot = _rolled_to_a_bad_image(kind)
+    change = controller_revision_change(snapshot.named(kind, "db") or {}, snapshot)
+    assert change is not None
+    assert change.deployment == ObjectRef(kind, NS, "db")
+    assert (change.good.number, change.failing.number) == (1, 2)
+    assert [(f.path, f.before, f.after) for f in change.fields] == [
+        ("spec.template.spec.containers[0].image", "db:16", "db:17-rc")
+    ]
+    assert change.actor == "alice"
+    # One revision only (no change to diff), or revisions of another owner: nothing to blame.
+    alone = Snapshot.build(NS, [o for o in snapshot.of(kind)] + [snapshot.of("ControllerRevision")[1]])
+    assert controller_revision_change(alone.named(kind, "db") or {}, alone) is None
+
+
+@pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
+def test_rollout_of_a_failing_image_is_blamed_on_the_template_change(kind: str) -> None:
+    snapshot = _rolled_to_a_bad_image(kind)
+    diagnosis = explain(snapshot, resolve(snapshot, f"{kind.lower()}/db"), analyzers=ANALYZERS)
+    top = diagnosis.causes[0]
+    assert top.category == Category.IMAGE_PULL, diagnosis
+    assert top.change is not None, top
+    assert top.change.ref == ObjectRef(kind, NS, "db")
+    assert (top.change.path, top.change.before, top.change.after, top.change.actor) == (
+        "spec.template.spec.containers[0].image",
+        "db:16",
+        "db:17-rc",
+        "alice",
+    )
+    assert "alice" in diagnosis.summary and "db:17-rc" in diagnosis.summary, diagnosis.summary
+    # The bot's rollback verb rolls back Deployments only: the step names kubectl's, with the good revision.
+    assert top.suggestion is not None and top.suggestion.command is None, top.suggestion
+    assert f"kubectl rollout undo {kind.lower()}/db -n shop --to-revision=1" in top.suggestion.text, top.suggestion
+    assert "db:16" in top.suggestion.text, top.suggestion
