@@ -506,3 +506,69 @@ def _job_from(kube: KubeClient, cronjob: KubeObject, name: str) -> None:
         "spec": cronjob["spec"]["jobTemplate"]["spec"],
     }
     create(kube, job)
+
+
+def rollout_to_a_bad_image(kube: KubeClient, namespace: str, kind: str, *, manager: str = ALICE) -> str:
+    """A StatefulSet `db` (2 replicas) or a DaemonSet `agent` (on kwok-node-0) whose pods are ready;
+    then `manager` changes its image to a tag that does not exist (and the sim label that makes the
+    kubelet simulation fail the pull): its new revision's pod stays in ImagePullBackOff."""
+    name = "db" if kind == "StatefulSet" else "agent"
+    template: dict[str, Any] = {
+        "metadata": {"labels": {"app": name}},
+        "spec": {
+            "containers": [
+                {
+                    "name": name,
+                    "image": f"registry.example.com/shop/{name}:16.4",
+                    "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                }
+            ]
+        },
+    }
+    spec: dict[str, Any] = {"selector": {"matchLabels": {"app": name}}, "template": template}
+    resource = "statefulsets" if kind == "StatefulSet" else "daemonsets"
+    if kind == "StatefulSet":
+        spec |= {"serviceName": name, "replicas": 2}
+    else:
+        template["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "kwok-node-0"}
+    create(
+        kube, {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    )
+    selector = f"app={name}"
+    want = 2 if kind == "StatefulSet" else 1
+
+    def ready() -> Observed:
+        found = pods(kube, namespace, selector)
+        return Observed(len(found) == want and all(is_ready(p) for p in found), [pod_summary(p) for p in found])
+
+    wait_for(ready, 60, f"{kind} {name}'s pods ready")
+    next_second()
+    change = {
+        "spec": {
+            "template": {
+                "metadata": {"labels": {SIM_LABEL: "imagepull"}},
+                "spec": {"containers": [{"name": name, "image": f"registry.example.com/shop/{name}:17.0-rc1"}]},
+            }
+        }
+    }
+    request(
+        kube,
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{namespace}/{resource}/{name}",
+        change,
+        manager=manager,
+        kind="strategic",
+    )
+
+    def pull_fails() -> Observed:
+        found = pods(kube, namespace, selector)
+        waiting = [
+            ((p.get("status", {}).get("containerStatuses") or [{}])[0].get("state") or {})
+            .get("waiting", {})
+            .get("reason")
+            for p in found
+        ]
+        return Observed("ImagePullBackOff" in waiting, [pod_summary(p) for p in found])
+
+    wait_for(pull_fails, 60, f"a pod of {kind} {name} in ImagePullBackOff")
+    return name

@@ -35,6 +35,7 @@ from scenarios_layers import (
     node_stages_leave_labelled_nodes_alone,
     own_node,
     replace_a_pod,
+    rollout_to_a_bad_image,
     scale_as,
     statefulset_with_unbindable_claim,
     wait_failed_create,
@@ -434,3 +435,22 @@ def test_cronjob_template_change_is_blamed_for_the_failing_job(
     with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
         shown = slack_why(slack, f"why cronjob/nightly -n {namespace}")
     assert "[job_failed," in shown and "--format=v2" in shown, shown
+
+
+@pytest.mark.kwok
+@pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
+def test_rollout_to_a_failing_image_is_blamed_on_the_template_change(
+    kube: KubeClient, namespace: str, cluster: Any, tmp_path: Path, kind: str
+) -> None:
+    name = rollout_to_a_bad_image(kube, namespace, kind, manager=ALICE)
+    data = ask_json(cluster.kubeconfig, f"why {kind.lower()}/{name} -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "image_pull", data
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": kind, "namespace": namespace, "name": name}, change
+    assert change["path"] == "spec.template.spec.containers[0].image", change
+    assert change["before"] == f"registry.example.com/shop/{name}:16.4", change
+    assert change["after"] == f"registry.example.com/shop/{name}:17.0-rc1", change
+    assert change["actor"] == ALICE, change
+    assert f"kubectl rollout undo {kind.lower()}/{name}" in top["suggestion"]["text"], top
