@@ -24,6 +24,7 @@ from typing import Any
 from kube_helpers import SIM_LABEL, Observed, apply, create, delete, get, is_ready, pod_summary, pods, wait_for
 from scenarios import App, checkout_manifests, deploy_checkout
 
+from bot.errors import NotFound
 from bot.kube.client import KubeClient
 from bot.model import KubeObject
 
@@ -572,3 +573,80 @@ def rollout_to_a_bad_image(kube: KubeClient, namespace: str, kind: str, *, manag
 
     wait_for(pull_fails, 60, f"a pod of {kind} {name} in ImagePullBackOff")
     return name
+
+
+INIT_STAGE = "sim-init-crashloop"
+
+
+def has_init_stage(kube: KubeClient) -> bool:
+    """Whether the cluster has the init-container stage (a cluster started before it was added has not)."""
+    try:
+        get(kube, "kwok.x-k8s.io/v1alpha1", "Stage", None, INIT_STAGE)
+    except NotFound:
+        return False
+    return True
+
+
+def init_container_broken_by_args(kube: KubeClient, namespace: str, *, manager: str = ALICE) -> str:
+    """Deployment `orders` whose init container `migrate` runs (`--to=v42`) and its pods are ready;
+    then `manager` changes the init container's args (and the sim label that makes it crash): the new
+    revision's pod stays in Init, `migrate` in CrashLoopBackOff."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "orders", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "orders"}},
+            "template": {
+                "metadata": {"labels": {"app": "orders"}},
+                "spec": {
+                    "initContainers": [
+                        {
+                            "name": "migrate",
+                            "image": "registry.example.com/shop/orders-migrate:3.1",
+                            "args": ["--to=v42"],
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "orders",
+                            "image": "registry.example.com/shop/orders:3.1",
+                            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    create(kube, deployment)
+
+    def ready() -> Observed:
+        found = pods(kube, namespace, "app=orders")
+        return Observed(len(found) == 1 and all(is_ready(p) for p in found), [pod_summary(p) for p in found])
+
+    wait_for(ready, 60, "orders' pod ready")
+    next_second()
+    change = {
+        "spec": {
+            "template": {
+                "metadata": {"labels": {SIM_LABEL: "initcrash"}},
+                "spec": {"initContainers": [{"name": "migrate", "args": ["--to=v43"]}]},
+            }
+        }
+    }
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/orders"
+    request(kube, "PATCH", path, change, manager=manager, kind="strategic")
+
+    def stuck_in_init() -> Observed:
+        found = pods(kube, namespace, "app=orders")
+        waiting = [
+            ((p.get("status", {}).get("initContainerStatuses") or [{}])[0].get("state") or {})
+            .get("waiting", {})
+            .get("reason")
+            for p in found
+        ]
+        return Observed("CrashLoopBackOff" in waiting, [pod_summary(p) for p in found])
+
+    wait_for(stuck_in_init, 60, "a pod of orders with init container migrate in CrashLoopBackOff")
+    return "orders"

@@ -19,8 +19,11 @@ ANALYZERS = AnalyzerRegistry.discover()
 EDITED = "2026-11-30T10:42:00Z"
 
 
-def _template(image: str) -> dict[str, Any]:
-    return {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": image}]}}
+def _template(image: str, migrate: list[str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "db", "image": image}]}
+    if migrate is not None:
+        spec["initContainers"] = [{"name": "migrate", "image": "db-migrate:3", "args": migrate}]
+    return {"metadata": {"labels": {"app": "db"}}, "spec": spec}
 
 
 def _workload(kind: str, image: str) -> dict[str, Any]:
@@ -144,3 +147,55 @@ def test_rollout_of_a_failing_image_is_blamed_on_the_template_change(kind: str) 
     assert top.suggestion is not None and top.suggestion.command is None, top.suggestion
     assert f"kubectl rollout undo {kind.lower()}/db -n shop --to-revision=1" in top.suggestion.text, top.suggestion
     assert "db:16" in top.suggestion.text, top.suggestion
+
+
+def _init_crashing_pod() -> dict[str, Any]:
+    pod = _pod("db-1", "db-9c4", failing=False)
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": [{"type": "Initialized", "status": "False"}, {"type": "Ready", "status": "False"}],
+        "initContainerStatuses": [
+            {
+                "name": "migrate",
+                "ready": False,
+                "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
+            }
+        ],
+        "containerStatuses": [
+            {"name": "db", "ready": False, "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}
+        ],
+    }
+    return pod
+
+
+def test_init_container_crash_is_blamed_on_its_template_change() -> None:
+    sts = _workload("StatefulSet", "db:16")
+    sts["spec"]["template"] = _template("db:16", ["--to=v43"])
+    old = _revision("StatefulSet", "db-6b7", 1, "db:16", "2026-11-30T09:00:00Z")
+    old["data"]["spec"]["template"] = {**_template("db:16", ["--to=v42"]), "$patch": "replace"}
+    new = _revision("StatefulSet", "db-9c4", 2, "db:16", EDITED)
+    new["data"]["spec"]["template"] = {**_template("db:16", ["--to=v43"]), "$patch": "replace"}
+    for owned in (old, new):
+        owned["metadata"]["ownerReferences"][0]["kind"] = "StatefulSet"
+    healthy = _pod("db-0", "db-6b7", failing=False)
+    crashing = _init_crashing_pod()
+    for pod in (healthy, crashing):
+        pod["metadata"]["ownerReferences"][0]["kind"] = "StatefulSet"
+    sts["metadata"]["managedFields"][1]["fieldsV1"] = {
+        "f:spec": {"f:template": {"f:spec": {"f:initContainers": {'k:{"name":"migrate"}': {"f:args": {}}}}}}
+    }
+    snapshot = Snapshot.build(NS, [sts, old, new, healthy, crashing])
+    diagnosis = explain(snapshot, resolve(snapshot, "sts/db"), analyzers=ANALYZERS)
+    top = diagnosis.causes[0]
+    assert top.category == Category.INIT_FAILURE, diagnosis
+    assert any("init container migrate" in line for line in top.evidence), top.evidence
+    assert top.change is not None, top
+    assert (top.change.path, top.change.before, top.change.after, top.change.actor) == (
+        "spec.template.spec.initContainers[0].args",
+        ["--to=v42"],
+        ["--to=v43"],
+        "alice",
+    )
+    assert "migrate" in diagnosis.summary and "alice" in diagnosis.summary, diagnosis.summary

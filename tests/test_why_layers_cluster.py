@@ -28,6 +28,8 @@ from scenarios_layers import (
     deploy_payments,
     deploy_with_config,
     edit_config,
+    has_init_stage,
+    init_container_broken_by_args,
     lower_max_replicas,
     lower_quota,
     mark_pods_unready,
@@ -454,3 +456,22 @@ def test_rollout_to_a_failing_image_is_blamed_on_the_template_change(
     assert change["after"] == f"registry.example.com/shop/{name}:17.0-rc1", change
     assert change["actor"] == ALICE, change
     assert f"kubectl rollout undo {kind.lower()}/{name}" in top["suggestion"]["text"], top
+
+
+@pytest.mark.kwok
+def test_init_container_crash_is_blamed_on_its_template_change(
+    kube: KubeClient, namespace: str, cluster: Any, tmp_path: Path
+) -> None:
+    if not has_init_stage(kube):
+        pytest.skip("the cluster predates the sim-init-crashloop stage (scripts/local-cluster up applies it)")
+    name = init_container_broken_by_args(kube, namespace, manager=ALICE)
+    data = ask_json(cluster.kubeconfig, f"why {name} -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "init_failure", data
+    assert any("init container migrate" in line for line in top["evidence"]), top
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": "Deployment", "namespace": namespace, "name": name}, change
+    assert change["path"] == "spec.template.spec.initContainers[0].args", change
+    assert (change["before"], change["after"], change["actor"]) == (["--to=v42"], ["--to=v43"], ALICE), change
+    assert "migrate" in data["summary"] and ALICE in data["summary"], data["summary"]
