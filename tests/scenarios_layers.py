@@ -17,7 +17,7 @@ Simulations, where the local kwok cluster has no kubelet or program to misbehave
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -650,3 +650,30 @@ def init_container_broken_by_args(kube: KubeClient, namespace: str, *, manager: 
 
     wait_for(stuck_in_init, 60, "a pod of orders with init container migrate in CrashLoopBackOff")
     return "orders"
+
+
+def budget_raised_to_replicas(kube: KubeClient, app: App, *, manager: str = ALICE) -> str:
+    """A PodDisruptionBudget `<app>-pdb` for the app's pods with minAvailable 1 (1 disruption allowed);
+    then `manager` raises minAvailable to the app's replicas: 0 disruptions allowed, every pod healthy."""
+    name = f"{app.name}-pdb"
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": app.namespace},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": app.selector}},
+    }
+    create(kube, budget)
+
+    def allowed(count: int) -> Callable[[], Observed]:
+        def look() -> Observed:
+            status = get(kube, "policy/v1", "PodDisruptionBudget", app.namespace, name).get("status") or {}
+            return Observed(status.get("disruptionsAllowed") == count and status.get("expectedPods"), status)
+
+        return look
+
+    wait_for(allowed(app.replicas - 1), 45, f"PodDisruptionBudget {name} computed")
+    next_second()
+    path = f"/apis/policy/v1/namespaces/{app.namespace}/poddisruptionbudgets/{name}"
+    request(kube, "PATCH", path, {"spec": {"minAvailable": app.replicas}}, manager=manager)
+    wait_for(allowed(0), 45, f"PodDisruptionBudget {name} allowing 0 disruptions")
+    return name

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from bot.alerting.detection import ALERTING
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.diagnosis.engine import explain
 from bot.kube.resolving import resolve
 from bot.kube.revisions import controller_revision_change
 from bot.kube.snapshot import Snapshot
-from bot.model import Category, ObjectRef
+from bot.model import Category, ObjectRef, Severity
 
 NS = "shop"
 ANALYZERS = AnalyzerRegistry.discover()
@@ -199,3 +200,102 @@ def test_init_container_crash_is_blamed_on_its_template_change() -> None:
         "alice",
     )
     assert "migrate" in diagnosis.summary and "alice" in diagnosis.summary, diagnosis.summary
+
+
+# -- PodDisruptionBudgets ----------------------------------------------------------------------------
+
+
+def _web(replicas: int = 2) -> list[dict[str, Any]]:
+    deployment = {
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": NS, "uid": "uid-web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web"}]}},
+        },
+        "status": {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas},
+    }
+    pods = [
+        {
+            "kind": "Pod",
+            "metadata": {"name": f"web-{i}", "namespace": NS, "labels": {"app": "web"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "web"}]},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "web", "ready": True, "state": {"running": {}}}],
+            },
+        }
+        for i in range(replicas)
+    ]
+    return [deployment, *pods]
+
+
+def _budget(min_available: int, *, healthy: int = 2, expected: int = 2) -> dict[str, Any]:
+    allowed = max(0, healthy - min_available)
+    return {
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": "web-pdb",
+            "namespace": NS,
+            "creationTimestamp": "2026-11-30T09:00:00Z",
+            "managedFields": [
+                {
+                    "manager": "k8sbot-tests",
+                    "operation": "Update",
+                    "time": "2026-11-30T09:00:00Z",
+                    "fieldsV1": {"f:spec": {"f:minAvailable": {}, "f:selector": {}}},
+                },
+                {
+                    "manager": "alice",
+                    "operation": "Update",
+                    "time": EDITED,
+                    "fieldsV1": {"f:spec": {"f:minAvailable": {}}},
+                },
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "subresource": "status",
+                    "time": EDITED,
+                    "fieldsV1": {"f:status": {"f:disruptionsAllowed": {}}},
+                },
+            ],
+        },
+        "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": "web"}}},
+        "status": {
+            "currentHealthy": healthy,
+            "desiredHealthy": min_available,
+            "disruptionsAllowed": allowed,
+            "expectedPods": expected,
+        },
+    }
+
+
+def test_budget_that_allows_no_disruption_is_a_warning_of_the_workload_blamed_on_its_edit() -> None:
+    snapshot = Snapshot.build(NS, [*_web(), _budget(2)])
+    diagnosis = explain(snapshot, resolve(snapshot, "web"), analyzers=ANALYZERS)
+    assert not diagnosis.healthy, diagnosis
+    top = diagnosis.causes[0]
+    assert top.category == Category.DISRUPTION_BLOCKED, diagnosis
+    found = [f for f in diagnosis.findings if f.category == Category.DISRUPTION_BLOCKED]
+    assert [(f.subject, f.related, f.severity) for f in found] == [
+        (ObjectRef("Deployment", NS, "web"), ObjectRef("PodDisruptionBudget", NS, "web-pdb"), Severity.WARNING)
+    ]
+    evidence = "\n".join(top.evidence)
+    assert "minAvailable 2" in evidence and "2 of 2 pods healthy" in evidence and "0 disruptions" in evidence, evidence
+    assert top.change is not None, top
+    assert top.change.ref == ObjectRef("PodDisruptionBudget", NS, "web-pdb")
+    assert (top.change.path, top.change.after, top.change.actor) == ("spec.minAvailable", 2, "alice")
+    assert "alice" in diagnosis.summary and "web-pdb" in diagnosis.summary, diagnosis.summary
+    # It never pages.
+    assert Category.DISRUPTION_BLOCKED not in ALERTING
+
+
+def test_budget_with_room_or_blocked_only_by_failing_pods_is_not_blamed() -> None:
+    roomy = Snapshot.build(NS, [*_web(), _budget(1)])
+    assert explain(roomy, resolve(roomy, "web"), analyzers=ANALYZERS).healthy
+    # 0 allowed because a pod is down: the budget does its job; the failing pod is the problem.
+    failing = Snapshot.build(NS, [*_web(), _budget(2, healthy=1)])
+    findings = explain(failing, resolve(failing, "web"), analyzers=ANALYZERS).findings
+    assert Category.DISRUPTION_BLOCKED not in {f.category for f in findings}

@@ -21,6 +21,7 @@ from scenarios_layers import (
     add_autoscaler,
     add_limit_range,
     add_quota,
+    budget_raised_to_replicas,
     cordon,
     crash_pods,
     cronjob_broken_by_template_change,
@@ -475,3 +476,21 @@ def test_init_container_crash_is_blamed_on_its_template_change(
     assert change["path"] == "spec.template.spec.initContainers[0].args", change
     assert (change["before"], change["after"], change["actor"]) == (["--to=v42"], ["--to=v43"], ALICE), change
     assert "migrate" in data["summary"] and ALICE in data["summary"], data["summary"]
+
+
+def test_budget_raised_to_the_replicas_is_a_warning_blamed_on_its_edit(
+    kube: KubeClient, namespace: str, cluster: Any, tmp_path: Path
+) -> None:
+    app = deploy_checkout(kube, namespace, replicas=2)
+    budget = budget_raised_to_replicas(kube, app, manager=ALICE)
+    data = ask_json(cluster.kubeconfig, f"why {app.name} -n {namespace}", tmp_path)
+    assert data["healthy"] is False, data
+    top = data["causes"][0]
+    assert top["category"] == "disruption_blocked", data
+    evidence = "\n".join(top["evidence"])
+    assert f"PodDisruptionBudget {budget}: minAvailable 2; 2 of 2 pods healthy" in evidence, evidence
+    assert "allows 0 disruptions" in evidence, evidence
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": "PodDisruptionBudget", "namespace": namespace, "name": budget}, change
+    assert (change["path"], change["after"], change["actor"]) == ("spec.minAvailable", 2, ALICE), change

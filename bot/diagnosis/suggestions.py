@@ -199,6 +199,10 @@ _BUILDERS: dict[Category, Builder] = {
     Category.NODE_NOT_READY: _describe("The node is unhealthy; drain it or look at its kubelet."),
     Category.EVICTED: _describe("Pods were evicted for node pressure; set resource requests that match usage."),
     Category.VOLUME_ERROR: _describe("Check the PersistentVolumeClaim and the volume's events."),
+    Category.DISRUPTION_BLOCKED: lambda situation: Suggestion(
+        text="Lower the PodDisruptionBudget's minAvailable (or raise its maxUnavailable) below the healthy pods, "
+        "or add replicas: until then no node drain can evict one of these pods."
+    ),
     Category.HPA_LIMITED: _describe("Raise the autoscaler's maxReplicas, or make its metrics available."),
     Category.ROLLOUT_STUCK: _describe("Look at the new pods' events to see why they don't become ready."),
 }

@@ -3,7 +3,7 @@ answer without listing the namespace again.
 
 It holds the kinds a diagnosis reads (`CACHE_KINDS`): pods, their owners (and a StatefulSet's or
 DaemonSet's ControllerRevisions), Services and their
-EndpointSlices, Events of every type (a Deployment's scaling events are Normal ones), quotas, LimitRanges, HPAs,
+EndpointSlices, Events of every type (a Deployment's scaling events are Normal ones), quotas, LimitRanges, HPAs, PDBs,
 PVCs, ConfigMaps and Secrets (key names only) and nodes. Each object is kept in the one form every
 reader sees (`snapshot.compact`: no managedFields on bulky kinds, no Secret or ConfigMap values) as
 compact JSON bytes, with its labels, owner uids and resourceVersion beside it: a pod costs 2-3 kB,
@@ -57,6 +57,7 @@ CACHE_KINDS: tuple[str, ...] = (
     "ResourceQuota",
     "LimitRange",
     "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
     "ConfigMap",
     "Secret",
     "PersistentVolumeClaim",

@@ -37,6 +37,7 @@ NAMESPACED_KINDS: tuple[str, ...] = (
     "ResourceQuota",
     "LimitRange",
     "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
     "ConfigMap",
     "Secret",
     "PersistentVolumeClaim",

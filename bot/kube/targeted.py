@@ -2,7 +2,7 @@
 
 `targeted_snapshot` reads in three rounds from an `ObjectSource`:
 
-1. the namespace's small kinds: workloads, Services, quotas and HPAs. The target is resolved among
+1. the namespace's small kinds: workloads, Services, quotas, HPAs and disruption budgets. The target is resolved among
    them (a pod name is looked up by itself);
 2. what the resolved target owns, selects or refers to: its ReplicaSets (a StatefulSet's or
    DaemonSet's ControllerRevisions) and pods by the workload's label selector, the pods each of its
@@ -53,6 +53,7 @@ NAMESPACE_KINDS: tuple[str, ...] = (
     "ResourceQuota",
     "LimitRange",
     "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
 )
 """Listed whole (round 1): few per namespace, and resolution and the analyzers look across them."""
 SCOPED_KINDS: tuple[str, ...] = (
