@@ -69,6 +69,8 @@ class Category(StrEnum):
     VOLUME_ERROR = "volume_error"
     INIT_FAILURE = "init_failure"
     HPA_LIMITED = "hpa_limited"
+    DISRUPTION_BLOCKED = "disruption_blocked"
+    """A PodDisruptionBudget that allows no voluntary disruption of healthy pods (drains hang)."""
     EXTERNAL = "external"
     """An alert from outside (Alertmanager) whose cause the cluster does not show."""
     DEPENDENCY = "dependency"

@@ -17,13 +17,14 @@ Simulations, where the local kwok cluster has no kubelet or program to misbehave
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kube_helpers import SIM_LABEL, Observed, apply, create, delete, get, is_ready, pod_summary, pods, wait_for
 from scenarios import App, checkout_manifests, deploy_checkout
 
+from bot.errors import NotFound
 from bot.kube.client import KubeClient
 from bot.model import KubeObject
 
@@ -506,3 +507,173 @@ def _job_from(kube: KubeClient, cronjob: KubeObject, name: str) -> None:
         "spec": cronjob["spec"]["jobTemplate"]["spec"],
     }
     create(kube, job)
+
+
+def rollout_to_a_bad_image(kube: KubeClient, namespace: str, kind: str, *, manager: str = ALICE) -> str:
+    """A StatefulSet `db` (2 replicas) or a DaemonSet `agent` (on kwok-node-0) whose pods are ready;
+    then `manager` changes its image to a tag that does not exist (and the sim label that makes the
+    kubelet simulation fail the pull): its new revision's pod stays in ImagePullBackOff."""
+    name = "db" if kind == "StatefulSet" else "agent"
+    template: dict[str, Any] = {
+        "metadata": {"labels": {"app": name}},
+        "spec": {
+            "containers": [
+                {
+                    "name": name,
+                    "image": f"registry.example.com/shop/{name}:16.4",
+                    "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                }
+            ]
+        },
+    }
+    spec: dict[str, Any] = {"selector": {"matchLabels": {"app": name}}, "template": template}
+    resource = "statefulsets" if kind == "StatefulSet" else "daemonsets"
+    if kind == "StatefulSet":
+        spec |= {"serviceName": name, "replicas": 2}
+    else:
+        template["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "kwok-node-0"}
+    create(
+        kube, {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    )
+    selector = f"app={name}"
+    want = 2 if kind == "StatefulSet" else 1
+
+    def ready() -> Observed:
+        found = pods(kube, namespace, selector)
+        return Observed(len(found) == want and all(is_ready(p) for p in found), [pod_summary(p) for p in found])
+
+    wait_for(ready, 60, f"{kind} {name}'s pods ready")
+    next_second()
+    change = {
+        "spec": {
+            "template": {
+                "metadata": {"labels": {SIM_LABEL: "imagepull"}},
+                "spec": {"containers": [{"name": name, "image": f"registry.example.com/shop/{name}:17.0-rc1"}]},
+            }
+        }
+    }
+    request(
+        kube,
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{namespace}/{resource}/{name}",
+        change,
+        manager=manager,
+        kind="strategic",
+    )
+
+    def pull_fails() -> Observed:
+        found = pods(kube, namespace, selector)
+        waiting = [
+            ((p.get("status", {}).get("containerStatuses") or [{}])[0].get("state") or {})
+            .get("waiting", {})
+            .get("reason")
+            for p in found
+        ]
+        return Observed("ImagePullBackOff" in waiting, [pod_summary(p) for p in found])
+
+    wait_for(pull_fails, 60, f"a pod of {kind} {name} in ImagePullBackOff")
+    return name
+
+
+INIT_STAGE = "sim-init-crashloop"
+
+
+def has_init_stage(kube: KubeClient) -> bool:
+    """Whether the cluster has the init-container stage (a cluster started before it was added has not)."""
+    try:
+        get(kube, "kwok.x-k8s.io/v1alpha1", "Stage", None, INIT_STAGE)
+    except NotFound:
+        return False
+    return True
+
+
+def init_container_broken_by_args(kube: KubeClient, namespace: str, *, manager: str = ALICE) -> str:
+    """Deployment `orders` whose init container `migrate` runs (`--to=v42`) and its pods are ready;
+    then `manager` changes the init container's args (and the sim label that makes it crash): the new
+    revision's pod stays in Init, `migrate` in CrashLoopBackOff."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "orders", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "orders"}},
+            "template": {
+                "metadata": {"labels": {"app": "orders"}},
+                "spec": {
+                    "initContainers": [
+                        {
+                            "name": "migrate",
+                            "image": "registry.example.com/shop/orders-migrate:3.1",
+                            "args": ["--to=v42"],
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "orders",
+                            "image": "registry.example.com/shop/orders:3.1",
+                            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    create(kube, deployment)
+
+    def ready() -> Observed:
+        found = pods(kube, namespace, "app=orders")
+        return Observed(len(found) == 1 and all(is_ready(p) for p in found), [pod_summary(p) for p in found])
+
+    wait_for(ready, 60, "orders' pod ready")
+    next_second()
+    change = {
+        "spec": {
+            "template": {
+                "metadata": {"labels": {SIM_LABEL: "initcrash"}},
+                "spec": {"initContainers": [{"name": "migrate", "args": ["--to=v43"]}]},
+            }
+        }
+    }
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/orders"
+    request(kube, "PATCH", path, change, manager=manager, kind="strategic")
+
+    def stuck_in_init() -> Observed:
+        found = pods(kube, namespace, "app=orders")
+        waiting = [
+            ((p.get("status", {}).get("initContainerStatuses") or [{}])[0].get("state") or {})
+            .get("waiting", {})
+            .get("reason")
+            for p in found
+        ]
+        return Observed("CrashLoopBackOff" in waiting, [pod_summary(p) for p in found])
+
+    wait_for(stuck_in_init, 60, "a pod of orders with init container migrate in CrashLoopBackOff")
+    return "orders"
+
+
+def budget_raised_to_replicas(kube: KubeClient, app: App, *, manager: str = ALICE) -> str:
+    """A PodDisruptionBudget `<app>-pdb` for the app's pods with minAvailable 1 (1 disruption allowed);
+    then `manager` raises minAvailable to the app's replicas: 0 disruptions allowed, every pod healthy."""
+    name = f"{app.name}-pdb"
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": app.namespace},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": app.selector}},
+    }
+    create(kube, budget)
+
+    def allowed(count: int) -> Callable[[], Observed]:
+        def look() -> Observed:
+            status = get(kube, "policy/v1", "PodDisruptionBudget", app.namespace, name).get("status") or {}
+            return Observed(status.get("disruptionsAllowed") == count and status.get("expectedPods"), status)
+
+        return look
+
+    wait_for(allowed(app.replicas - 1), 45, f"PodDisruptionBudget {name} computed")
+    next_second()
+    path = f"/apis/policy/v1/namespaces/{app.namespace}/poddisruptionbudgets/{name}"
+    request(kube, "PATCH", path, {"spec": {"minAvailable": app.replicas}}, manager=manager)
+    wait_for(allowed(0), 45, f"PodDisruptionBudget {name} allowing 0 disruptions")
+    return name

@@ -21,6 +21,7 @@ from scenarios_layers import (
     add_autoscaler,
     add_limit_range,
     add_quota,
+    budget_raised_to_replicas,
     cordon,
     crash_pods,
     cronjob_broken_by_template_change,
@@ -28,6 +29,8 @@ from scenarios_layers import (
     deploy_payments,
     deploy_with_config,
     edit_config,
+    has_init_stage,
+    init_container_broken_by_args,
     lower_max_replicas,
     lower_quota,
     mark_pods_unready,
@@ -35,6 +38,7 @@ from scenarios_layers import (
     node_stages_leave_labelled_nodes_alone,
     own_node,
     replace_a_pod,
+    rollout_to_a_bad_image,
     scale_as,
     statefulset_with_unbindable_claim,
     wait_failed_create,
@@ -434,3 +438,59 @@ def test_cronjob_template_change_is_blamed_for_the_failing_job(
     with running_bot(slack, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
         shown = slack_why(slack, f"why cronjob/nightly -n {namespace}")
     assert "[job_failed," in shown and "--format=v2" in shown, shown
+
+
+@pytest.mark.kwok
+@pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
+def test_rollout_to_a_failing_image_is_blamed_on_the_template_change(
+    kube: KubeClient, namespace: str, cluster: Any, tmp_path: Path, kind: str
+) -> None:
+    name = rollout_to_a_bad_image(kube, namespace, kind, manager=ALICE)
+    data = ask_json(cluster.kubeconfig, f"why {kind.lower()}/{name} -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "image_pull", data
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": kind, "namespace": namespace, "name": name}, change
+    assert change["path"] == "spec.template.spec.containers[0].image", change
+    assert change["before"] == f"registry.example.com/shop/{name}:16.4", change
+    assert change["after"] == f"registry.example.com/shop/{name}:17.0-rc1", change
+    assert change["actor"] == ALICE, change
+    assert f"kubectl rollout undo {kind.lower()}/{name}" in top["suggestion"]["text"], top
+
+
+@pytest.mark.kwok
+def test_init_container_crash_is_blamed_on_its_template_change(
+    kube: KubeClient, namespace: str, cluster: Any, tmp_path: Path
+) -> None:
+    if not has_init_stage(kube):
+        pytest.skip("the cluster predates the sim-init-crashloop stage (scripts/local-cluster up applies it)")
+    name = init_container_broken_by_args(kube, namespace, manager=ALICE)
+    data = ask_json(cluster.kubeconfig, f"why {name} -n {namespace}", tmp_path)
+    top = data["causes"][0]
+    assert top["category"] == "init_failure", data
+    assert any("init container migrate" in line for line in top["evidence"]), top
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": "Deployment", "namespace": namespace, "name": name}, change
+    assert change["path"] == "spec.template.spec.initContainers[0].args", change
+    assert (change["before"], change["after"], change["actor"]) == (["--to=v42"], ["--to=v43"], ALICE), change
+    assert "migrate" in data["summary"] and ALICE in data["summary"], data["summary"]
+
+
+def test_budget_raised_to_the_replicas_is_a_warning_blamed_on_its_edit(
+    kube: KubeClient, namespace: str, cluster: Any, tmp_path: Path
+) -> None:
+    app = deploy_checkout(kube, namespace, replicas=2)
+    budget = budget_raised_to_replicas(kube, app, manager=ALICE)
+    data = ask_json(cluster.kubeconfig, f"why {app.name} -n {namespace}", tmp_path)
+    assert data["healthy"] is False, data
+    top = data["causes"][0]
+    assert top["category"] == "disruption_blocked", data
+    evidence = "\n".join(top["evidence"])
+    assert f"PodDisruptionBudget {budget}: minAvailable 2; 2 of 2 pods healthy" in evidence, evidence
+    assert "allows 0 disruptions" in evidence, evidence
+    change = top["change"]
+    assert change is not None, top
+    assert change["ref"] == {"kind": "PodDisruptionBudget", "namespace": namespace, "name": budget}, change
+    assert (change["path"], change["after"], change["actor"]) == ("spec.minAvailable", 2, ALICE), change

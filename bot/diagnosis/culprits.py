@@ -45,6 +45,7 @@ RELEVANT: dict[Category, re.Pattern[str]] = {
     Category.ROLLOUT_STUCK: _ANY,
     Category.EVICTED: re.compile(r"resources\."),
     Category.HPA_LIMITED: re.compile(r"maxReplicas|minReplicas|metrics"),
+    Category.DISRUPTION_BLOCKED: re.compile(r"^spec\.(minAvailable|maxUnavailable)$|^spec\.replicas$"),
 }
 # Within the matching fields, the first of these wins (the image beats the env var for image_pull).
 PREFERRED: dict[Category, re.Pattern[str]] = {

@@ -24,6 +24,7 @@ from bot.diagnosis.dependencies import called_services, log_links, pod_template,
 from bot.diagnosis.events import summarize
 from bot.diagnosis.inferred import (
     autoscaler_changes,
+    budget_changes,
     config_edits,
     cronjob_change,
     node_changes,
@@ -39,8 +40,8 @@ from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS
 from bot.kube.owners import pods_of
 from bot.kube.resolving import Resolution, resolve
-from bot.kube.revisions import revision_change, scale_change
-from bot.kube.selectors import pod_ready, selected_pods
+from bot.kube.revisions import CONTROLLER_REVISION_KINDS, controller_revision_change, revision_change, scale_change
+from bot.kube.selectors import label_selector_matches, pod_ready, selected_pods, template_labels
 from bot.kube.snapshot import Snapshot, name_of, read_pod_log
 from bot.kube.targeted import MAX_DEPENDENCIES, Provenance, read_target
 from bot.model import (
@@ -86,6 +87,7 @@ BASE_CONFIDENCE: dict[Category, float] = {
     Category.EVICTED: 0.55,
     Category.NO_ENDPOINTS: 0.5,
     Category.HPA_LIMITED: 0.5,
+    Category.DISRUPTION_BLOCKED: 0.4,
     Category.ROLLOUT_STUCK: 0.45,
     Category.DEPENDENCY: 0.85,
 }
@@ -149,6 +151,11 @@ def scope_of(snapshot: Snapshot, resolution: Resolution) -> Scope:
         h
         for h in snapshot.of("HorizontalPodAutoscaler")
         if (((h.get("spec") or {}).get("scaleTargetRef") or {}).get("kind"), _target_name(h)) in names
+    ]
+    objects += [
+        b
+        for b in snapshot.of("PodDisruptionBudget")
+        if any(label_selector_matches((b.get("spec") or {}).get("selector"), template_labels(w)) for w in workloads)
     ]
     nodes = {(p.get("spec") or {}).get("nodeName") for p in pods}
     objects += [n for n in snapshot.of("Node") if name_of(n) in nodes]
@@ -531,6 +538,15 @@ def _change_evidence(
     if workload is None:
         return Evidence(history=changes, selector=selector, derived=derived)
     ref = ObjectRef.of(workload)
+    if workload.get("kind") in CONTROLLER_REVISION_KINDS:
+        return Evidence(
+            workload=ref,
+            revision=controller_revision_change(workload, snapshot, redactor=redactor, avoid=avoid),
+            history=changes,
+            selector=selector,
+            derived=derived,
+            current=workload,
+        )
     if workload.get("kind") != "Deployment":
         return Evidence(workload=ref, history=changes, selector=selector, derived=derived, current=workload)
     return Evidence(
@@ -563,6 +579,8 @@ def _derived_changes(
     derived += policy_changes(refusals, snapshot, now=now, window=window)
     hpas = [o for o in scope.objects if o.get("kind") == "HorizontalPodAutoscaler"]
     derived += autoscaler_changes(hpas, now=now, window=window)
+    budgets = [o for o in scope.objects if o.get("kind") == "PodDisruptionBudget"]
+    derived += budget_changes(budgets, now=now, window=window)
     if scope.workload is not None and scope.workload.get("kind") == "CronJob":
         derived += cronjob_change(scope.workload, snapshot, redactor=redactor)
     if scope.workload is not None:

@@ -298,3 +298,21 @@ def _job_failed(job: KubeObject) -> bool:
     status = job.get("status") or {}
     failed = any(c.get("type") == "Failed" and c.get("status") == "True" for c in status.get("conditions") or [])
     return failed or bool(status.get("failed"))
+
+
+def budget_changes(budgets: Iterable[KubeObject], *, now: datetime | None, window: timedelta) -> list[CulpritChange]:
+    """A PodDisruptionBudget's last write of `minAvailable` or `maxUnavailable` (an edit, or its
+    creation: a new budget is a change of policy), with the value it has now."""
+    found: list[CulpritChange] = []
+    for budget in budgets:
+        spec = budget.get("spec") or {}
+        ref = ObjectRef("PodDisruptionBudget", (budget.get("metadata") or {}).get("namespace"), name_of(budget))
+        for field in ("minAvailable", "maxUnavailable"):
+            if field not in spec:
+                continue
+            actor, at = spec_writer(budget, field)
+            if at is None or (now is not None and at < now - window):
+                continue
+            what = f"{field} of PodDisruptionBudget {ref.name}"
+            found.append(CulpritChange(ref, at, actor, None, f"spec.{field}", None, spec.get(field), what))
+    return found

@@ -77,10 +77,18 @@ def _rollback(situation: Situation) -> Suggestion | None:
         return None  # a restart only re-reads what changed elsewhere: rolling it back undoes nothing
     good = revision.good
     images = ", ".join(good.images)
+    undoes = f"{culprit.what or culprit.path}: {show_value(culprit.after)} → {show_value(culprit.before)}"
+    kind = revision.deployment.kind
+    if kind != "Deployment":  # the rollback verb rolls Deployments back; kubectl does the others
+        where = f" -n {situation.target.namespace}" if situation.target.namespace else ""
+        undo = f"kubectl rollout undo {kind.lower()}/{revision.deployment.name}{where} --to-revision={good.number}"
+        return Suggestion(
+            text=f"Roll {kind} {revision.deployment.name} back to revision {good.number} (image {images}), "
+            f"which undoes {undoes}: `{undo}`."
+        )
     command = f"/k8s rollback {revision.deployment.name} {_where(situation)} --to-revision {good.number}"
     return Suggestion(
-        text=f"Roll back {revision.deployment.name} to revision {good.number} (image {images}), "
-        f"which undoes {culprit.what or culprit.path}: {show_value(culprit.after)} → {show_value(culprit.before)}.",
+        text=f"Roll back {revision.deployment.name} to revision {good.number} (image {images}), which undoes {undoes}.",
         command=" ".join(command.split()),
     )
 
@@ -191,6 +199,10 @@ _BUILDERS: dict[Category, Builder] = {
     Category.NODE_NOT_READY: _describe("The node is unhealthy; drain it or look at its kubelet."),
     Category.EVICTED: _describe("Pods were evicted for node pressure; set resource requests that match usage."),
     Category.VOLUME_ERROR: _describe("Check the PersistentVolumeClaim and the volume's events."),
+    Category.DISRUPTION_BLOCKED: lambda situation: Suggestion(
+        text="Lower the PodDisruptionBudget's minAvailable (or raise its maxUnavailable) below the healthy pods, "
+        "or add replicas: until then no node drain can evict one of these pods."
+    ),
     Category.HPA_LIMITED: _describe("Raise the autoscaler's maxReplicas, or make its metrics available."),
     Category.ROLLOUT_STUCK: _describe("Look at the new pods' events to see why they don't become ready."),
 }

@@ -1,8 +1,9 @@
 """The watch cache: what the shared watchers see, held in memory so `why`, `status` and `describe`
 answer without listing the namespace again.
 
-It holds the kinds a diagnosis reads (`CACHE_KINDS`): pods, their owners, Services and their
-EndpointSlices, Events of every type (a Deployment's scaling events are Normal ones), quotas, LimitRanges, HPAs,
+It holds the kinds a diagnosis reads (`CACHE_KINDS`): pods, their owners (and a StatefulSet's or
+DaemonSet's ControllerRevisions), Services and their
+EndpointSlices, Events of every type (a Deployment's scaling events are Normal ones), quotas, LimitRanges, HPAs, PDBs,
 PVCs, ConfigMaps and Secrets (key names only) and nodes. Each object is kept in the one form every
 reader sees (`snapshot.compact`: no managedFields on bulky kinds, no Secret or ConfigMap values) as
 compact JSON bytes, with its labels, owner uids and resourceVersion beside it: a pod costs 2-3 kB,
@@ -47,6 +48,7 @@ CACHE_KINDS: tuple[str, ...] = (
     "Deployment",
     "StatefulSet",
     "DaemonSet",
+    "ControllerRevision",
     "Job",
     "CronJob",
     "Service",
@@ -55,6 +57,7 @@ CACHE_KINDS: tuple[str, ...] = (
     "ResourceQuota",
     "LimitRange",
     "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
     "ConfigMap",
     "Secret",
     "PersistentVolumeClaim",

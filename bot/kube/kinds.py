@@ -55,6 +55,7 @@ KINDS: dict[str, Kind] = {
         Kind("Ingress", "networking.k8s.io/v1", "ingresses"),
         Kind("EndpointSlice", "discovery.k8s.io/v1", "endpointslices"),
         Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers"),
+        Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets"),
     )
 }
 

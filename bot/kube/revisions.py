@@ -9,6 +9,9 @@ managedFields (the field manager that last wrote `spec.template`).
 Template values that look secret (env values under secret-looking names, credentials in args or
 annotations) are redacted before the diff (`bot.redaction`), so a culprit never shows them.
 
+StatefulSets and DaemonSets keep their revisions as ControllerRevisions instead (`revision` number,
+the pod template under `data.spec.template`); `controller_revision_change` diffs them the same way.
+
 Scaling does not create a revision; the deployment controller's ScalingReplicaSet events
 ("Scaled down replica set x from 3 to 0") tell us before → after for `spec.replicas`.
 """
@@ -28,6 +31,9 @@ from bot.model import FieldChange, KubeObject, ObjectRef, parse_time
 from bot.redaction import DEFAULT, Redactor
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+REVISION_HASH_LABEL = "controller-revision-hash"
+"""On a StatefulSet's or DaemonSet's pods (and ControllerRevisions): the revision they were made from."""
+CONTROLLER_REVISION_KINDS = ("StatefulSet", "DaemonSet")
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 HISTORY_ANNOTATION = "deployment.kubernetes.io/revision-history"
 """Set by the deployment controller on a ReplicaSet that was reused: the revision numbers it had before."""
@@ -45,6 +51,9 @@ class Revision:
 
     @property
     def template(self) -> dict[str, Any]:
+        if self.replicaset.get("kind") == "ControllerRevision":  # the template as a patch that replaces
+            data = ((self.replicaset.get("data") or {}).get("spec") or {}).get("template") or {}
+            return {k: v for k, v in data.items() if k != "$patch"}
         return dict((self.replicaset.get("spec") or {}).get("template") or {})
 
     @property
@@ -155,6 +164,54 @@ def revision_change(
     # A reused ReplicaSet (a rollback) was created long ago; the template write is the change.
     at = (written_at or failing.created_at) if earlier_numbers(failing) else (failing.created_at or written_at)
     return RevisionChange(ObjectRef.of(deployment, kind="Deployment"), good, failing, fields, at, actor)
+
+
+def controller_revisions(workload: KubeObject, snapshot: Snapshot) -> list[Revision]:
+    """A StatefulSet's or DaemonSet's ControllerRevisions, oldest first, with the ready pods of each
+    (its pods carry the revision's name or hash in `controller-revision-hash`)."""
+    pods = snapshot.owned_by(workload, "Pod")
+    found: list[Revision] = []
+    for cr in snapshot.owned_by(workload, "ControllerRevision"):
+        number = cr.get("revision")
+        if not isinstance(number, int):
+            continue
+        meta = cr.get("metadata") or {}
+        names = {name_of(cr), str((meta.get("labels") or {}).get(REVISION_HASH_LABEL) or name_of(cr))}
+        mine = [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) in names]
+        ready = sum(1 for p in mine if _ready(p))
+        found.append(Revision(number, cr, parse_time(meta.get("creationTimestamp")), ready, len(mine)))
+    return sorted(found, key=lambda r: r.number)
+
+
+def _ready(pod: KubeObject) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def controller_revision_change(
+    workload: KubeObject, snapshot: Snapshot, *, redactor: Redactor = DEFAULT, avoid: frozenset[int] = frozenset()
+) -> RevisionChange | None:
+    """For a StatefulSet or DaemonSet: the template diff of the revision it rolls out (a StatefulSet's
+    `status.updateRevision`, else the newest) against the last good one, as `revision_change`."""
+    kind = str(workload.get("kind"))
+    if kind not in CONTROLLER_REVISION_KINDS:
+        return None
+    history = controller_revisions(workload, snapshot)
+    if len(history) < 2:
+        return None
+    wanted = (workload.get("status") or {}).get("updateRevision")
+    failing = next((r for r in history if name_of(r.replicaset) == wanted), history[-1])
+    good = last_good(history, failing, avoid=avoid)
+    if good is None:
+        return None
+    fields = tuple(template_diff(good.template, failing.template, redactor=redactor))
+    if not fields:
+        return None
+    actor, written_at = template_writer(workload)
+    actor = find_actor(workload, [parse_path(f.path) for f in fields]) or actor
+    return RevisionChange(
+        ObjectRef.of(workload, kind=kind), good, failing, fields, failing.created_at or written_at, actor
+    )
 
 
 def template_writer(deployment: KubeObject) -> tuple[str | None, datetime | None]:

@@ -28,6 +28,7 @@ NAMESPACED_KINDS: tuple[str, ...] = (
     "Deployment",
     "StatefulSet",
     "DaemonSet",
+    "ControllerRevision",
     "Job",
     "CronJob",
     "Service",
@@ -36,6 +37,7 @@ NAMESPACED_KINDS: tuple[str, ...] = (
     "ResourceQuota",
     "LimitRange",
     "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
     "ConfigMap",
     "Secret",
     "PersistentVolumeClaim",
@@ -124,7 +126,7 @@ def _involved(event: KubeObject) -> tuple[str, str]:
     return str(involved.get("kind", "")), str(involved.get("name", ""))
 
 
-BULKY_KINDS = frozenset({"Pod", "Event", "ReplicaSet", "EndpointSlice"})
+BULKY_KINDS = frozenset({"Pod", "Event", "ReplicaSet", "ControllerRevision", "EndpointSlice"})
 """Kinds kept without `metadata.managedFields`: the many objects of a namespace, whose field managers
 nothing reads (a Deployment's and a Service's are kept: they name who changed the template or selector;
 a Node's name who cordoned or tainted it, and who wrote a condition)."""

@@ -2,12 +2,13 @@
 
 `targeted_snapshot` reads in three rounds from an `ObjectSource`:
 
-1. the namespace's small kinds: workloads, Services, quotas and HPAs. The target is resolved among
+1. the namespace's small kinds: workloads, Services, quotas, HPAs and disruption budgets. The target is resolved among
    them (a pod name is looked up by itself);
-2. what the resolved target owns, selects or refers to: its ReplicaSets and pods by the workload's
-   label selector, the pods each of its Services selects, the Services' EndpointSlices
-   (`kubernetes.io/service-name`), the latest Job of a CronJob and its pods, the ConfigMaps and
-   Secrets its pod template names (one get each; key names only);
+2. what the resolved target owns, selects or refers to: its ReplicaSets (a StatefulSet's or
+   DaemonSet's ControllerRevisions) and pods by the workload's label selector, the pods each of its
+   Services selects, the Services' EndpointSlices (`kubernetes.io/service-name`), the latest Job of
+   a CronJob and its pods, the ConfigMaps and Secrets its pod template names (one get each; key
+   names only);
 3. the nodes those pods run on and the PVCs they claim (one get each), and the events about every
    object in scope (a field selector on `involvedObject.name`, one request per name; past
    `EVENT_LOOKUPS` names, one list of the namespace's events instead).
@@ -52,11 +53,13 @@ NAMESPACE_KINDS: tuple[str, ...] = (
     "ResourceQuota",
     "LimitRange",
     "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
 )
 """Listed whole (round 1): few per namespace, and resolution and the analyzers look across them."""
 SCOPED_KINDS: tuple[str, ...] = (
     "Pod",
     "ReplicaSet",
+    "ControllerRevision",
     "EndpointSlice",
     "ConfigMap",
     "Secret",
@@ -260,6 +263,9 @@ def targeted_snapshot(
         reads.append(("Pod", partial(source.select, "Pod", namespace, selector)))
         if kind == "Deployment":
             reads.append(("ReplicaSet", partial(source.select, "ReplicaSet", namespace, selector)))
+        elif kind in ("StatefulSet", "DaemonSet") and "ControllerRevision" not in gathered.missing:
+            # Their revisions carry the template's labels: the same selector finds them.
+            reads.append(("ControllerRevision", partial(source.select, "ControllerRevision", namespace, selector)))
     reads += _service_reads(source, namespace, resolution.services)
     gathered.pods_for |= {name_of(s) for s in resolution.services}
     for kind, name in sorted(_referenced(_pod_specs(resolution))):
@@ -271,7 +277,7 @@ def targeted_snapshot(
         if controller.get("kind") == "ReplicaSet":
             replicaset = str(controller.get("name"))
             reads.append(("ReplicaSet", partial(source.get, "ReplicaSet", namespace, replicaset)))
-    for kind in ("Pod", "ReplicaSet", "EndpointSlice", "ConfigMap", "Secret"):
+    for kind in ("Pod", "ReplicaSet", "ControllerRevision", "EndpointSlice", "ConfigMap", "Secret"):
         gathered.objects.setdefault(kind, {})
     _run(source, gathered, reads)
     gathered.scope |= _event_names(gathered, resolution)
