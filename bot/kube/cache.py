@@ -37,32 +37,12 @@ from typing import Any, Protocol
 from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS
 from bot.kube.selectors import label_selector_matches
-from bot.kube.snapshot import compact
+from bot.kube.snapshot import CLUSTER_KINDS, NAMESPACED_KINDS, compact
 from bot.model import KubeObject
 
 log = logging.getLogger(__name__)
 
-CACHE_KINDS: tuple[str, ...] = (
-    "Pod",
-    "ReplicaSet",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ControllerRevision",
-    "Job",
-    "CronJob",
-    "Service",
-    "EndpointSlice",
-    "Event",
-    "ResourceQuota",
-    "LimitRange",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "ConfigMap",
-    "Secret",
-    "PersistentVolumeClaim",
-    "Node",
-)
+CACHE_KINDS: tuple[str, ...] = (*NAMESPACED_KINDS, *CLUSTER_KINDS)
 """What a diagnosis reads (the kinds of `bot.kube.snapshot.NAMESPACED_KINDS` and nodes)."""
 EVENTS_PER_OBJECT = 32
 """Events kept per involved object, the newest: what `why` and `describe` show is far less."""
