@@ -166,7 +166,7 @@ def test_long_logs_are_trimmed_and_attached_as_a_redacted_file(
         slack.driver.slash_command(f"logs checkout -n {namespace} --tail 1000", user_id=ALICE, channel_id=SHOP)
         answer = wait_answer(slack, before, what="the logs answer")
         what = f"the full log uploaded as a file; answer: {json.dumps(answer)[:600]}"
-        slack.wait_for(slack.files, timeout=30, what=what)
+        slack.wait_for(lambda: [f for f in slack.files() if f.channels], timeout=30, what=what)
     shown = json.dumps(answer)
     assert "request 399" in shown and "hunter2" not in shown
     files = slack.files()

@@ -144,7 +144,9 @@ def test_timeline_uploaded_to_slack_and_offered_under_why(
         before = len(slack.response_posts())
         slack.driver.slash_command(f"timeline checkout -n {namespace}", user_id=ALICE, channel_id=OPS)
         answer = wait_answer(slack, before, what="the timeline answer")
-        [upload] = slack.wait_for(slack.files, timeout=30, what="the timeline picture")
+        [upload] = slack.wait_for(
+            lambda: [f for f in slack.files() if f.channels], timeout=30, what="the timeline picture"
+        )
         assert upload.filename == f"timeline-{namespace}-checkout.png"
         assert upload.channels == [OPS]
         api = upload.to_api("T0")
