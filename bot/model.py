@@ -7,6 +7,7 @@ tests build them by hand or fetch them from a real API server.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,6 +120,10 @@ class ChangeKind(StrEnum):
     """An event from outside the cluster (CI/CD, feature flags, ...): POST /integrations/changes."""
 
 
+DEFAULT_CLUSTER = "k8sbot-dev"
+"""The cluster's name when none is configured (`K8SBOT_CLUSTER_NAME`'s default)."""
+CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""A cluster's name: a DNS label (RFC 1123), as it appears in `--cluster`, alerts and the store."""
 KUBERNETES = "kubernetes"
 """The `source` of a change the bot saw in the cluster (every other source is an external event)."""
 
@@ -349,6 +354,8 @@ class Command:
     namespace: str | None = None
     flags: tuple[tuple[str, str | bool], ...] = ()
     raw: str = ""
+    cluster: str | None = None
+    """`--cluster NAME`: which configured cluster the command is for (None: the channel's or the only one)."""
 
     def flag(self, name: str, default: Any = None) -> Any:
         for key, value in self.flags:
@@ -363,6 +370,8 @@ class Command:
             parts.append(self.target)
         if self.namespace:
             parts += ["-n", self.namespace]
+        if self.cluster:
+            parts += ["--cluster", self.cluster]
         for key, value in self.flags:
             if value is True:
                 parts.append(f"--{key}")

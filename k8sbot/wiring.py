@@ -21,11 +21,13 @@ from slack_sdk import WebClient
 
 from bot.alerting.engine import ALERT_KINDS, AlertEngine, AlertSettings
 from bot.alerting.grouping import Timing
+from bot.alerting.sending import OutboxSender
 from bot.changes.recording import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter
 from bot.changes.tracking import ChangeTracker
 from bot.clock import Clock, utcnow
 from bot.commands.context import CommandServices, Placement
 from bot.commands.registry import VerbRegistry
+from bot.commands.routing import ClusterRouter
 from bot.diagnosis.analyzers import AnalyzerRegistry
 from bot.digest.content import AlertLine, DigestSender, DigestTeam
 from bot.errors import ClusterUnavailable, ConfigError
@@ -34,12 +36,13 @@ from bot.integrations.external import ExternalChanges
 from bot.integrations.receiving import Receivers
 from bot.kube.cache import CACHE_KINDS, WatchCache
 from bot.kube.client import KubeClient, UnconfiguredKubeClient
+from bot.kube.reachability import Reachability
 from bot.kube.watching import WatchedKind
 from bot.permissions.engine import PermissionEngine
 from bot.permissions.identity import Directory
 from bot.permissions.policy import Policy, PolicyFile
 from bot.redaction import RedactionRules, Redactor
-from bot.settings import Settings
+from bot.settings import ClusterConfig, Settings
 from bot.slack.alerts import BlockKitAlerts, SlackAlertPoster
 from bot.slack.audit import AuditChannel
 from bot.slack.blocks import AnswerRenderer
@@ -74,24 +77,39 @@ def watched_kinds(*, cache: bool) -> tuple[WatchedKind, ...]:
 
 
 @dataclass(frozen=True)
-class Core:
-    """The bot without its Slack connection: stores, the change recorder, permissions, the command path."""
+class ClusterCore:
+    """One cluster's part of the bot: its client, change recorder, watch cache, the stores scoped to it,
+    its permission engine and command services, and whether it answers."""
 
-    settings: Settings
+    name: str
     kube: KubeClient
-    database: Database
     changes: ChangeStore
     events: EventStore
     alerts: AlertStore
-    outbox: Outbox
-    inbox: AlertInbox
-    """Alertmanager's alerts as received (any replica writes, the leader's alert engine reads)."""
     audit: AuditLog
     recorder: ChangeRecorder
-    redactor: Redactor
-    """The one redaction: the configured rules with this database's secret fingerprint."""
     permissions: PermissionEngine | None
     commands: CommandServices
+    reachability: Reachability
+    cache: WatchCache | None = None
+    """The watch cache (`watch_cache`), fed by this cluster's watchers while they run."""
+
+
+@dataclass(frozen=True)
+class Core:
+    """The bot without its Slack connection: one store, the clusters, the command path."""
+
+    settings: Settings
+    database: Database
+    clusters: tuple[ClusterCore, ...]
+    """Every configured cluster, in the configured order; the first is home: it holds the Lease."""
+    router: ClusterRouter
+    """Which cluster a command is for, and its command services (bot.commands.routing)."""
+    outbox: Outbox
+    inbox: AlertInbox
+    """Alertmanager's alerts as received (any replica writes, the leader's alert engines read)."""
+    redactor: Redactor
+    """The one redaction: the configured rules with this database's secret fingerprint."""
     buttons: ButtonCommands
     """Commands too long for a button's value, kept for the click."""
     renderer: AnswerRenderer
@@ -99,8 +117,51 @@ class Core:
     poster: Poster | None
     """The bot's Slack poster, when a Slack client was given."""
     clock: Clock
-    cache: WatchCache | None = None
-    """The watch cache (`watch_cache`), fed by the change tracker's watchers while they run."""
+
+    @property
+    def home(self) -> ClusterCore:
+        """The first cluster: where the Lease is held, and the one cluster of a single-cluster bot."""
+        return self.clusters[0]
+
+    def cluster(self, name: str) -> ClusterCore:
+        return next(c for c in self.clusters if c.name == name)
+
+    # The home cluster's parts, by the names a single-cluster bot has always used.
+    @property
+    def kube(self) -> KubeClient:
+        return self.home.kube
+
+    @property
+    def changes(self) -> ChangeStore:
+        return self.home.changes
+
+    @property
+    def events(self) -> EventStore:
+        return self.home.events
+
+    @property
+    def alerts(self) -> AlertStore:
+        return self.home.alerts
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.home.audit
+
+    @property
+    def recorder(self) -> ChangeRecorder:
+        return self.home.recorder
+
+    @property
+    def permissions(self) -> PermissionEngine | None:
+        return self.home.permissions
+
+    @property
+    def commands(self) -> CommandServices:
+        return self.home.commands
+
+    @property
+    def cache(self) -> WatchCache | None:
+        return self.home.cache
 
 
 def build_redactor(settings: Settings, *, fingerprint: Callable[[str], str]) -> Redactor:
@@ -118,12 +179,20 @@ def check_permissions_file(settings: Settings) -> Path:
 
 
 def connect_kube(settings: Settings) -> KubeClient:
-    """The bot's own client; an unconfigured one (every call explains why) when there is no cluster."""
+    """The single cluster's client; an unconfigured one (every call explains why) when there is none."""
     try:
         return KubeClient.from_kubeconfig(settings.kubeconfig, context=settings.kube_context)
     except ClusterUnavailable as e:
         log.info("%s", e)
         return UnconfiguredKubeClient(str(e))
+
+
+def connect_cluster(entry: ClusterConfig) -> KubeClient:
+    """One entry of `clusters`: a kubeconfig (and context) that cannot be loaded stops the start."""
+    try:
+        return KubeClient.from_kubeconfig(entry.kubeconfig, context=entry.context)
+    except ClusterUnavailable as e:
+        raise ConfigError(f"clusters: {entry.name}: {e}") from None
 
 
 def build_core(
@@ -139,70 +208,95 @@ def build_core(
     """Everything but the Slack connection. With `permissions`, permissions.yaml is loaded (and
     validated) now, so a bad file stops the start with its file:line error. `slack` gives the
     permission engine Slack's user groups and the audit log its channel; `kube` replaces the
-    kubeconfig's client, `verbs` the discovered verbs and `directory` Slack's user groups (tests)."""
-    kube = kube or connect_kube(settings)
+    kubeconfig's client of a single-cluster bot, `verbs` the discovered verbs and `directory`
+    Slack's user groups (tests)."""
+    entries = settings.cluster_configs()
+    if kube is not None and len(entries) > 1:
+        raise ValueError("`kube` replaces the client of a single-cluster bot only")
     database = Database(settings.db)
     retention = timedelta(days=settings.retention_days)
-    changes = ChangeStore(database, retention=retention, clock=clock)
-    events = EventStore(database, retention=retention, clock=clock)
-    redactor = build_redactor(settings, fingerprint=changes.fingerprint)
+    fingerprints = ChangeStore(database, retention=retention, clock=clock)
+    redactor = build_redactor(settings, fingerprint=fingerprints.fingerprint)
     poster = Poster(slack) if slack is not None else None
-    audit = AuditLog(
-        database,
-        announce=AuditChannel(poster, settings.audit_channel)
-        if poster is not None and settings.audit_channel
-        else None,
-        clock=clock,
-    )
+    announce = AuditChannel(poster, settings.audit_channel) if poster is not None and settings.audit_channel else None
     buttons = ButtonCommands(database, retention=retention, clock=clock)
     verbs = verbs or VerbRegistry.discover()
-    engine: PermissionEngine | None = None
+    policy_file: PolicyFile | None = None
     if permissions:
-        path = check_permissions_file(settings)
+        policy_file = PolicyFile(check_permissions_file(settings), verbs=verbs.names())
         if directory is None and slack is not None:
             directory = SlackDirectory(slack)
-        engine = PermissionEngine(PolicyFile(path, verbs=verbs.names()), kube=kube, directory=directory)
-    recorder = ChangeRecorder(
-        changes,
-        events,
-        namespaces=NamespaceFilter(tuple(settings.watch_namespaces), tuple(settings.ignore_namespaces)),
-        redactor=redactor,
-        clock=clock,
-    )
-    alerts = AlertStore(database, clock=clock)
-    cache = WatchCache(allows=recorder.namespaces.allows) if settings.watch_cache else None
-    commands = CommandServices(
-        kube=kube,
-        audit=audit,
-        changes=changes,
-        alerts=alerts,
-        verbs=verbs,
-        analyzers=AnalyzerRegistry.discover(),
-        permissions=engine,
-        placement=Placement(settings.cluster_name, dict(settings.channel_namespaces), settings.default_namespace),
-        redactor=redactor,
-        clock=clock,
-        cache=cache,
+    analyzers = AnalyzerRegistry.discover()
+    names = tuple(entry.name for entry in entries)
+    clusters = []
+    for entry in entries:
+        if kube is not None:
+            client = kube
+        elif settings.clusters:
+            client = connect_cluster(entry)
+        else:
+            client = connect_kube(settings)
+        changes = ChangeStore(database, retention=retention, clock=clock)
+        events = EventStore(database, retention=retention, clock=clock)
+        audit = AuditLog(database, announce=announce, clock=clock)
+        engine = PermissionEngine(policy_file, kube=client, directory=directory) if policy_file is not None else None
+        recorder = ChangeRecorder(
+            changes,
+            events,
+            namespaces=NamespaceFilter(tuple(settings.watch_namespaces), tuple(settings.ignore_namespaces)),
+            redactor=redactor,
+            clock=clock,
+        )
+        alerts = AlertStore(database, clock=clock)
+        cache = WatchCache(allows=recorder.namespaces.allows) if settings.watch_cache else None
+        commands = CommandServices(
+            kube=client,
+            audit=audit,
+            changes=changes,
+            alerts=alerts,
+            verbs=verbs,
+            analyzers=analyzers,
+            permissions=engine,
+            placement=Placement(
+                entry.name, dict(settings.channel_namespaces), settings.default_namespace, clusters=names
+            ),
+            redactor=redactor,
+            clock=clock,
+            cache=cache,
+        )
+        clusters.append(
+            ClusterCore(
+                name=entry.name,
+                kube=client,
+                changes=changes,
+                events=events,
+                alerts=alerts,
+                audit=audit,
+                recorder=recorder,
+                permissions=engine,
+                commands=commands,
+                reachability=Reachability(entry.name, clock=clock),
+                cache=cache,
+            )
+        )
+    reachability = {c.name: c.reachability for c in clusters}
+    router = ClusterRouter(
+        {c.name: c.commands for c in clusters},
+        channel_clusters=dict(settings.channel_clusters),
+        unreachable=lambda name: reachability[name].why_not(),
     )
     return Core(
         settings=settings,
-        kube=kube,
         database=database,
-        changes=changes,
-        events=events,
-        alerts=alerts,
+        clusters=tuple(clusters),
+        router=router,
         outbox=Outbox(database, clock=clock),
         inbox=AlertInbox(database, clock=clock, retention=retention),
-        audit=audit,
-        recorder=recorder,
         redactor=redactor,
-        permissions=engine,
-        commands=commands,
         buttons=buttons,
-        renderer=AnswerRenderer(settings.cluster_name, StoredButtonValues(buttons)),
+        renderer=AnswerRenderer(clusters[0].name, StoredButtonValues(buttons)),
         poster=poster,
         clock=clock,
-        cache=cache,
     )
 
 
@@ -222,35 +316,66 @@ def build_receivers(core: Core) -> Receivers:
 
 
 @dataclass(frozen=True)
-class Background:
-    """The change tracker, the alert engine and the digest, built and ready to start."""
+class ClusterWork:
+    """One cluster's background work: its watchers (the change tracker) and its alert engine."""
 
+    name: str
     tracker: ChangeTracker
     alerting: AlertEngine
+
+
+@dataclass(frozen=True)
+class Background:
+    """Every cluster's watchers and alert engine, the one outbox sender and the digest, ready to start."""
+
+    clusters: tuple[ClusterWork, ...]
+    sender: OutboxSender
+    """Sends the one outbox every cluster's alert engine writes to."""
     digest: DigestSender
+
+    @property
+    def tracker(self) -> ChangeTracker:
+        """The home cluster's watchers (the single cluster's, by its old name)."""
+        return self.clusters[0].tracker
+
+    @property
+    def alerting(self) -> AlertEngine:
+        """The home cluster's alert engine (the single cluster's, by its old name)."""
+        return self.clusters[0].alerting
 
 
 def build_background(core: Core, poster: Poster) -> Background:
     settings = core.settings
-    alerting = AlertEngine(
-        alerts=core.alerts,
-        outbox=core.outbox,
-        kube=core.kube,
-        recorder=core.recorder,
-        poster=SlackAlertPoster(poster),
-        messages=BlockKitAlerts(values=StoredButtonValues(core.buttons)),
-        analyzers=core.commands.analyzers,
-        settings=AlertSettings(
-            cluster_name=settings.cluster_name,
-            default_channel=settings.default_channel,
-            timing=Timing(settle=settings.alert_settle_seconds, resolve_after=settings.alert_resolve_seconds),
-            label_map=dict(settings.alertmanager_label_map),
-        ),
-        inbox=core.inbox,
-        policy=current_policy(core.permissions),
-        redactor=core.redactor,
-        clock=core.clock,
-    )
+    sender = OutboxSender(core.outbox, SlackAlertPoster(poster), default_channel=settings.default_channel)
+    work = []
+    for cluster in core.clusters:
+        alerting = AlertEngine(
+            alerts=cluster.alerts,
+            outbox=core.outbox,
+            kube=cluster.kube,
+            recorder=cluster.recorder,
+            poster=SlackAlertPoster(poster),
+            messages=BlockKitAlerts(values=StoredButtonValues(core.buttons)),
+            analyzers=cluster.commands.analyzers,
+            settings=AlertSettings(
+                cluster_name=cluster.name,
+                default_channel=settings.default_channel,
+                timing=Timing(settle=settings.alert_settle_seconds, resolve_after=settings.alert_resolve_seconds),
+                label_map=dict(settings.alertmanager_label_map),
+            ),
+            inbox=core.inbox if cluster is core.home else None,
+            policy=current_policy(cluster.permissions),
+            redactor=core.redactor,
+            clock=core.clock,
+            sender=sender,
+        )
+        tracker = ChangeTracker(
+            kube=cluster.kube,
+            recorder=cluster.recorder,
+            kinds=watched_kinds(cache=cluster.cache is not None),
+            cache=cluster.cache,
+        )
+        work.append(ClusterWork(cluster.name, tracker, alerting))
     digest = DigestSender(
         DigestLedger(core.database, clock=core.clock),
         changes=core.changes,
@@ -262,13 +387,7 @@ def build_background(core: Core, poster: Poster) -> Background:
         alerts=alert_lines(core.alerts),
         clock=core.clock,
     )
-    tracker = ChangeTracker(
-        kube=core.kube,
-        recorder=core.recorder,
-        kinds=watched_kinds(cache=core.cache is not None),
-        cache=core.cache,
-    )
-    return Background(tracker=tracker, alerting=alerting, digest=digest)
+    return Background(clusters=tuple(work), sender=sender, digest=digest)
 
 
 def current_policy(engine: PermissionEngine | None) -> Callable[[], Policy | None]:

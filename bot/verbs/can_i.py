@@ -72,7 +72,9 @@ def checked_command(command: Command, *, known: frozenset[str]) -> Command:
         hint = f" Did you mean `{close[0]}`?" if close else f" Verbs: {', '.join(verbs)}."
         raise UsageError(f"`{str(name)[:40]}` is not a verb.{hint}", usage=USAGE)
     flags = (("replicas", command.flag("replicas")),) if command.flag("replicas") is not None else ()
-    return Command(verb=str(name), target=command.target, namespace=command.namespace, flags=flags)
+    return Command(
+        verb=str(name), target=command.target, namespace=command.namespace, flags=flags, cluster=command.cluster
+    )
 
 
 def _line(lock: str, decision: Decision | None, *, missing: str = "") -> str:
