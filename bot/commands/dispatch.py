@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from bot.commands.auditing import Decide, run_audited
 from bot.commands.context import CommandServices, VerbContext
 from bot.commands.routing import ClusterRouter
+from bot.errors import ClusterUnavailable
 from bot.model import Answer, Command, Decision, Subject
 
 if TYPE_CHECKING:
@@ -42,7 +43,13 @@ def execute(
     decide = _decider(engine) if engine is not None else None
     log.info("running %r for %s in %s", command.as_text(), slack_user or "terminal", channel or "-")
     # run_audited: the decision, the action id claim and exactly one audit row per attempt.
-    return router.finish(run_audited(ctx, command, decide=decide), services.cluster_name)
+    try:
+        answer = run_audited(ctx, command, decide=decide)
+    except ClusterUnavailable as e:
+        if not router.several:
+            raise
+        raise ClusterUnavailable(f"{services.cluster_name}: {e}") from e  # which of them did not answer
+    return router.finish(answer, services.cluster_name)
 
 
 def _decider(engine: PermissionEngine) -> Decide:

@@ -76,7 +76,7 @@ class ClusterRouter:
             return command.cluster
         if channel is not None and channel in self.channel_clusters:
             return self.channel_clusters[channel]
-        if not self.several:
+        if not self.several or command.verb == "help":  # help reads no cluster
             return self.names[0]
         raise UsageError(
             f"Which cluster? Add `--cluster <name>`: {', '.join(self.names)}. (This channel has no default cluster.)",
