@@ -13,6 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+DEFAULT_CLUSTER = "k8sbot-dev"
+"""The name of the cluster when the configuration names none (`Settings.cluster_name`'s default)."""
+
 KubeObject = dict[str, Any]
 """A Kubernetes object as the API serves it in JSON (apiVersion, kind, metadata, spec, status)."""
 
