@@ -161,7 +161,9 @@ def build_core(
         path = check_permissions_file(settings)
         if directory is None and slack is not None:
             directory = SlackDirectory(slack)
-        engine = PermissionEngine(PolicyFile(path, verbs=verbs.names()), kube=kube, directory=directory)
+        engine = PermissionEngine(
+            PolicyFile(path, verbs=verbs.names()), kube=kube, directory=directory, cluster=settings.cluster_name
+        )
     recorder = ChangeRecorder(
         changes,
         events,
