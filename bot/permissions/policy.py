@@ -451,13 +451,23 @@ def parse_policy(text: str, *, verbs: Collection[str], source: str = DEFAULT_PAT
     try:
         return Policy.model_validate(data, context=context)
     except ValidationError as e:
-        errors = e.errors()
+        errors = _causes(e.errors())
         lines = []
         for error in errors[:MAX_REPORTED]:  # each line costs a walk of the node tree: only what is shown
             loc = tuple(error["loc"])
             field_path = _field_path(loc)
             lines.append(f"{source}:{_line_of(root, loc)}: {field_path}: {_describe(dict(error))}")
         raise ConfigError(_report(lines, total=len(errors))) from None
+
+
+def _causes(errors: list[Any]) -> list[Any]:
+    """The errors minus "too short" ones that only follow from an item refused inside the same list or
+    mapping (`clusters: [Prod!]` is one problem, not also "an empty list")."""
+    refused_inside = {tuple(error["loc"][:-1]) for error in errors if len(error["loc"]) > 1}
+    refused_inside |= {tuple(error["loc"][:-2]) for error in errors if error["loc"][-1:] == ("[key]",)}
+    return [
+        error for error in errors if not (error["type"] == "too_short" and tuple(error["loc"]) in refused_inside)
+    ]
 
 
 MAX_REPORTED = 20
