@@ -465,9 +465,7 @@ def _causes(errors: list[Any]) -> list[Any]:
     mapping (`clusters: [Prod!]` is one problem, not also "an empty list")."""
     refused_inside = {tuple(error["loc"][:-1]) for error in errors if len(error["loc"]) > 1}
     refused_inside |= {tuple(error["loc"][:-2]) for error in errors if error["loc"][-1:] == ("[key]",)}
-    return [
-        error for error in errors if not (error["type"] == "too_short" and tuple(error["loc"]) in refused_inside)
-    ]
+    return [error for error in errors if not (error["type"] == "too_short" and tuple(error["loc"]) in refused_inside)]
 
 
 MAX_REPORTED = 20
