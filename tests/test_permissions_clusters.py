@@ -241,3 +241,16 @@ def test_the_example_file_parses_and_its_multi_cluster_comment_is_valid() -> Non
     body = "\n".join(line.removeprefix("#").removeprefix(" ") for line in commented)
     parsed = parse_policy("roles: {operator: [why, rollback]}\n" + body, verbs=VERB_NAMES)
     assert any(team.clusters != ("*",) for team in parsed.teams.values())
+
+
+def test_rbac_for_one_cluster_lists_only_the_identities_mapped_there(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["permissions", "rbac", "--file", str(cli_env / "permissions.yaml"), "--members", "S0SRE=U0SAM"]
+    assert main([*argv, "--cluster", "prod-eu"]) == 0
+    one = capsys.readouterr().out
+    assert "# For cluster prod-eu" in one and "eu:U0PAM" in one and "team-payments-eu" in one
+    assert "slack:U0PAM" not in one and "us:U0SID" not in one
+    assert main(argv) == 0
+    every = capsys.readouterr().out
+    assert "slack:U0PAM" in every and "eu:U0PAM" in every and "us:U0SID" in every
