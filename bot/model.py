@@ -14,6 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+DEFAULT_CLUSTER = "k8sbot-dev"
+"""The name of the cluster when the configuration names none (`Settings.cluster_name`'s default)."""
+
 KubeObject = dict[str, Any]
 """A Kubernetes object as the API serves it in JSON (apiVersion, kind, metadata, spec, status)."""
 
@@ -120,8 +123,6 @@ class ChangeKind(StrEnum):
     """An event from outside the cluster (CI/CD, feature flags, ...): POST /integrations/changes."""
 
 
-DEFAULT_CLUSTER = "k8sbot-dev"
-"""The cluster's name when none is configured (`K8SBOT_CLUSTER_NAME`'s default)."""
 CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """A cluster's name: a DNS label (RFC 1123), as it appears in `--cluster`, alerts and the store."""
 KUBERNETES = "kubernetes"

@@ -228,7 +228,7 @@ def build_core(
             directory = SlackDirectory(slack)
     analyzers = AnalyzerRegistry.discover()
     names = tuple(entry.name for entry in entries)
-    clusters = []
+    clusters: list[ClusterCore] = []
     for entry in entries:
         if kube is not None:
             client = kube
@@ -239,7 +239,14 @@ def build_core(
         changes = ChangeStore(database, retention=retention, clock=clock)
         events = EventStore(database, retention=retention, clock=clock)
         audit = AuditLog(database, announce=announce, clock=clock)
-        engine = PermissionEngine(policy_file, kube=client, directory=directory) if policy_file is not None else None
+        engine: PermissionEngine | None = None
+        if policy_file is not None:  # one engine per cluster, sharing the file and Slack's user groups
+            first = clusters[0].permissions if clusters else None
+            engine = (
+                first.for_cluster(entry.name, kube=client)
+                if first is not None
+                else PermissionEngine(policy_file, kube=client, directory=directory, cluster=entry.name)
+            )
         recorder = ChangeRecorder(
             changes,
             events,

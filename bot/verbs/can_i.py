@@ -40,7 +40,15 @@ def can_i_verb(ctx: VerbContext, command: Command) -> Answer:
     engine = ctx.services.permissions
     if engine is None:
         reason = "no permissions.yaml is loaded: commands run with the kubeconfig's own identity"
-        data = {"verb": inner.verb, "allowed": True, "reason": reason, "file": None, "limit": None, "cluster": None}
+        data = {
+            "verb": inner.verb,
+            "allowed": True,
+            "reason": reason,
+            "cluster": ctx.services.placement.cluster_name,
+            "file": None,
+            "limit": None,
+            "rbac": None,
+        }
         return Answer("can-i", data, f"Yes: {inner.verb} — {reason}", private=True)
     # The same question the command path would ask: where the verb acts, as an action or a read.
     action = ctx.services.verbs.specs[inner.verb].is_action
