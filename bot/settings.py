@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.errors import ConfigError
+from bot.model import DEFAULT_CLUSTER
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 LABEL_MAP_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod", "Service")
@@ -74,7 +75,7 @@ class Settings(BaseModel):
     slack_api_url: str = SLACK_API_DEFAULT
     db: str = "k8sbot.db"
     permissions: str = "permissions.yaml"
-    cluster_name: str = "k8sbot-dev"
+    cluster_name: str = DEFAULT_CLUSTER
     kubeconfig: str | None = None
     kube_context: str | None = None
     http_host: str = "127.0.0.1"

@@ -141,10 +141,11 @@ def build_core(
     permission engine Slack's user groups and the audit log its channel; `kube` replaces the
     kubeconfig's client, `verbs` the discovered verbs and `directory` Slack's user groups (tests)."""
     kube = kube or connect_kube(settings)
-    database = Database(settings.db)
+    database = Database(settings.db, legacy_cluster=settings.cluster_name)
     retention = timedelta(days=settings.retention_days)
-    changes = ChangeStore(database, retention=retention, clock=clock)
-    events = EventStore(database, retention=retention, clock=clock)
+    cluster = settings.cluster_name
+    changes = ChangeStore(database, retention=retention, clock=clock, cluster=cluster)
+    events = EventStore(database, retention=retention, clock=clock, cluster=cluster)
     redactor = build_redactor(settings, fingerprint=changes.fingerprint)
     poster = Poster(slack) if slack is not None else None
     audit = AuditLog(
@@ -153,6 +154,7 @@ def build_core(
         if poster is not None and settings.audit_channel
         else None,
         clock=clock,
+        cluster=cluster,
     )
     buttons = ButtonCommands(database, retention=retention, clock=clock)
     verbs = verbs or VerbRegistry.discover()
@@ -169,7 +171,7 @@ def build_core(
         redactor=redactor,
         clock=clock,
     )
-    alerts = AlertStore(database, clock=clock)
+    alerts = AlertStore(database, clock=clock, cluster=cluster)
     cache = WatchCache(allows=recorder.namespaces.allows) if settings.watch_cache else None
     commands = CommandServices(
         kube=kube,
@@ -192,7 +194,7 @@ def build_core(
         events=events,
         alerts=alerts,
         outbox=Outbox(database, clock=clock),
-        inbox=AlertInbox(database, clock=clock, retention=retention),
+        inbox=AlertInbox(database, clock=clock, retention=retention, cluster=cluster),
         audit=audit,
         recorder=recorder,
         redactor=redactor,
