@@ -20,6 +20,10 @@ DEFAULT_CLUSTER = "k8sbot-dev"
 KubeObject = dict[str, Any]
 """A Kubernetes object as the API serves it in JSON (apiVersion, kind, metadata, spec, status)."""
 
+DEFAULT_CLUSTER = "k8sbot-dev"
+"""The cluster's name when none is configured (`Settings.cluster_name`), and the cluster of the rows a
+store scoped by default reads and writes (bot/store)."""
+
 
 def parse_time(value: Any) -> datetime | None:
     """A Kubernetes timestamp ("2026-11-22T02:10:00Z", RFC 3339) as an aware datetime; None if absent or bad."""
@@ -158,7 +162,8 @@ class Change:
     change event gave (`ci`, `flags`, ...: docs/integrations.md), with its `link`. An external event
     that names no object is about a namespace (`ref` is that Namespace) or the whole cluster (a
     Namespace ref with an empty name). `managed_by` names the GitOps tool or Helm release of a
-    cluster change's object."""
+    cluster change's object. `cluster` is the cluster it happened in: a change read from the store
+    carries the cluster of its row (the store stamps its own cluster on every change it writes)."""
 
     ref: ObjectRef
     at: datetime
@@ -171,6 +176,7 @@ class Change:
     source: str = KUBERNETES
     link: str | None = None
     managed_by: Management | None = None
+    cluster: str = DEFAULT_CLUSTER
 
     @property
     def external(self) -> bool:
@@ -179,6 +185,7 @@ class Change:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "cluster": self.cluster,
             "at": self.at.isoformat(),
             "ref": self.ref.to_json(),
             "kind": str(self.kind),

@@ -91,6 +91,9 @@ class ClusterCore:
     permissions: PermissionEngine | None
     commands: CommandServices
     reachability: Reachability
+    inbox: AlertInbox
+    """Alertmanager's alerts about this cluster as received (any replica writes, the leader's alert
+    engine of this cluster reads)."""
     cache: WatchCache | None = None
     """The watch cache (`watch_cache`), fed by this cluster's watchers while they run."""
 
@@ -106,8 +109,6 @@ class Core:
     router: ClusterRouter
     """Which cluster a command is for, and its command services (bot.commands.routing)."""
     outbox: Outbox
-    inbox: AlertInbox
-    """Alertmanager's alerts as received (any replica writes, the leader's alert engines read)."""
     redactor: Redactor
     """The one redaction: the configured rules with this database's secret fingerprint."""
     buttons: ButtonCommands
@@ -163,6 +164,10 @@ class Core:
     def cache(self) -> WatchCache | None:
         return self.home.cache
 
+    @property
+    def inbox(self) -> AlertInbox:
+        return self.home.inbox
+
 
 def build_redactor(settings: Settings, *, fingerprint: Callable[[str], str]) -> Redactor:
     """The built-in redaction rules plus `redact_keys` / `redact_token_prefixes`, marking hidden values
@@ -213,9 +218,9 @@ def build_core(
     entries = settings.cluster_configs()
     if kube is not None and len(entries) > 1:
         raise ValueError("`kube` replaces the client of a single-cluster bot only")
-    database = Database(settings.db)
+    database = Database(settings.db, legacy_cluster=settings.legacy_cluster)
     retention = timedelta(days=settings.retention_days)
-    fingerprints = ChangeStore(database, retention=retention, clock=clock)
+    fingerprints = ChangeStore(database, retention=retention, clock=clock, cluster=entries[0].name)  # one key per file
     redactor = build_redactor(settings, fingerprint=fingerprints.fingerprint)
     poster = Poster(slack) if slack is not None else None
     announce = AuditChannel(poster, settings.audit_channel) if poster is not None and settings.audit_channel else None
@@ -236,9 +241,9 @@ def build_core(
             client = connect_cluster(entry)
         else:
             client = connect_kube(settings)
-        changes = ChangeStore(database, retention=retention, clock=clock)
-        events = EventStore(database, retention=retention, clock=clock)
-        audit = AuditLog(database, announce=announce, clock=clock)
+        changes = ChangeStore(database, retention=retention, clock=clock, cluster=entry.name)
+        events = EventStore(database, retention=retention, clock=clock, cluster=entry.name)
+        audit = AuditLog(database, announce=announce, clock=clock, cluster=entry.name)
         engine: PermissionEngine | None = None
         if policy_file is not None:  # one engine per cluster, sharing the file and Slack's user groups
             first = clusters[0].permissions if clusters else None
@@ -254,7 +259,7 @@ def build_core(
             redactor=redactor,
             clock=clock,
         )
-        alerts = AlertStore(database, clock=clock)
+        alerts = AlertStore(database, clock=clock, cluster=entry.name)
         cache = WatchCache(allows=recorder.namespaces.allows) if settings.watch_cache else None
         commands = CommandServices(
             kube=client,
@@ -283,6 +288,7 @@ def build_core(
                 permissions=engine,
                 commands=commands,
                 reachability=Reachability(entry.name, clock=clock),
+                inbox=AlertInbox(database, clock=clock, retention=retention, cluster=entry.name),
                 cache=cache,
             )
         )
@@ -298,7 +304,6 @@ def build_core(
         clusters=tuple(clusters),
         router=router,
         outbox=Outbox(database, clock=clock),
-        inbox=AlertInbox(database, clock=clock, retention=retention),
         redactor=redactor,
         buttons=buttons,
         renderer=AnswerRenderer(clusters[0].name, StoredButtonValues(buttons)),
@@ -370,7 +375,7 @@ def build_background(core: Core, poster: Poster) -> Background:
                 timing=Timing(settle=settings.alert_settle_seconds, resolve_after=settings.alert_resolve_seconds),
                 label_map=dict(settings.alertmanager_label_map),
             ),
-            inbox=core.inbox if cluster is core.home else None,
+            inbox=cluster.inbox,
             policy=current_policy(cluster.permissions),
             redactor=core.redactor,
             clock=core.clock,

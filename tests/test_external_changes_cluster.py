@@ -104,13 +104,20 @@ def test_why_blames_a_flag_flip_recorded_minutes_before_a_crash(
 
     changes = ask_json_with(cluster.kubeconfig, f"changes -n {namespace} --since 1h", tmp_path, env_db)
     assert [(c["source"], c["kind"]) for c in changes["changes"]] == [("flags", "external")]
+    assert changes["changes"][0]["cluster"] == "k8sbot-dev"  # the cluster the bot's store stamped
 
 
 def ask_json_with(kubeconfig: str, text: str, tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
     """`k8sbot ask --json` over the bot's database (ask_json of test_why_slack uses a fresh one)."""
     result = subprocess.run(
         [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "KUBECONFIG": kubeconfig, **env},
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(REPO),  # this checkout's code, not the one the venv has installed
+            "HOME": str(tmp_path),
+            "KUBECONFIG": kubeconfig,
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -205,8 +212,8 @@ def test_an_argo_cd_managed_deployment_names_its_application_and_its_rollback_wa
 
     rolled = subprocess.run(
         [sys.executable, "-m", "k8sbot", "ask", f"rollback checkout -n {namespace}", "--yes", "--json"],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "KUBECONFIG": cluster.kubeconfig,
-             "K8SBOT_DB": str(tmp_path / "ask.db")},
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "HOME": str(tmp_path),
+             "KUBECONFIG": cluster.kubeconfig, "K8SBOT_DB": str(tmp_path / "ask.db")},
         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
     )  # fmt: skip
     assert rolled.returncode == 0, rolled.stderr

@@ -268,7 +268,7 @@ def test_ask_help_prints_the_same_help_as_slack(emu: SlackEmulator, db: str, tmp
         timeout=60,
         cwd=tmp_path,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).parent.parent)},
     )
     assert terminal.returncode == 0, terminal.stderr
     lines = [line for line in terminal.stdout.splitlines() if line.strip()]
