@@ -367,7 +367,7 @@ def build_background(core: Core, poster: Poster) -> Background:
             kube=cluster.kube,
             recorder=cluster.recorder,
             poster=SlackAlertPoster(poster),
-            messages=BlockKitAlerts(values=StoredButtonValues(core.buttons)),
+            messages=BlockKitAlerts(values=StoredButtonValues(core.buttons), name_cluster=len(core.clusters) > 1),
             analyzers=cluster.commands.analyzers,
             settings=AlertSettings(
                 cluster_name=cluster.name,

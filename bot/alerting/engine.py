@@ -490,6 +490,7 @@ class AlertEngine:
             default_channel=self.settings.default_channel,
             workload_annotations=(obj.get("metadata") or {}).get("annotations"),
             namespace_annotations=((namespace or {}).get("metadata") or {}).get("annotations"),
+            cluster=self.settings.cluster_name,
         )
 
     def _details(self, fire: Fire, evaluation: detection.Evaluation) -> dict[str, Any]:
