@@ -19,7 +19,7 @@ What it does, everything on 127.0.0.1:
    RSS (VmRSS, and the peak VmHWM) and CPU time are read from /proc.
 4. Latency: `--breaks` bare running pods, spread over the clusters and team namespaces, are broken one at
    a time every `--interval` seconds by a status patch to CrashLoopBackOff (as a kubelet would write it);
-   the time from the patch being accepted to the alert's chat.postMessage at the emulator is measured.
+   the time from the patch being sent to the alert's chat.postMessage at the emulator is measured.
    Prints p50/p99/max (settle 0: the time is the bot's own pipeline, watch to Slack).
 5. One-cluster run: the other clusters are stopped and the first is filled to 3N pods.
 
@@ -267,10 +267,13 @@ class BenchCluster:
         wait(all_running, 300, f"{self.name}: {len(pods)} probe pods running")
 
     def break_pod(self, namespace: str, name: str) -> float:
-        """Patch the pod's status to CrashLoopBackOff; the wall time the API server accepted it."""
+        """Patch the pod's status to CrashLoopBackOff; the wall time just before the patch was sent (the
+        bot may see the watch event before the PATCH answer is back here, so the time after it would
+        understate the latency)."""
         path = f"/api/v1/namespaces/{namespace}/pods/{name}/status"
+        sent = time.time()
         self.kube.request("PATCH", path, body=crashloop_status(), content_type="application/strategic-merge-patch+json")
-        return time.time()
+        return sent
 
     def delete_probes(self) -> None:
         for ns in TEAM_NS:
