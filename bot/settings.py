@@ -201,6 +201,12 @@ class Settings(BaseModel):
             if entry.name in seen:
                 raise ValueError(f"cluster {entry.name!r} is listed twice (names must be unique)")
             seen.add(entry.name)
+        in_cluster = [entry.name for entry in value if entry.kubeconfig is None]
+        if len(in_cluster) > 1:  # both would be the cluster the bot runs in: one cluster under two names
+            raise ValueError(
+                f"clusters {', '.join(in_cluster)} have no kubeconfig: only one entry can be the cluster the bot "
+                "runs in (give the others a kubeconfig)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -66,9 +66,10 @@ def test_without_clusters_the_one_cluster_is_cluster_name_from_the_kubeconfig() 
 
 
 def test_rows_before_the_upgrade_belong_to_cluster_name_if_listed_else_the_first() -> None:
-    listed = Settings(cluster_name="prod-us", clusters=[{"name": "prod-eu"}, {"name": "prod-us"}])
+    clusters = [{"name": "prod-eu"}, {"name": "prod-us", "kubeconfig": "/k"}]
+    listed = Settings(cluster_name="prod-us", clusters=clusters)
     assert listed.legacy_cluster == "prod-us"
-    unlisted = Settings(clusters=[{"name": "prod-eu"}, {"name": "prod-us"}])
+    unlisted = Settings(clusters=clusters)
     assert unlisted.legacy_cluster == "prod-eu"
 
 
@@ -78,6 +79,7 @@ def test_rows_before_the_upgrade_belong_to_cluster_name_if_listed_else_the_first
         ("clusters: [{name: a}, {name: a}]", "line 1: clusters: cluster 'a' is listed twice"),
         ("clusters: [{name: Prod_EU}]", "clusters: 'Prod_EU' is not a cluster name"),
         ("clusters: [{name: a, kubeconfig: /k, extra: 1}]", "clusters"),
+        ("clusters: [{name: a}, {name: b}]", "clusters a, b have no kubeconfig: only one entry can be"),
         ("clusters: [{name: a}]\nchannel_clusters: {C0EU: b}", "channel_clusters: channel C0EU names cluster 'b'"),
         ("clusters: [{name: a}]\nchannel_clusters: {'#eu': a}", "'#eu' is not a Slack channel id"),
     ],
@@ -99,6 +101,9 @@ def test_an_unreadable_kubeconfig_of_one_cluster_stops_the_start_naming_it(tmp_p
     )
     with pytest.raises(ConfigError, match=r"^clusters: prod-eu: cannot load kubeconfig .*missing\.yaml"):
         build_core(settings, permissions=False)
+    outside = Settings(db=str(tmp_path / "bot.db"), clusters=[{"name": "here"}])  # in-cluster, but not in one
+    with pytest.raises(ConfigError, match=r"^clusters: here: no Kubernetes configuration"):
+        build_core(outside, permissions=False)
 
 
 # -- --cluster --------------------------------------------------------------------------------------
