@@ -6,15 +6,12 @@ runs it (in process), through `python -m k8sbot ask --json`, and through Slack."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import REPO, Observed, apply, delete, patch, pods, set_pod_logs, wait_for, wait_rolled_out
+from kube_helpers import Observed, apply, delete, patch, pods, set_pod_logs, wait_for, wait_rolled_out
 from scenarios import App, deploy_checkout
 from scenarios_layers import (
     ALICE,
@@ -44,36 +41,11 @@ from scenarios_layers import (
     wait_failed_create,
 )
 from test_why_cluster import ask
-from test_why_slack import slack_why
 
 from bot.kube.client import KubeClient
 from slack_emulator import SlackEmulator
 from tests.slack_harness import running_bot
-
-
-def ask_json(kubeconfig: str, text: str, tmp_path: Path) -> dict[str, Any]:
-    """`python -m k8sbot ask TEXT --json` in a subprocess, running THIS checkout's code (PYTHONPATH),
-    with a fresh database: no recorded history, what `ask` without a running bot knows."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "KUBECONFIG": kubeconfig,
-        "K8SBOT_DB": str(tmp_path / "ask.db"),
-        "PYTHONPATH": str(REPO),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
+from tests.why_helpers import ask_json, slack_why
 
 # -- dependencies ---------------------------------------------------------------------------------
 

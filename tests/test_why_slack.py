@@ -7,9 +7,6 @@ name the culprit change, in the Slack message and in the JSON contract alike.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from scenarios import BREAKERS, EXPECTED_CATEGORY, deploy_checkout, run_failing_
 from bot.kube.client import KubeClient
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, OPS, answers_after, running_bot, wait_answer
+from tests.why_helpers import ask_json, slack_why
 
 EXPECTED = EXPECTED_CATEGORY
 
@@ -27,37 +25,6 @@ EXPECTED = EXPECTED_CATEGORY
 @pytest.fixture
 def emu(slack: SlackEmulator) -> SlackEmulator:
     return slack
-
-
-def ask_json(kubeconfig: str, text: str, tmp_path: Path) -> dict[str, Any]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "KUBECONFIG": kubeconfig,
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),  # this checkout's code, not the installed one
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
-        env={**env, "K8SBOT_DB": str(tmp_path / "ask.db")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-def slack_why(emu: SlackEmulator, text: str) -> str:
-    """Send /k8s <text>; return the final message's text (header + sections) after the placeholder."""
-    before = len(emu.response_posts())
-    result = emu.driver.slash_command(text, user_id=ALICE, channel_id=OPS)
-    assert result.ok and not result.timed_out
-    final = wait_answer(emu, before, what=f"the answer to /k8s {text}")
-    assert all(p.status == 200 for p in emu.response_posts()[before:])
-    return json.dumps(final["blocks"])
 
 
 @pytest.mark.kwok
