@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from scenarios import App, deploy_checkout
 from scenarios_layers import (
     ALICE,
     add_autoscaler,
+    add_budget,
     add_limit_range,
     add_quota,
     budget_raised_to_replicas,
@@ -25,6 +27,7 @@ from scenarios_layers import (
     deploy_on_node,
     deploy_payments,
     deploy_with_config,
+    edit_budget,
     edit_config,
     has_init_stage,
     init_container_broken_by_args,
@@ -43,9 +46,10 @@ from scenarios_layers import (
 from test_why_cluster import ask
 
 from bot.kube.client import KubeClient
+from bot.model import ObjectRef
 from slack_emulator import SlackEmulator
 from tests.slack_harness import running_bot
-from tests.why_helpers import ask_json, slack_why
+from tests.why_helpers import ask_json, recording_bot, shown_text, slack_ask, slack_why
 
 # -- dependencies ---------------------------------------------------------------------------------
 
@@ -466,3 +470,30 @@ def test_budget_raised_to_the_replicas_is_a_warning_blamed_on_its_edit(
     assert change is not None, top
     assert change["ref"] == {"kind": "PodDisruptionBudget", "namespace": namespace, "name": budget}, change
     assert (change["path"], change["after"], change["actor"]) == ("spec.minAvailable", 2, ALICE), change
+
+
+def test_budget_edit_recorded_by_the_bot_is_blamed_with_before_and_after(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    """The running bot records the budget's edit (maxUnavailable 1 → 0): the culprit says both values
+    and who, in Slack and in `ask --json` over the bot's database, not only "was added" (managedFields)."""
+    app = deploy_checkout(kube, namespace, replicas=2)
+    budget = add_budget(kube, app, maxUnavailable=1)
+    ref = ObjectRef("PodDisruptionBudget", namespace, budget)
+    with recording_bot(slack, kube, cluster, namespace, tmp_path) as runner:
+        assert runner.core is not None
+        changes = runner.core.changes
+        edit_budget(kube, app, budget, manager=ALICE, maxUnavailable=0)
+        since = datetime.now(UTC) - timedelta(hours=1)
+        wait_for(lambda: changes.changes_for([ref], since), 30, f"the edit of {budget} to be recorded")
+        message = slack_ask(slack, f"why checkout -n {namespace}")
+        data = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path, db=tmp_path / "bot.db")
+    top = data["causes"][0]
+    assert top["category"] == "disruption_blocked", data
+    change = top["change"]
+    assert change["ref"] == {"kind": "PodDisruptionBudget", "namespace": namespace, "name": budget}, change
+    assert (change["path"], change["before"], change["after"], change["actor"]) == ("spec.maxUnavailable", 1, 0, ALICE)
+    said = f"maxUnavailable of PodDisruptionBudget {budget} changed from 1 to 0"
+    assert said in data["summary"], data["summary"]
+    shown = shown_text(message)
+    assert said in shown and f"by {ALICE}" in shown, shown
