@@ -276,6 +276,34 @@ def cordon(kube: KubeClient, node: str, *, manager: str = ALICE) -> None:
     request(kube, "PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}}, manager=manager)
 
 
+def taint(kube: KubeClient, node: str, key: str, value: str, *, manager: str = ALICE) -> None:
+    """Add a NoSchedule taint `key=value` beside the node's others (`kubectl taint`)."""
+    taints = list(get(kube, "v1", "Node", None, node).get("spec", {}).get("taints") or [])
+    taints.append({"key": key, "value": value, "effect": "NoSchedule"})
+    request(kube, "PATCH", f"/api/v1/nodes/{node}", {"spec": {"taints": taints}}, manager=manager)
+
+
+def replace_a_pod_held_off(kube: KubeClient, app: App) -> None:
+    """Delete one of the app's pods and wait until its replacement is Pending, held off every node
+    (the scheduler says why in its PodScheduled condition)."""
+    replace_a_pod(kube, app)
+
+    def pending() -> Observed:
+        found = pods(kube, app.namespace, app.selector_text)
+        held = [
+            p
+            for p in found
+            if p["status"].get("phase") == "Pending"
+            and any(
+                c.get("type") == "PodScheduled" and c.get("status") == "False"
+                for c in p["status"].get("conditions") or []
+            )
+        ]
+        return Observed(bool(held), [pod_summary(p) for p in found])
+
+    wait_for(pending, 45, f"a Pending replacement pod of {app.namespace}/{app.name}")
+
+
 # -- namespace policy ------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -152,3 +153,49 @@ def release_pods(kube: KubeClient, namespace: str) -> None:
                 {"metadata": {"finalizers": None}},
                 kind_of_patch="merge",
             )
+
+
+def slack_escaped(text: str) -> str:
+    """`text` as Slack shows it after the bot's escaping (&, < and > as entities)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _loose(text: str) -> str:
+    """Numbers that move between two reads a moment apart (restart counts, event counts, ages, times)
+    compared as numbers, not values."""
+    return re.sub(r"\d+", "#", text)
+
+
+def _about(evidence: str) -> str:
+    """What a line of evidence is about: `event BackOff` of `event BackOff ×2, last …: …`."""
+    return re.split(r"[:,×]", evidence, maxsplit=1)[0].strip()
+
+
+def assert_told(message: dict[str, Any], data: dict[str, Any]) -> str:
+    """The Slack answer tells what `ask --json` answered for the same target: the top cause's title
+    and category first, each line of its evidence, and its culprit change (the field in words, and
+    who). Returns the text shown, for the caller's own checks."""
+    shown = shown_text(message)
+    lines = _loose(shown).splitlines()
+    top = data["causes"][0]
+
+    def told(text: str, where: list[str]) -> bool:
+        return any(_loose(slack_escaped(text)) in line for line in where)
+
+    # The title's last clause: its subject may move between the two reads (the Deployment's or its
+    # ReplicaSet's condition says "can't create pods", whichever a controller wrote last).
+    title = top["title"].rsplit(": ", 1)[-1]
+    first = [line for line in lines if line.lstrip().startswith("#. ")][:1]  # "1. " once loose
+    assert told(f"{title}  [{top['category']},", first), f"the top cause is not first:\n{shown}"
+    # Each line of evidence by what it is about (`pod checkout-6d6c-2tbpp container app`, `event
+    # BackOff`, `LimitRange container-limits`): the rest moves (event counts and times, the names of
+    # pods a ReplicaSet failed to create).
+    missing = [line for line in top["evidence"] if not told(f"• {_about(line)}", lines)]
+    assert missing == [], f"evidence not in the Slack answer: {missing}\n--- shown:\n{shown}"
+    change = top["change"]
+    if change is not None:
+        changed = [line for line in lines if "Changed: " in line]
+        assert told(change["what"], changed), f"the culprit {change['what']!r} is not named:\n{shown}"
+        if change.get("actor"):
+            assert told(f"by {change['actor']})", changed), f"who changed it is not said:\n{shown}"
+    return shown
