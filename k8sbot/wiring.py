@@ -223,7 +223,11 @@ def build_core(
     fingerprints = ChangeStore(database, retention=retention, clock=clock, cluster=entries[0].name)  # one key per file
     redactor = build_redactor(settings, fingerprint=fingerprints.fingerprint)
     poster = Poster(slack) if slack is not None else None
-    announce = AuditChannel(poster, settings.audit_channel) if poster is not None and settings.audit_channel else None
+    announce = (  # of several clusters, each audit line names its own
+        AuditChannel(poster, settings.audit_channel, name_cluster=len(entries) > 1)
+        if poster is not None and settings.audit_channel
+        else None
+    )
     buttons = ButtonCommands(database, retention=retention, clock=clock)
     verbs = verbs or VerbRegistry.discover()
     policy_file: PolicyFile | None = None

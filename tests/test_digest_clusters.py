@@ -257,7 +257,7 @@ defaults: {{role: null}}
 """
 
 
-def _closed_kubeconfig(path: Path, name: str) -> str:
+def closed_kubeconfig(path: Path, name: str) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -289,8 +289,8 @@ def test_one_message_per_team_channel_with_each_clusters_section(slack: SlackEmu
         db=str(tmp_path / "bot.db"),
         permissions=str(policy),
         clusters=[
-            {"name": EU, "kubeconfig": _closed_kubeconfig(tmp_path / "eu.yaml", "eu")},
-            {"name": US, "kubeconfig": _closed_kubeconfig(tmp_path / "us.yaml", "us")},
+            {"name": EU, "kubeconfig": closed_kubeconfig(tmp_path / "eu.yaml", "eu")},
+            {"name": US, "kubeconfig": closed_kubeconfig(tmp_path / "us.yaml", "us")},
         ],
         digest_cron="0 9 * * mon-fri",
         timezone=TZ,
