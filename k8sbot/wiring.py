@@ -223,7 +223,11 @@ def build_core(
     fingerprints = ChangeStore(database, retention=retention, clock=clock, cluster=entries[0].name)  # one key per file
     redactor = build_redactor(settings, fingerprint=fingerprints.fingerprint)
     poster = Poster(slack) if slack is not None else None
-    announce = AuditChannel(poster, settings.audit_channel) if poster is not None and settings.audit_channel else None
+    announce = (  # of several clusters, each audit line names its own
+        AuditChannel(poster, settings.audit_channel, name_cluster=len(entries) > 1)
+        if poster is not None and settings.audit_channel
+        else None
+    )
     buttons = ButtonCommands(database, retention=retention, clock=clock)
     verbs = verbs or VerbRegistry.discover()
     policy_file: PolicyFile | None = None
@@ -388,16 +392,17 @@ def build_background(core: Core, poster: Poster) -> Background:
             cache=cluster.cache,
         )
         work.append(ClusterWork(cluster.name, tracker, alerting))
-    digest = DigestSender(
+    digest = DigestSender(  # one digest per team covering every cluster: read across clusters
         DigestLedger(core.database, clock=core.clock),
-        changes=core.changes,
-        events=core.events,
+        changes=ChangeStore(core.database, clock=core.clock, cluster=None),
+        events=EventStore(core.database, clock=core.clock, cluster=None),
         teams=digest_teams(current_policy(core.permissions)(), settings),
         post=SlackDigests(poster),
         cron=settings.digest_cron,
         timezone=settings.timezone,
-        alerts=alert_lines(core.alerts),
+        alerts=alert_lines(AlertStore(core.database, clock=core.clock, cluster=None)),
         clock=core.clock,
+        clusters=tuple(c.name for c in core.clusters),
     )
     return Background(clusters=tuple(work), sender=sender, digest=digest)
 
@@ -412,19 +417,24 @@ def current_policy(engine: PermissionEngine | None) -> Callable[[], Policy | Non
 
 
 def digest_teams(policy: Policy | None, settings: Settings) -> list[DigestTeam]:
-    """Team channels from permissions.yaml; the default channel gets what no team claims."""
-    teams = [
-        DigestTeam(channel=team.channel, namespaces=tuple(team.namespaces))
-        for team in (policy.teams.values() if policy else ())
-        if team.channel
-    ]
-    if settings.default_channel and not any(t.channel == settings.default_channel for t in teams):
-        teams.append(DigestTeam(channel=settings.default_channel, namespaces=("*",)))
+    """Team channels from permissions.yaml, each with its namespaces in every cluster it has any; the
+    default channel gets, in each cluster, what no team's channel claims."""
+    names = tuple(entry.name for entry in settings.cluster_configs())
+    teams = []
+    for team in policy.teams.values() if policy else ():
+        scopes = tuple((name, globs) for name in names if (globs := tuple(team.namespaces_in(name))))
+        if team.channel and scopes:
+            teams.append(DigestTeam(channel=team.channel, per_cluster=scopes))
+    owned = {team.channel for team in (policy.teams.values() if policy else ()) if team.channel}
+    if settings.default_channel and settings.default_channel not in owned:
+        claimed = tuple((name, globs) for name in names if (globs := tuple(g for t in teams for g in t.globs_in(name))))
+        everything = tuple((name, ("*",)) for name in names)
+        teams.append(DigestTeam(channel=settings.default_channel, per_cluster=everything, unless=claimed))
     return teams
 
 
 def alert_lines(store: AlertStore) -> Callable[[datetime, datetime], Iterator[AlertLine]]:
-    """The digest's view of alerting: the alerts fired inside a period."""
+    """The digest's view of alerting: the alerts fired inside a period (of every cluster `store` reads)."""
 
     def lines(start: datetime, end: datetime) -> Iterator[AlertLine]:
         hours = max(1, math.ceil((end - start).total_seconds() / 3600))
@@ -432,7 +442,7 @@ def alert_lines(store: AlertStore) -> Callable[[datetime, datetime], Iterator[Al
             for record in records:
                 if record.fired_at >= start:
                     state = "resolved" if record.resolved_at else record.state
-                    yield AlertLine(namespace or None, f"{record.title} ({state})")
+                    yield AlertLine(namespace or None, f"{record.title} ({state})", cluster=record.cluster)
 
     return lines
 

@@ -177,14 +177,19 @@ class AuditEntry:
             "repeats": self.repeats,
         }
 
-    def line(self) -> str:
-        """One plain line for `k8sbot audit` (the audit channel renders the entry itself, escaped)."""
+    def line(self, *, cluster: bool = False) -> str:
+        """One plain line for `k8sbot audit` (the audit channel renders the entry itself, escaped).
+        `cluster`: name the cluster (a bot serving several)."""
         who = self.slack_user or "terminal"
         if self.k8s_user:
             who += f" as {self.k8s_user}"
         repeats = f" (+{self.repeats} repeated click{'s' if self.repeats > 1 else ''})" if self.repeats else ""
         detail = self.message if self.outcome != DENIED else self.reason
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.outcome.upper():7} {who}: {self.command}{repeats} — {detail or ''}"
+        where = f"[{self.cluster}] " if cluster else ""
+        return (
+            f"{self.at:%Y-%m-%d %H:%M:%S} {where}{self.outcome.upper():7} {who}: {self.command}{repeats}"
+            f" — {detail or ''}"
+        )
 
 
 AuditAnnouncer = Callable[[AuditEntry], object]
