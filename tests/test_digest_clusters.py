@@ -181,7 +181,7 @@ defaults: {role: null}
 def test_teams_from_permissions_yaml_carry_their_namespaces_per_cluster_and_the_default_channel_the_rest(
     stores: Stores,
 ) -> None:
-    settings = Settings(clusters=[{"name": EU}, {"name": US}], default_channel="C0DEFAULT")
+    settings = Settings(clusters=[{"name": EU}, {"name": US, "kubeconfig": "/k"}], default_channel="C0DEFAULT")
     teams = {t.channel: t for t in digest_teams(parse_policy(POLICY, verbs=VERBS.names()), settings)}
     assert set(teams) == {"C0SHOP", "C0PAY", "C0DEFAULT"}  # no channel, or no scope in these clusters: no digest
     assert teams["C0SHOP"].per_cluster == ((EU, ("shop",)), (US, ("shop-us",)))
