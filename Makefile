@@ -22,7 +22,8 @@ lint: install
 	$(BIN)/lint-imports
 
 # The whole suite against the local cluster (built and started if needed), or against the cluster
-# named by K8SBOT_TEST_KUBECONFIG.
+# named by K8SBOT_TEST_KUBECONFIG. The multi-cluster tests' second cluster (k8sbot-second, or
+# K8SBOT_TEST_SECOND_KUBECONFIG) is started by their fixture on first use (tests/conftest.py).
 test: install
 	@if [ -z "$$K8SBOT_TEST_KUBECONFIG" ]; then scripts/local-cluster up >/dev/null; fi
 	$(BIN)/pytest
@@ -39,8 +40,10 @@ test-hostile: install
 cluster-up:
 	scripts/local-cluster up
 
+# Stops the test clusters: k8sbot-dev and the multi-cluster tests' k8sbot-second.
 cluster-down:
 	scripts/local-cluster down
+	K8SBOT_CLUSTER_NAME=k8sbot-second scripts/local-cluster down
 
 # The local demo: cluster + demo workloads + Slack emulator + the bot, and a /k8s round trip.
 demo: install
@@ -67,4 +70,5 @@ test-kind: install
 
 clean:
 	scripts/local-cluster down || true
+	K8SBOT_CLUSTER_NAME=k8sbot-second scripts/local-cluster down || true
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

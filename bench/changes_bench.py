@@ -256,6 +256,7 @@ def query_part(rows: int) -> None:
             ns = namespaces[i % 50]
             batch.append(
                 (
+                    store.cluster,
                     at,
                     "Deployment",
                     ns,
@@ -271,15 +272,15 @@ def query_part(rows: int) -> None:
             )
             if len(batch) == 10000:
                 tx.conn.executemany(
-                    "INSERT INTO changes (at, kind, namespace, name, change_kind, summary, actor, revision, fields, "
-                    "uid, resource_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO changes (cluster, at, kind, namespace, name, change_kind, summary, actor, revision, "
+                    "fields, uid, resource_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     batch,
                 )
                 batch = []
         if batch:
             tx.conn.executemany(
-                "INSERT INTO changes (at, kind, namespace, name, change_kind, summary, actor, revision, fields, "
-                "uid, resource_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO changes (cluster, at, kind, namespace, name, change_kind, summary, actor, revision, "
+                "fields, uid, resource_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch,
             )
     tx.conn.execute("ANALYZE")

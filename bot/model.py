@@ -7,14 +7,22 @@ tests build them by hand or fetch them from a real API server.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+DEFAULT_CLUSTER = "k8sbot-dev"
+"""The name of the cluster when the configuration names none (`Settings.cluster_name`'s default)."""
+
 KubeObject = dict[str, Any]
 """A Kubernetes object as the API serves it in JSON (apiVersion, kind, metadata, spec, status)."""
+
+DEFAULT_CLUSTER = "k8sbot-dev"
+"""The cluster's name when none is configured (`Settings.cluster_name`), and the cluster of the rows a
+store scoped by default reads and writes (bot/store)."""
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -119,6 +127,8 @@ class ChangeKind(StrEnum):
     """An event from outside the cluster (CI/CD, feature flags, ...): POST /integrations/changes."""
 
 
+CLUSTER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""A cluster's name: a DNS label (RFC 1123), as it appears in `--cluster`, alerts and the store."""
 KUBERNETES = "kubernetes"
 """The `source` of a change the bot saw in the cluster (every other source is an external event)."""
 
@@ -152,7 +162,8 @@ class Change:
     change event gave (`ci`, `flags`, ...: docs/integrations.md), with its `link`. An external event
     that names no object is about a namespace (`ref` is that Namespace) or the whole cluster (a
     Namespace ref with an empty name). `managed_by` names the GitOps tool or Helm release of a
-    cluster change's object."""
+    cluster change's object. `cluster` is the cluster it happened in: a change read from the store
+    carries the cluster of its row (the store stamps its own cluster on every change it writes)."""
 
     ref: ObjectRef
     at: datetime
@@ -165,6 +176,7 @@ class Change:
     source: str = KUBERNETES
     link: str | None = None
     managed_by: Management | None = None
+    cluster: str = DEFAULT_CLUSTER
 
     @property
     def external(self) -> bool:
@@ -173,6 +185,7 @@ class Change:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "cluster": self.cluster,
             "at": self.at.isoformat(),
             "ref": self.ref.to_json(),
             "kind": str(self.kind),
@@ -349,6 +362,8 @@ class Command:
     namespace: str | None = None
     flags: tuple[tuple[str, str | bool], ...] = ()
     raw: str = ""
+    cluster: str | None = None
+    """`--cluster NAME`: which configured cluster the command is for (None: the channel's or the only one)."""
 
     def flag(self, name: str, default: Any = None) -> Any:
         for key, value in self.flags:
@@ -363,6 +378,8 @@ class Command:
             parts.append(self.target)
         if self.namespace:
             parts += ["-n", self.namespace]
+        if self.cluster:
+            parts += ["--cluster", self.cluster]
         for key, value in self.flags:
             if value is True:
                 parts.append(f"--{key}")

@@ -21,14 +21,39 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
+from bot.model import CLUSTER_NAME, DEFAULT_CLUSTER
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 LABEL_MAP_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod", "Service")
 """What a value of `alertmanager_label_map` may name."""
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+MAX_CLUSTERS = 50
+_CHANNEL = re.compile(r"[CG][A-Z0-9]{2,20}")
+
+
+def check_cluster_name(value: str) -> str:
+    if not CLUSTER_NAME.fullmatch(value):
+        raise ValueError(f"{value[:80]!r} is not a cluster name (a DNS label: a-z, 0-9 and '-', at most 63)")
+    return value
+
+
+class ClusterConfig(BaseModel):
+    """One entry of `clusters`: a name, and how to reach it (no kubeconfig: the in-cluster config)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    kubeconfig: str | None = Field(default=None, min_length=1, max_length=4096)
+    context: str | None = Field(default=None, min_length=1, max_length=253)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_cluster_name(value)
+
 
 ENV = {
     "slack_bot_token": "SLACK_BOT_TOKEN",
@@ -74,9 +99,14 @@ class Settings(BaseModel):
     slack_api_url: str = SLACK_API_DEFAULT
     db: str = "k8sbot.db"
     permissions: str = "permissions.yaml"
-    cluster_name: str = "k8sbot-dev"
+    cluster_name: str = DEFAULT_CLUSTER
+    """The one cluster's name without `clusters`; with it, the cluster rows recorded before get (if listed)."""
     kubeconfig: str | None = None
     kube_context: str | None = None
+    clusters: list[ClusterConfig] = Field(default_factory=list, max_length=MAX_CLUSTERS)
+    """Several clusters in one bot (docs/multi-cluster.md); empty: one, `cluster_name` from `kubeconfig`."""
+    channel_clusters: dict[str, str] = Field(default_factory=dict)
+    """Slack channel id → the cluster commands in that channel use when `--cluster` is not given."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=3000, ge=0, le=65535)
     default_namespace: str | None = None
@@ -158,6 +188,53 @@ class Settings(BaseModel):
             mapped[label] = kinds[kind.lower()]
         return mapped
 
+    @field_validator("cluster_name")
+    @classmethod
+    def _cluster_name(cls, value: str) -> str:
+        return check_cluster_name(value)
+
+    @field_validator("clusters")
+    @classmethod
+    def _clusters(cls, value: list[ClusterConfig]) -> list[ClusterConfig]:
+        seen: set[str] = set()
+        for entry in value:
+            if entry.name in seen:
+                raise ValueError(f"cluster {entry.name!r} is listed twice (names must be unique)")
+            seen.add(entry.name)
+        in_cluster = [entry.name for entry in value if entry.kubeconfig is None]
+        if len(in_cluster) > 1:  # both would be the cluster the bot runs in: one cluster under two names
+            raise ValueError(
+                f"clusters {', '.join(in_cluster)} have no kubeconfig: only one entry can be the cluster the bot "
+                "runs in (give the others a kubeconfig)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _channel_clusters(self) -> Settings:
+        names = [c.name for c in self.cluster_configs()]
+        for channel, cluster in self.channel_clusters.items():
+            if not _CHANNEL.fullmatch(channel):
+                raise ValueError(f"channel_clusters: {channel[:40]!r} is not a Slack channel id (like C0123ABCD)")
+            if cluster not in names:
+                raise ValueError(
+                    f"channel_clusters: channel {channel} names cluster {cluster[:80]!r}, which is not configured "
+                    f"(clusters: {', '.join(names)})"
+                )
+        return self
+
+    def cluster_configs(self) -> tuple[ClusterConfig, ...]:
+        """The clusters this bot serves, in the configured order (always at least one)."""
+        if self.clusters:
+            return tuple(self.clusters)
+        return (ClusterConfig(name=self.cluster_name, kubeconfig=self.kubeconfig, context=self.kube_context),)
+
+    @property
+    def legacy_cluster(self) -> str:
+        """The cluster the rows of a database written before clusters had names belong to:
+        `cluster_name` when it is one of the clusters, else the first one."""
+        names = [c.name for c in self.cluster_configs()]
+        return self.cluster_name if self.cluster_name in names else names[0]
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
@@ -211,6 +288,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         first = e.errors()[0]
         field_name = str(first["loc"][0]) if first["loc"] else "?"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if field_name == "?" and message.partition(": ")[0] in Settings.model_fields:  # a check across fields
+            field_name, _, message = message.partition(": ")
         if len(message) > 200:  # validators quote the value, which may be as long as the file
             message = message[:199] + "…"
         if field_name in file_lines:  # the value came from the file: point at its line

@@ -10,8 +10,8 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.commands.context import CommandServices
 from bot.commands.dispatch import execute
+from bot.commands.routing import ClusterRouter
 from bot.slack.blocks import (
     ACTION_CANCEL,
     ACTION_CONFIRM,
@@ -29,7 +29,7 @@ def _channel(body: dict[str, Any]) -> str | None:
     return channel.get("id") or container.get("channel_id")
 
 
-def register_buttons(app: App, services: CommandServices, renderer: AnswerRenderer) -> None:
+def register_buttons(app: App, router: ClusterRouter, renderer: AnswerRenderer) -> None:
     def run(body: dict[str, Any], respond: Respond, client: WebClient, *, confirmed: bool) -> None:
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id")
@@ -39,7 +39,7 @@ def register_buttons(app: App, services: CommandServices, renderer: AnswerRender
             respond_with(respond, render_expired_button())
             return
         try:
-            answer = execute(services, text=text, slack_user=user, channel=channel, confirmed=confirmed)
+            answer = execute(router, text=text, slack_user=user, channel=channel, confirmed=confirmed)
             message = renderer.answer(answer)
         except Exception as e:  # the edge turns every error into a private reply
             respond_with(respond, error_message(e))

@@ -62,73 +62,108 @@ class ReadinessPolicy:
     max_age: float = 30.0
 
 
-class Readiness:
-    """Ready = Slack connected and a recent cluster check succeeded.
+ClusterCheck = Callable[[], bool]
+"""Asks one cluster's API server (True, or an exception saying why not)."""
+Record = Callable[[str, bool, "str | None"], None]
+"""Told each check's result: the cluster's name, reachable, and why not."""
 
-    The cluster is checked by a background thread, one check at a time: a check that hangs makes the
-    cluster not ready once it has run longer than `check_timeout`, and a good result counts for
-    `max_age` seconds. `state()` never touches the cluster, so `/readyz` answers at once.
+
+class Readiness:
+    """Ready = Slack connected and a recent check of at least one cluster succeeded.
+
+    Each cluster is checked by a background thread of its own, one check at a time, so a cluster that
+    hangs never delays the others: a check that hangs makes its cluster not ready once it has run
+    longer than `check_timeout`, and a good result counts for `max_age` seconds. `state()` never
+    touches a cluster, so `/readyz` answers at once. `record` hears every result (the commands'
+    "prod-eu is unreachable since 10:42").
     """
 
     def __init__(
         self,
         *,
         slack_connected: Callable[[], bool],
-        cluster_reachable: Callable[[], bool],
+        cluster_reachable: ClusterCheck | None = None,
+        clusters: dict[str, ClusterCheck] | None = None,
+        record: Record | None = None,
         policy: ReadinessPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._slack_connected = slack_connected
-        self._cluster_reachable = cluster_reachable
+        checks = dict(clusters or {})
+        if cluster_reachable is not None:
+            checks.setdefault("cluster", cluster_reachable)
+        if not checks:
+            raise ValueError("readiness needs at least one cluster check")
+        self._checks = checks
+        self._record = record
         self.policy = policy or ReadinessPolicy()
         self._clock = clock
         self._lock = threading.Lock()
-        self._last: tuple[float, bool] | None = None  # (when the last check finished, its result)
-        self._running_since: float | None = None
+        self._last: dict[str, tuple[float, bool, str | None]] = {}  # name → (finished at, result, error)
+        self._running_since: dict[str, float] = {}
 
     def start(self, stop: threading.Event) -> None:
-        """Check now and then every `interval` seconds, until `stop` is set."""
+        """Check every cluster now and then every `interval` seconds, until `stop` is set."""
 
-        def run() -> None:
+        def run(name: str) -> None:
             while not stop.is_set():
-                self.check_once()
+                self.check_once(name)
                 stop.wait(self.policy.interval)
 
-        threading.Thread(target=run, name="readiness", daemon=True).start()
+        for name in self._checks:
+            threading.Thread(target=run, args=(name,), name=f"readiness-{name}", daemon=True).start()
 
-    def check_once(self) -> bool:
+    def check_once(self, name: str | None = None) -> bool:
+        """Check one cluster (None: each, one after the other); whether all that were checked answered."""
+        if name is None:
+            return all([self.check_once(n) for n in self._checks])
         with self._lock:
-            self._running_since = self._clock()
+            self._running_since[name] = self._clock()
+        error: str | None = None
         try:
-            ok = bool(self._cluster_reachable())
+            ok = bool(self._checks[name]())
         except Exception as e:  # any failure means not ready; say why at debug level only
-            log.debug("readiness: the cluster check failed: %s", e)
-            ok = False
-        with self._lock:
-            self._last = (self._clock(), ok)
-            self._running_since = None
-        return ok
-
-    def state(self) -> dict[str, Any]:
-        """`{"slack": bool, "cluster": bool, "cluster_checked_seconds_ago": float | None}`."""
+            log.debug("readiness: the check of cluster %s failed: %s", name, e)
+            ok, error = False, str(e) or type(e).__name__
         now = self._clock()
         with self._lock:
-            last, running_since = self._last, self._running_since
+            self._last[name] = (now, ok, error)
+            self._running_since.pop(name, None)
+        if self._record is not None:
+            self._record(name, ok, error)
+        return ok
+
+    def _cluster_state(self, name: str, now: float) -> tuple[bool, float | None, str | None]:
+        last, running_since = self._last.get(name), self._running_since.get(name)
         age = None if last is None else now - last[0]
-        cluster = (
-            last is not None
-            and last[1]
-            and now - last[0] <= self.policy.max_age
-            and (running_since is None or now - running_since <= self.policy.check_timeout)
-        )
+        hung = running_since is not None and now - running_since > self.policy.check_timeout
+        ok = last is not None and last[1] and now - last[0] <= self.policy.max_age and not hung
+        error = f"the check has not answered for {now - (running_since or now):.0f} s" if hung else None
+        return bool(ok), age, error or (last[2] if last is not None else None)
+
+    def state(self) -> dict[str, Any]:
+        """`{"slack": bool, "cluster": bool, "cluster_checked_seconds_ago": float | None, "clusters": {name:
+        {"reachable", "checked_seconds_ago", "error"}}}`; `cluster`: at least one cluster is reachable."""
+        now = self._clock()
+        with self._lock:
+            clusters = {name: self._cluster_state(name, now) for name in self._checks}
         try:
             slack = bool(self._slack_connected())
         except Exception:
             slack = False
+        ages = [age for _, age, _ in clusters.values() if age is not None]
         return {
             "slack": slack,
-            "cluster": bool(cluster),
-            "cluster_checked_seconds_ago": None if age is None else round(age, 1),
+            "cluster": any(ok for ok, _, _ in clusters.values()),
+            "cluster_checked_seconds_ago": round(min(ages), 1) if ages else None,
+            "clusters": {
+                name: {
+                    "reachable": ok,
+                    "checked_seconds_ago": None if age is None else round(age, 1),
+                    "error": None if ok else error,
+                }
+                for name, (ok, age, error) in clusters.items()
+            },
         }
 
 

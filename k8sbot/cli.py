@@ -112,8 +112,8 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
     slack = None
     if args.as_user and settings.slack_bot_token:  # user groups come from Slack when it is configured
         slack = make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    services = build_core(settings, permissions=bool(args.as_user), slack=slack).commands
-    answer = execute(services, text=args.text, slack_user=args.as_user, channel=args.channel)
+    router = build_core(settings, permissions=bool(args.as_user), slack=slack).router
+    answer = execute(router, text=args.text, slack_user=args.as_user, channel=args.channel)
     confirm = answer.data.get("confirm")
     if isinstance(confirm, dict) and confirm.get("command"):
         # Run exactly what the preview showed (it pins e.g. the revision and carries the action id).
@@ -126,7 +126,7 @@ def _ask(settings: Settings, args: argparse.Namespace) -> int:
                 print("Cancelled. Nothing was changed.")
                 return 1
         answer = execute(
-            services, text=str(confirm["command"]), slack_user=args.as_user, channel=args.channel, confirmed=True
+            router, text=str(confirm["command"]), slack_user=args.as_user, channel=args.channel, confirmed=True
         )
     _print_answer(answer, as_json=args.json)
     if args.png:
@@ -173,9 +173,22 @@ def _watch(settings: Settings) -> int:
     from k8sbot.wiring import build_core  # noqa: PLC0415 - lazy: CLI start-up
 
     core = build_core(settings, permissions=False)
-    core.kube.get("/version")  # fail now, with a clear message, if the cluster is unreachable
+    for cluster in core.clusters:  # fail now, with a clear message, if a cluster is unreachable
+        cluster.kube.get("/version")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    ChangeTracker(kube=core.kube, recorder=core.recorder, kinds=DEFAULT_KINDS).run(stop)
+    threads = [
+        threading.Thread(
+            target=ChangeTracker(kube=cluster.kube, recorder=cluster.recorder, kinds=DEFAULT_KINDS).run,
+            args=(stop,),
+            name=f"watchers-{cluster.name}",
+        )
+        for cluster in core.clusters
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(0.5)
     return 0

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -29,6 +29,7 @@ from slack_sdk import WebClient
 
 from bot.commands.context import CommandServices
 from bot.commands.registry import VerbRegistry
+from bot.commands.routing import ClusterRouter
 from bot.digest.scheduling import start_scheduler
 from bot.errors import NotFound, SlackUnavailable
 from bot.kube.client import KubeClient
@@ -40,7 +41,7 @@ from handlers import register
 from handlers.deliveries import DeduplicateDeliveries, Deliveries
 from handlers.integrations import IntegrationRoutes
 from handlers.serving import HttpApp, HttpServer, Readiness, ReadinessPolicy
-from k8sbot.wiring import Background, Core, build_background, build_core, build_receivers
+from k8sbot.wiring import Background, ClusterWork, Core, build_background, build_core, build_receivers
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,15 @@ SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/
 
 def build_app(
     settings: Settings,
-    services: CommandServices,
+    router: ClusterRouter,
     client: WebClient,
     renderer: AnswerRenderer,
     executor: ThreadPoolExecutor | None = None,
 ) -> App:
     """The Bolt app, pointed at the configured Slack API URL only. Calls auth.test once. `renderer`
-    turns every answer into a Slack message (and clicked button values back into commands);
-    `executor` runs the commands (after their ack), so that a shutdown can wait for them."""
+    turns every answer into a Slack message (and clicked button values back into commands); `router`
+    picks each command's cluster; `executor` runs the commands (after their ack), so that a shutdown
+    can wait for them."""
     try:
         app = App(
             client=client,
@@ -70,7 +72,7 @@ def build_app(
         raise SlackUnavailable(
             f"Slack rejected the bot token or is unreachable at {settings.slack_api_url}: {e}"
         ) from e
-    register(app, services, renderer)
+    register(app, router, renderer)
     app.use(DeduplicateDeliveries(Deliveries()))  # after Bolt's signature check, for both transports
     return app
 
@@ -79,36 +81,51 @@ def build_app(
 class Started:
     """The background work once started: what `stop_background` stops."""
 
-    watchers: threading.Thread
+    watchers: list[threading.Thread]
     scheduler: BaseScheduler
-    threads: list[threading.Thread] = field(default_factory=list)
+    sender: threading.Thread
 
 
 def start_background(background: Background, stop: threading.Event) -> Started:
-    """Alerting first (it subscribes to the recorder), then the watchers, then the scheduler."""
-    background.alerting.start(stop, synced=background.tracker.wait_synced)
+    """Per cluster: alerting first (it subscribes to the recorder), then the watchers; then the one
+    outbox sender and the scheduler. A cluster whose watch loop fails stops only its own watchers."""
+    watchers = []
+    for work in background.clusters:
+        work.alerting.start(stop, synced=work.tracker.wait_synced)
 
-    def watch() -> None:
-        try:
-            background.tracker.run(stop)
-        except Exception:  # the watch loop is an edge: log loudly, keep the bot answering commands
-            log.exception("the watchers stopped with an error")
+        def watch(work: ClusterWork = work) -> None:
+            try:
+                work.tracker.run(stop)
+            except Exception:  # the watch loop is an edge: log loudly, keep the bot answering commands
+                log.exception("the watchers of cluster %s stopped with an error", work.name)
 
-    watchers = threading.Thread(target=watch, name="watchers", daemon=True)
-    watchers.start()
-    scheduler = start_scheduler(background.digest, prune=background.tracker.prune)
-    return Started(watchers=watchers, scheduler=scheduler)
+        thread = threading.Thread(target=watch, name=f"watchers-{work.name}", daemon=True)
+        thread.start()
+        watchers.append(thread)
+    sender = threading.Thread(target=background.sender.run, args=(stop,), name="alert-sender", daemon=True)
+    sender.start()
+    scheduler = start_scheduler(background.digest, prune=lambda: _prune(background))
+    return Started(watchers=watchers, scheduler=scheduler, sender=sender)
+
+
+def _prune(background: Background) -> None:
+    for work in background.clusters:
+        work.tracker.prune()
 
 
 def stop_background(background: Background, started: Started, *, deadline: float) -> None:
-    """After `stop` was set: join the alert engine, flush the outbox, stop the scheduler, join the
+    """After `stop` was set: join the alert engines, flush the outbox, stop the scheduler, join the
     watchers, all before the monotonic `deadline`."""
     started.scheduler.shutdown(wait=False)
-    background.alerting.join(max(0.0, deadline - time.monotonic()))
-    flushed = background.alerting.flush(max(0.0, deadline - time.monotonic()))
+    for work in background.clusters:
+        work.alerting.join(max(0.0, deadline - time.monotonic()))
+    background.sender.wake.set()
+    started.sender.join(max(0.0, min(2.0, deadline - time.monotonic())))
+    flushed = background.sender.flush(max(0.0, deadline - time.monotonic()))
     if flushed:
         log.info("outbox: %d message(s) sent while stopping", flushed)
-    started.watchers.join(max(0.0, min(2.0, deadline - time.monotonic())))
+    for thread in started.watchers:
+        thread.join(max(0.0, min(2.0, deadline - time.monotonic())))
 
 
 def default_identity() -> str:
@@ -264,7 +281,7 @@ class BotRunner:
 
     @property
     def commands(self) -> CommandServices:
-        """The command path's services of the running bot."""
+        """The command path's services of the running bot (its home cluster's)."""
         assert self.core is not None, "not started"
         return self.core.commands
 
@@ -273,10 +290,22 @@ class BotRunner:
             return self.app is not None  # HTTP mode: auth.test passed when the app was built
         return bool(self.socket_handler.client.is_connected())
 
-    def _cluster_reachable(self) -> bool:
+    def _cluster_check(self, kube: KubeClient) -> Callable[[], bool]:
+        def reachable() -> bool:
+            kube.request("GET", "/version", timeout=self.readiness_policy.check_timeout)
+            return True
+
+        return reachable
+
+    def _record(self, name: str, reachable: bool, error: str | None) -> None:
         assert self.core is not None
-        self.core.kube.request("GET", "/version", timeout=self.readiness_policy.check_timeout)
-        return True
+        cluster = self.core.cluster(name)
+        was = cluster.reachability.state().reachable
+        cluster.reachability.record(reachable, error)
+        if was is not False and not reachable:
+            log.warning("cluster %s is unreachable: %s", name, error)
+        elif was is False and reachable:
+            log.info("cluster %s is reachable again", name)
 
     def start(self) -> BotRunner:
         settings = self.settings
@@ -284,10 +313,11 @@ class BotRunner:
         core = self.core = build_core(
             settings, permissions=self.permissions, slack=client, kube=self.kube, verbs=self.verbs
         )
-        self.app = build_app(settings, core.commands, client, core.renderer, self.executor)
+        self.app = build_app(settings, core.router, client, core.renderer, self.executor)
         readiness = Readiness(
             slack_connected=self._slack_connected,
-            cluster_reachable=self._cluster_reachable,
+            clusters={c.name: self._cluster_check(c.kube) for c in core.clusters},
+            record=self._record,
             policy=self.readiness_policy,
         )
         integrations = (
@@ -312,7 +342,7 @@ class BotRunner:
             poster = core.poster or Poster(client)
             if settings.leader_election:
                 lock = LeaseLock(
-                    core.kube,
+                    core.home.kube,  # the Lease lives in the first cluster, where the bot runs
                     namespace=lease_namespace(settings),
                     name=settings.leader_lease_name,
                     identity=self.identity,

@@ -276,6 +276,34 @@ def cordon(kube: KubeClient, node: str, *, manager: str = ALICE) -> None:
     request(kube, "PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}}, manager=manager)
 
 
+def taint(kube: KubeClient, node: str, key: str, value: str, *, manager: str = ALICE) -> None:
+    """Add a NoSchedule taint `key=value` beside the node's others (`kubectl taint`)."""
+    taints = list(get(kube, "v1", "Node", None, node).get("spec", {}).get("taints") or [])
+    taints.append({"key": key, "value": value, "effect": "NoSchedule"})
+    request(kube, "PATCH", f"/api/v1/nodes/{node}", {"spec": {"taints": taints}}, manager=manager)
+
+
+def replace_a_pod_held_off(kube: KubeClient, app: App) -> None:
+    """Delete one of the app's pods and wait until its replacement is Pending, held off every node
+    (the scheduler says why in its PodScheduled condition)."""
+    replace_a_pod(kube, app)
+
+    def pending() -> Observed:
+        found = pods(kube, app.namespace, app.selector_text)
+        held = [
+            p
+            for p in found
+            if p["status"].get("phase") == "Pending"
+            and any(
+                c.get("type") == "PodScheduled" and c.get("status") == "False"
+                for c in p["status"].get("conditions") or []
+            )
+        ]
+        return Observed(bool(held), [pod_summary(p) for p in found])
+
+    wait_for(pending, 45, f"a Pending replacement pod of {app.namespace}/{app.name}")
+
+
 # -- namespace policy ------------------------------------------------------------------------------
 
 
@@ -652,28 +680,43 @@ def init_container_broken_by_args(kube: KubeClient, namespace: str, *, manager: 
     return "orders"
 
 
-def budget_raised_to_replicas(kube: KubeClient, app: App, *, manager: str = ALICE) -> str:
-    """A PodDisruptionBudget `<app>-pdb` for the app's pods with minAvailable 1 (1 disruption allowed);
-    then `manager` raises minAvailable to the app's replicas: 0 disruptions allowed, every pod healthy."""
+def add_budget(kube: KubeClient, app: App, *, manager: str = "k8sbot-tests", **rule: int) -> str:
+    """A PodDisruptionBudget `<app>-pdb` for the app's pods with `rule` (`minAvailable=1` or
+    `maxUnavailable=1`: one disruption allowed), once its controller has computed it."""
     name = f"{app.name}-pdb"
     budget = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": {"name": name, "namespace": app.namespace},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": app.selector}},
+        "spec": {**rule, "selector": {"matchLabels": app.selector}},
     }
-    create(kube, budget)
+    path = f"/apis/policy/v1/namespaces/{app.namespace}/poddisruptionbudgets"
+    kube.request("POST", path, body=budget, query={"fieldManager": manager})
+    wait_for(_disruptions_allowed(kube, app, name, 1), 45, f"PodDisruptionBudget {name} computed")
+    return name
 
-    def allowed(count: int) -> Callable[[], Observed]:
-        def look() -> Observed:
-            status = get(kube, "policy/v1", "PodDisruptionBudget", app.namespace, name).get("status") or {}
-            return Observed(status.get("disruptionsAllowed") == count and status.get("expectedPods"), status)
 
-        return look
-
-    wait_for(allowed(app.replicas - 1), 45, f"PodDisruptionBudget {name} computed")
+def edit_budget(kube: KubeClient, app: App, name: str, *, manager: str = ALICE, **rule: int) -> None:
+    """`manager` sets the budget's `rule` (e.g. `maxUnavailable=0`) so that it allows 0 disruptions
+    while every pod is healthy; returns once its controller says so."""
     next_second()
     path = f"/apis/policy/v1/namespaces/{app.namespace}/poddisruptionbudgets/{name}"
-    request(kube, "PATCH", path, {"spec": {"minAvailable": app.replicas}}, manager=manager)
-    wait_for(allowed(0), 45, f"PodDisruptionBudget {name} allowing 0 disruptions")
+    request(kube, "PATCH", path, {"spec": rule}, manager=manager)
+    wait_for(_disruptions_allowed(kube, app, name, 0), 45, f"PodDisruptionBudget {name} allowing 0 disruptions")
+
+
+def _disruptions_allowed(kube: KubeClient, app: App, name: str, count: int) -> Callable[[], Observed]:
+    def look() -> Observed:
+        status = get(kube, "policy/v1", "PodDisruptionBudget", app.namespace, name).get("status") or {}
+        return Observed(status.get("disruptionsAllowed") == count and status.get("expectedPods"), status)
+
+    return look
+
+
+def budget_raised_to_replicas(kube: KubeClient, app: App, *, manager: str = ALICE) -> str:
+    """A PodDisruptionBudget `<app>-pdb` for the app's pods with minAvailable `replicas - 1` (1
+    disruption allowed); then `manager` raises minAvailable to the app's replicas: 0 disruptions
+    allowed, every pod healthy."""
+    name = add_budget(kube, app, minAvailable=app.replicas - 1)
+    edit_budget(kube, app, name, manager=manager, minAvailable=app.replicas)
     return name

@@ -59,7 +59,7 @@ def running_bot(
     the watchers, the alert engine and the scheduler, as `k8sbot run` does.
     """
     settings = bot_settings(emu, db=db, **settings_overrides)
-    full = bool(settings.kubeconfig)
+    full = bool(settings.kubeconfig or settings.clusters)
     runner = BotRunner(
         settings,
         http=mode == "http",

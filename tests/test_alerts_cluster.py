@@ -22,6 +22,7 @@ from bot.alerting.engine import ALERT_KINDS, AlertEngine, AlertSettings
 from bot.alerting.grouping import Timing
 from bot.changes.recording import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter
 from bot.commands.context import CommandServices, Placement
+from bot.commands.routing import ClusterRouter
 from bot.kube.client import KubeClient
 from bot.kube.watching import Watchers
 from bot.permissions.engine import PermissionEngine
@@ -155,7 +156,7 @@ def slack_app(bot: Bot, kube: KubeClient, namespace: str) -> Iterator[CommandSer
     )
     client = make_web_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     renderer = AnswerRenderer("test-cluster", StoredButtonValues(ButtonCommands(Database(bot.db_path))))
-    with BoltHttpServer(build_app(settings, services, client, renderer)) as server:
+    with BoltHttpServer(build_app(settings, ClusterRouter.single(services), client, renderer)) as server:
         bot.emu.driver.configure(mode="http", url=server.url)
         yield services
 

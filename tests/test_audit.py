@@ -62,6 +62,7 @@ def test_the_row_says_who_what_where_decision_outcome_and_when(database: Databas
     (row,) = audit.since(None)
     assert row.to_json() == {
         "id": row.id,
+        "cluster": "k8sbot-dev",
         "at": "2026-05-01T12:00:00+00:00",
         "slack_user": "U0ALICE",
         "usergroups": ["S0SHOPDEV"],

@@ -289,6 +289,7 @@ def test_changes_verb_timeline_and_errors(bot: Bot, kube: KubeClient, namespace:
     answer = execute(services, text=f"changes deploy/web -n {namespace} --since 2h")
     first = answer.data["changes"][0]
     assert set(first) >= {"id", "at", "ref", "actor", "revision", "summary", "fields"}
+    assert first["cluster"] == bot.store.cluster == "k8sbot-dev"  # the store's cluster, stamped on its rows
     assert first["ref"] == {"kind": "Deployment", "namespace": namespace, "name": "web"}
     assert first["fields"] == [
         {

@@ -306,3 +306,23 @@ def test_node_conditions_appearing_are_a_condition_change_and_a_new_container_st
     assert [(f.path, f.before, f.after) for f in added.fields] == [
         ("spec.template.spec.containers[2]", None, {"name": "debug", "image": "busybox"})
     ]
+
+
+def test_disruption_budget_edit_is_named_with_before_and_after() -> None:
+    def budget(**rule: int) -> dict[str, Any]:
+        return {
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web-pdb", "namespace": "shop", "uid": "b", "resourceVersion": "1"},
+            "spec": {**rule, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"disruptionsAllowed": 1, "currentHealthy": 2},
+        }
+
+    quiet = budget(maxUnavailable=1)
+    quiet["status"] = {"disruptionsAllowed": 0, "currentHealthy": 1}  # the controller's bookkeeping
+    assert change_of("PodDisruptionBudget", budget(maxUnavailable=1), quiet) is None
+    change = change_of("PodDisruptionBudget", budget(maxUnavailable=1), budget(maxUnavailable=0))
+    assert change is not None and change.kind is ChangeKind.SPEC
+    assert change.summary == "maxUnavailable: 1 → 0"
+    assert [(f.path, f.before, f.after, f.label) for f in change.fields] == [
+        ("spec.maxUnavailable", 1, 0, "maxUnavailable")
+    ]

@@ -19,7 +19,7 @@ from bot.commands.registry import VerbRegistry
 from bot.commands.specs import VerbSpec
 from bot.kube.client import UnconfiguredKubeClient
 from bot.model import Category
-from bot.settings import ENV, Settings
+from bot.settings import ENV, Settings, load_settings
 from bot.store.database import Database
 from tests.wiring_helpers import command_services
 
@@ -396,3 +396,10 @@ def test_python_name_check_catches_drift() -> None:
         "`k8sbot.db`, `k8sbot.dev/team`, `bot.dispatch.execute`, `bot.diagnosis.run_analyzers`.\n"
     )
     assert unresolved_names(text) == ["bot.diagnosis.run_analyzers", "bot.dispatch.execute"]
+
+
+def test_the_example_config_loads_and_shows_two_clusters() -> None:
+    settings = load_settings({"K8SBOT_CONFIG": str(REPO / "deploy" / "config.example.yaml")})
+    assert [c.name for c in settings.cluster_configs()] == ["prod-eu", "prod-us"]
+    assert set(settings.channel_clusters.values()) == {"prod-eu", "prod-us"}
+    assert settings.legacy_cluster == "prod-eu"

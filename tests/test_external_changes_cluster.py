@@ -20,7 +20,6 @@ import pytest
 from kube_helpers import SIM_LABEL, create, patch, wait_for, wait_rolled_out
 from scenarios import App, _wait_symptom, _waiting, checkout_manifests
 from test_alerts_cluster import CHANNEL, Bot, bot  # noqa: F401 - the alert engine fixture
-from test_why_slack import slack_why
 
 from bot.integrations.external import ExternalChanges
 from bot.kube.client import KubeClient
@@ -29,6 +28,7 @@ from bot.store.changes import ChangeStore
 from bot.store.database import Database
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, OPS, running_bot, wait_answer
+from tests.why_helpers import ask_json, slack_why
 
 pytestmark = pytest.mark.kwok
 
@@ -93,8 +93,7 @@ def test_why_blames_a_flag_flip_recorded_minutes_before_a_crash(
     assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
     assert slack.lints(kind="broadcast_ping") == []
 
-    env_db = {"K8SBOT_DB": str(db)}
-    data = ask_json_with(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path, env_db)
+    data = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path, db=db)
     top = data["causes"][0]
     assert top["category"] == "crash_loop"
     change = top["change"]
@@ -102,24 +101,9 @@ def test_why_blames_a_flag_flip_recorded_minutes_before_a_crash(
     assert (change["path"], change["before"], change["after"]) == ("flags.new_payment", "off", "on")
     assert "flags" in top["suggestion"]["text"] and top["suggestion"]["command"] is None
 
-    changes = ask_json_with(cluster.kubeconfig, f"changes -n {namespace} --since 1h", tmp_path, env_db)
+    changes = ask_json(cluster.kubeconfig, f"changes -n {namespace} --since 1h", tmp_path, db=db)
     assert [(c["source"], c["kind"]) for c in changes["changes"]] == [("flags", "external")]
-
-
-def ask_json_with(kubeconfig: str, text: str, tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
-    """`k8sbot ask --json` over the bot's database (ask_json of test_why_slack uses a fresh one)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "KUBECONFIG": kubeconfig, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
+    assert changes["changes"][0]["cluster"] == "k8sbot-dev"  # the cluster the bot's store stamped
 
 
 def test_an_alert_names_the_external_change_when_nothing_in_the_cluster_explains_the_crash(
@@ -167,7 +151,6 @@ def test_an_argo_cd_managed_deployment_names_its_application_and_its_rollback_wa
 ) -> None:
     argo_checkout(kube, namespace)
     db = tmp_path / "bot.db"
-    kubeconfig_env = {"K8SBOT_DB": str(db)}
     with running_bot(
         slack,
         mode="http",
@@ -198,19 +181,12 @@ def test_an_argo_cd_managed_deployment_names_its_application_and_its_rollback_wa
     assert "Argo CD application shop-checkout" in preview and "argocd app rollback shop-checkout" in preview
     assert "revert the commit" in preview
 
-    shown = ask_json_with(cluster.kubeconfig, f"changes deploy/checkout -n {namespace}", tmp_path, kubeconfig_env)
+    shown = ask_json(cluster.kubeconfig, f"changes deploy/checkout -n {namespace}", tmp_path, db=db)
     managed = [c["managed_by"] for c in shown["changes"] if c["kind"] == "image"]
     assert managed and managed[0]["tool"] == "argocd" and managed[0]["name"] == "shop-checkout"
     assert shown["changes"][0]["source"] == "kubernetes"
 
-    rolled = subprocess.run(
-        [sys.executable, "-m", "k8sbot", "ask", f"rollback checkout -n {namespace}", "--yes", "--json"],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "KUBECONFIG": cluster.kubeconfig,
-             "K8SBOT_DB": str(tmp_path / "ask.db")},
-        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
-    )  # fmt: skip
-    assert rolled.returncode == 0, rolled.stderr
-    data = json.loads(rolled.stdout)
+    data = ask_json(cluster.kubeconfig, f"rollback checkout -n {namespace}", tmp_path, flags=("--yes",))
     assert data["outcome"] == "done"  # warned, not refused
     (warning,) = data["warnings"]
     assert "Argo CD will revert this rollback" in warning and "argocd app rollback shop-checkout" in warning

@@ -891,3 +891,32 @@ def test_smoke_the_bot_run_with_the_charts_service_account_token(
         if bot is not None:
             bot.stop()
         helm("uninstall", release, *common)
+
+
+def test_other_clusters_kubeconfigs_are_mounted_read_only_from_a_secret_of_yours(helm: Run) -> None:
+    objects = render(
+        helm,
+        "--set",
+        "slack.botToken=xoxb-1,slack.appToken=xapp-1,clusterKubeconfigs.secretName=k8sbot-clusters",
+        "--set-json",
+        'config={"clusters": [{"name": "prod-eu"}, {"name": "prod-us", '
+        '"kubeconfig": "/var/run/k8sbot/clusters/prod-us"}]}',
+    )
+    pod = one(objects, "Deployment", "k8sbot")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "cluster-kubeconfigs")
+    assert volume["secret"] == {"secretName": "k8sbot-clusters", "defaultMode": 0o440}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "cluster-kubeconfigs")
+    assert mount == {"name": "cluster-kubeconfigs", "mountPath": "/var/run/k8sbot/clusters", "readOnly": True}
+    config = yaml.safe_load(one(objects, "ConfigMap", "k8sbot")["data"]["config.yaml"])
+    assert [c["name"] for c in config["clusters"]] == ["prod-eu", "prod-us"]
+    without = render(helm, "--set", "slack.botToken=xoxb-1,slack.appToken=xapp-1")
+    pod = one(without, "Deployment", "k8sbot")["spec"]["template"]["spec"]
+    assert "cluster-kubeconfigs" not in {v["name"] for v in pod["volumes"]}
+    bad = helm(
+        "template",
+        "k8sbot",
+        CHART,
+        "--set",
+        "slack.botToken=xoxb-1,slack.appToken=xapp-1,clusterKubeconfigs.secretName=Bad_Name",
+    )
+    assert bad.returncode != 0 and "clusterKubeconfigs" in bad.stderr

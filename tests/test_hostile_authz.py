@@ -192,8 +192,8 @@ def test_silencing_what_one_may_touch_still_works(world: World) -> None:
 
 def test_the_cluster_lock_is_asked_about_the_silenced_object(world: World) -> None:
     answer = world.run("U0OPER", f"can-i silence checkout -n {world.namespace}")
-    assert answer.data["allowed"] is True and answer.data["cluster"]["allowed"] is True
-    assert "may get deployments.apps checkout" in answer.data["cluster"]["reason"]
+    assert answer.data["allowed"] is True and answer.data["rbac"]["allowed"] is True
+    assert "may get deployments.apps checkout" in answer.data["rbac"]["reason"]
 
 
 def test_can_i_explains_the_decision_where_the_verb_acts(world: World) -> None:

@@ -12,9 +12,9 @@ import pytest
 from kube_helpers import apply, patch
 from scenarios import deploy_checkout
 from scenarios_layers import deploy_payments, scale_as
-from test_why_layers_cluster import ask_json
 
 from bot.kube.client import KubeClient
+from tests.why_helpers import ask_json
 
 pytestmark = pytest.mark.hostile
 

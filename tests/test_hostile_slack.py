@@ -22,7 +22,7 @@ from kube_helpers import create, patch, wait_for
 from bot.commands.context import VerbContext
 from bot.commands.registry import VerbRegistry
 from bot.commands.specs import FlagSpec, VerbSpec
-from bot.digest.content import Digest, Section
+from bot.digest.content import MORE_IN_CLUSTER, ClusterPart, Digest, Section
 from bot.kube.client import KubeClient
 from bot.model import Answer, Button, Command
 from bot.slack.alerts import BlockKitAlerts
@@ -511,6 +511,11 @@ def test_digests_and_audit_lines_are_inert(hostile: str) -> None:
     )
     message = render_digest(digest)
     assert_inert(message.text, message.blocks)
+    # grouped by cluster (a bot serving several), in both layouts: a block per section, a block per cluster
+    for count in (2, 12):
+        parts = tuple(ClusterPart(hostile, digest.sections, namespaces=(hostile,)) for _ in range(count))
+        grouped = render_digest(replace(digest, sections=(), clusters=parts, more=MORE_IN_CLUSTER))
+        assert_inert(grouped.text, grouped.blocks)
     entry = AuditEntry(
         id=1,
         at=datetime(2026, 5, 1, tzinfo=UTC),
@@ -534,6 +539,9 @@ def test_digests_and_audit_lines_are_inert(hostile: str) -> None:
     )
     for outcome in ("denied", "done", "failed"):
         line = render_audit_entry(replace(entry, outcome=outcome))
+        assert_inert(line.text, line.blocks)
+        # naming the cluster (a bot serving several): a stored name is a DNS label, escaped all the same
+        line = render_audit_entry(replace(entry, outcome=outcome, cluster=hostile), cluster=True)
         assert_inert(line.text, line.blocks)
 
 

@@ -150,8 +150,8 @@ def test_an_operator_bound_only_to_view_is_refused_by_the_cluster_and_told_why(s
 def test_reading_is_allowed_for_the_view_bound_operator(shop: Shop) -> None:
     answer = shop.run("U0WEAK", "can-i status checkout -n " + shop.namespace)
     assert answer.data["allowed"] is True
-    assert answer.data["cluster"]["allowed"] is True
-    assert answer.data["cluster"]["reason"].endswith(f"may list pods, list events in namespace {shop.namespace}")
+    assert answer.data["rbac"]["allowed"] is True
+    assert answer.data["rbac"]["reason"].endswith(f"may list pods, list events in namespace {shop.namespace}")
 
 
 def test_a_namespace_outside_the_globs_is_refused(shop: Shop) -> None:
@@ -166,16 +166,16 @@ def test_can_i_explains_both_locks(shop: Shop) -> None:
     weak = shop.run("U0WEAK", f"can-i rollback checkout -n {ns}")
     assert weak.title == f"No: you may not rollback checkout in {ns}"
     assert weak.data["file"]["allowed"] is True and "team weak" in weak.data["file"]["reason"]
-    assert weak.data["cluster"]["allowed"] is False
-    assert "may not patch deployments.apps checkout" in weak.data["cluster"]["reason"]
+    assert weak.data["rbac"]["allowed"] is False
+    assert "may not patch deployments.apps checkout" in weak.data["rbac"]["reason"]
     assert any(line.startswith("✗ cluster RBAC") for line in weak.lines)
 
     alice = shop.run("U0ALICE", f"can-i rollback checkout -n {ns}")
-    assert alice.data["allowed"] is True and alice.data["cluster"]["allowed"] is True
-    assert "slack:U0ALICE (groups team-edit) may get deployments.apps checkout" in alice.data["cluster"]["reason"]
+    assert alice.data["allowed"] is True and alice.data["rbac"]["allowed"] is True
+    assert "slack:U0ALICE (groups team-edit) may get deployments.apps checkout" in alice.data["rbac"]["reason"]
 
     viewer = shop.run("U0VIEW", f"can-i rollback checkout -n {ns}")
-    assert viewer.data["file"]["allowed"] is False and viewer.data["cluster"] is None
+    assert viewer.data["file"]["allowed"] is False and viewer.data["rbac"] is None
     # can-i itself is a read: recorded once each, never refused to people who hold it.
     assert [r.outcome for r in shop.rows()] == ["done", "done", "done"]
 

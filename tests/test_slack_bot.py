@@ -252,7 +252,8 @@ def test_health_and_readiness(emu: SlackEmulator, db: str) -> None:
         assert not_ready.value.code == 503
         state = json.loads(not_ready.value.read())
         assert state["slack"] is True and state["cluster"] is False
-        assert set(state) == {"slack", "cluster", "cluster_checked_seconds_ago"}
+        assert set(state) == {"slack", "cluster", "cluster_checked_seconds_ago", "clusters"}
+        assert state["clusters"]["k8sbot-dev"]["reachable"] is False and state["clusters"]["k8sbot-dev"]["error"]
         metrics = urllib.request.urlopen(runner.url + "/metrics", timeout=5).read().decode()
         assert "python_info" in metrics
 
@@ -267,7 +268,7 @@ def test_ask_help_prints_the_same_help_as_slack(emu: SlackEmulator, db: str, tmp
         timeout=60,
         cwd=tmp_path,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).parent.parent)},
     )
     assert terminal.returncode == 0, terminal.stderr
     lines = [line for line in terminal.stdout.splitlines() if line.strip()]

@@ -10,17 +10,13 @@ the cache was behind and comes from the API.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import REPO, patch
+from kube_helpers import patch
 from kubernetes import client as k8s_client
 from scenarios import BREAKERS, EXPECTED_CATEGORY, deploy_checkout
 
@@ -32,7 +28,8 @@ from bot.model import Subject
 from handlers.serving import ReadinessPolicy
 from k8sbot.running import BotRunner
 from slack_emulator import SlackEmulator
-from tests.slack_harness import ALICE, OPS, running_bot, wait_answer
+from tests.slack_harness import ALICE, running_bot
+from tests.why_helpers import ask_json, slack_why
 from tests.wiring_helpers import VERBS
 
 QUIET = ReadinessPolicy(interval=3600.0)
@@ -82,36 +79,6 @@ def cache_and_snapshot(services: CommandServices, text: str) -> tuple[dict[str, 
     return cached, listed, calls
 
 
-def ask_json(kubeconfig: str, text: str, tmp_path: Path) -> dict[str, Any]:
-    """`k8sbot ask --json` in its own process (this worktree's code), as a person runs it."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "KUBECONFIG": kubeconfig,
-        "K8SBOT_DB": str(tmp_path / "ask.db"),
-        "PYTHONPATH": str(REPO),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-def slack_answer(emu: SlackEmulator, text: str) -> str:
-    before = len(emu.response_posts())
-    result = emu.driver.slash_command(text, user_id=ALICE, channel_id=OPS)
-    assert result.ok and not result.timed_out
-    return json.dumps(wait_answer(emu, before, what=f"the answer to /k8s {text}")["blocks"])
-
-
 @pytest.mark.kwok
 @pytest.mark.parametrize("scenario", sorted(EXPECTED_CATEGORY))
 def test_why_from_the_cache_equals_the_snapshot_answer(
@@ -143,7 +110,7 @@ def test_why_through_slack_from_the_cache_and_ask_json_from_the_api(
         assert runner.core is not None
         bot_kube = runner.core.kube
         before = bot_kube.calls
-        shown = slack_answer(slack, f"why checkout -n {namespace}")
+        shown = slack_why(slack, f"why checkout -n {namespace}")
         calls = bot_kube.calls - before
         cached, _ = run_verb(runner.commands, f"why checkout -n {namespace}")
     assert calls == 1, calls  # the check of the Deployment against the API server, nothing else
@@ -183,7 +150,7 @@ def test_a_change_made_a_moment_before_is_in_the_answer_or_it_says_the_cache_is_
         assert all(c["category"] != "scaled_to_zero" for c in data["causes"]), data
         assert calls > 1  # the check, then the target's objects from the API
         patch(kube, "apps/v1", "Deployment", namespace, "checkout", {"spec": {"replicas": 0}})
-        shown = slack_answer(slack, text)
+        shown = slack_why(slack, text)
     assert "watch cache was behind" in shown and "scaled_to_zero" in shown
 
 

@@ -3,6 +3,8 @@ StatefulSet and DaemonSet rollouts blamed on their template change read from Con
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from bot.diagnosis.engine import explain
 from bot.kube.resolving import resolve
 from bot.kube.revisions import controller_revision_change
 from bot.kube.snapshot import Snapshot
-from bot.model import Category, ObjectRef, Severity
+from bot.model import Category, Change, ChangeKind, FieldChange, ObjectRef, Severity
 
 NS = "shop"
 ANALYZERS = AnalyzerRegistry.discover()
@@ -299,3 +301,48 @@ def test_budget_with_room_or_blocked_only_by_failing_pods_is_not_blamed() -> Non
     failing = Snapshot.build(NS, [*_web(), _budget(2, healthy=1)])
     findings = explain(failing, resolve(failing, "web"), analyzers=ANALYZERS).findings
     assert Category.DISRUPTION_BLOCKED not in {f.category for f in findings}
+
+
+class _Recorded:
+    """The change tracker's history: the budget's recorded edit."""
+
+    def __init__(self, *changes: Change) -> None:
+        self.changes = changes
+
+    def changes_for(self, refs: Sequence[ObjectRef], since: datetime) -> list[Change]:
+        return [c for c in self.changes if c.ref in refs and c.at >= since]
+
+
+def test_recorded_budget_edit_is_blamed_with_its_before_and_after() -> None:
+    """With the edit recorded (the tracker watches budgets), the culprit has both values, not "was
+    added" as read from managedFields alone."""
+    ref = ObjectRef("PodDisruptionBudget", NS, "web-pdb")
+    at = datetime(2026, 11, 30, 10, 42, tzinfo=UTC)
+    edit = Change(
+        ref,
+        at,
+        ChangeKind.SPEC,
+        "minAvailable: 1 → 2",
+        (FieldChange("spec.minAvailable", 1, 2, "minAvailable"),),
+        actor="alice",
+    )
+    snapshot = Snapshot.build(NS, [*_web(), _budget(2)])
+    diagnosis = explain(
+        snapshot, resolve(snapshot, "web"), analyzers=ANALYZERS, history=_Recorded(edit), now=at + timedelta(minutes=5)
+    )
+    top = diagnosis.causes[0]
+    assert top.category == Category.DISRUPTION_BLOCKED, diagnosis
+    assert top.change is not None, top
+    assert (top.change.ref, top.change.path, top.change.before, top.change.after, top.change.actor) == (
+        ref,
+        "spec.minAvailable",
+        1,
+        2,
+        "alice",
+    )
+    assert "minAvailable of PodDisruptionBudget web-pdb changed from 1 to 2" in diagnosis.summary, diagnosis.summary
+    assert "alice" in diagnosis.summary, diagnosis.summary
+    # Without the record, managedFields tell who and when, and the value it has now.
+    alone = explain(snapshot, resolve(snapshot, "web"), analyzers=ANALYZERS, now=at + timedelta(minutes=5))
+    assert alone.causes[0].change is not None
+    assert (alone.causes[0].change.before, alone.causes[0].change.after) == (None, 2)

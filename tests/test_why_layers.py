@@ -239,6 +239,81 @@ def test_node_changes_from_conditions_and_cordons_from_their_writer() -> None:
     assert [(c.ref.name, c.path) for c in blamed] == [("n1", "spec.unschedulable")]
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match selector.",
+        # Newer schedulers name no taint: the pods' tolerations tell which taint kept them off.
+        "0/3 nodes are available: 1 node(s) had untolerated taint(s), 2 node(s) didn't match Pod's node selector.",
+    ],
+)
+def test_a_persons_taint_the_pods_do_not_tolerate_is_blamed(message: str) -> None:
+    node = {
+        "kind": "Node",
+        "metadata": {
+            "name": "n1",
+            "labels": {"pool": "a"},
+            "managedFields": [
+                {
+                    "manager": "k8sbot-tests",
+                    "time": "2026-11-30T10:00:00Z",
+                    "fieldsV1": {"f:spec": {"f:taints": {'k:{"effect":"NoSchedule","key":"team"}': {}}}},
+                },
+                {
+                    "manager": "alice",
+                    "time": "2026-11-30T10:41:00Z",
+                    "fieldsV1": {"f:spec": {"f:taints": {'k:{"effect":"NoSchedule","key":"dedicated"}': {}}}},
+                },
+            ],
+        },
+        "spec": {
+            "taints": [
+                {"key": "team", "value": "shop", "effect": "NoSchedule"},
+                {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
+            ]
+        },
+    }
+    pending = {
+        "kind": "Pod",
+        "spec": {
+            "nodeSelector": {"pool": "a"},
+            "tolerations": [{"key": "team", "operator": "Equal", "value": "shop", "effect": "NoSchedule"}],
+        },
+        "status": {"conditions": [{"type": "PodScheduled", "status": "False", "message": message}]},
+    }
+    blamed = scheduling_blockers([pending], Snapshot.build(NS, [node]))
+    assert [(c.ref.name, c.path, c.after, c.actor) for c in blamed] == [
+        ("n1", "spec.taints.dedicated", "dedicated=gpu:NoSchedule", "alice")
+    ]
+    # Tolerated, it keeps nothing off.
+    tolerant = {**pending, "spec": {**pending["spec"], "tolerations": [{"operator": "Exists"}]}}
+    if "{" not in message:
+        assert scheduling_blockers([tolerant], Snapshot.build(NS, [node])) == []
+
+
+def test_a_taint_written_with_the_whole_list_is_blamed_on_its_writer() -> None:
+    """The API server keeps Node taints as one atomic list: `kubectl taint` (or any patch) makes its
+    writer own `f:taints` whole, with no item keys. That writer added the taint; a controller that
+    rewrote the list since is not blamed for a person's taint."""
+
+    def node(*writers: tuple[str, str]) -> dict:
+        fields = [{"manager": m, "time": t, "fieldsV1": {"f:spec": {"f:taints": {}}}} for m, t in writers]
+        return {
+            "kind": "Node",
+            "metadata": {"name": "n1", "managedFields": fields},
+            "spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]},
+        }
+
+    [blamed] = blockers(node(("alice", "2026-11-30T10:41:00Z")))
+    assert (blamed.path, blamed.actor, blamed.at) == (
+        "spec.taints.dedicated",
+        "alice",
+        datetime(2026, 11, 30, 10, 41, tzinfo=UTC),
+    )
+    [unknown] = blockers(node(("kube-controller-manager", "2026-11-30T10:45:00Z")))
+    assert (unknown.actor, unknown.at) == (None, None)
+
+
 def test_config_edits_name_the_edit_not_the_creation() -> None:
     created = "2026-11-30T10:00:00Z"
 

@@ -7,9 +7,7 @@ name the culprit change, in the Slack message and in the JSON contract alike.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,8 @@ from scenarios import BREAKERS, EXPECTED_CATEGORY, deploy_checkout, run_failing_
 
 from bot.kube.client import KubeClient
 from slack_emulator import SlackEmulator
-from tests.slack_harness import ALICE, OPS, answers_after, running_bot, wait_answer
+from tests.slack_harness import ALICE, OPS, running_bot, wait_answer
+from tests.why_helpers import answering_bot, ask_json, assert_told, slack_ask, slack_why
 
 EXPECTED = EXPECTED_CATEGORY
 
@@ -29,41 +28,17 @@ def emu(slack: SlackEmulator) -> SlackEmulator:
     return slack
 
 
-def ask_json(kubeconfig: str, text: str, tmp_path: Path) -> dict[str, Any]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "KUBECONFIG": kubeconfig,
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),  # this checkout's code, not the installed one
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
-        env={**env, "K8SBOT_DB": str(tmp_path / "ask.db")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-def slack_why(emu: SlackEmulator, text: str) -> str:
-    """Send /k8s <text>; return the final message's text (header + sections) after the placeholder."""
-    before = len(emu.response_posts())
-    result = emu.driver.slash_command(text, user_id=ALICE, channel_id=OPS)
-    assert result.ok and not result.timed_out
-    final = wait_answer(emu, before, what=f"the answer to /k8s {text}")
-    assert all(p.status == 200 for p in emu.response_posts()[before:])
-    return json.dumps(final["blocks"])
+@pytest.fixture(scope="module")
+def slack_bot(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlackEmulator]:
+    """One emulator and one bot (HTTP mode) answering there for the module's scenarios."""
+    with answering_bot(cluster.client(), tmp_path_factory.mktemp("why-slack-bot")) as emu:
+        yield emu
 
 
 @pytest.mark.kwok
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
 def test_why_scenario_through_slack_and_ask_json(
-    kube: KubeClient, namespace: str, cluster: Any, emu: SlackEmulator, tmp_path: Path, scenario: str
+    kube: KubeClient, namespace: str, cluster: Any, slack_bot: SlackEmulator, tmp_path: Path, scenario: str
 ) -> None:
     app = deploy_checkout(kube, namespace)
     breakage = BREAKERS[scenario](kube, app)
@@ -76,15 +51,17 @@ def test_why_scenario_through_slack_and_ask_json(
         assert top["change"] is not None, data
         assert top["change"]["before"] == breakage.before and top["change"]["after"] == breakage.after
 
-    with running_bot(emu, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
-        shown = slack_why(emu, f"why checkout -n {namespace}")
+    before = len(slack_bot.lints(kind="broadcast_ping"))
+    message = slack_ask(slack_bot, f"why checkout -n {namespace}", channel=OPS)
+    assert_told(message, data)  # its top cause, evidence and culprit, as `ask --json` said them
+    shown = json.dumps(message["blocks"])
     assert f"[{EXPECTED[scenario]}," in shown
     if breakage.path is not None:
         # Named in a person's words (`env var PAYMENT_API_URL of container app`), not as the API's path.
         assert top["change"]["what"] in shown
         if "[" in top["change"]["path"]:  # list indices of the API's JSON mean nothing to a person
             assert top["change"]["path"] not in shown
-    assert emu.lints(kind="broadcast_ping") == []
+    assert slack_bot.lints(kind="broadcast_ping")[before:] == []
 
 
 @pytest.mark.kwok
@@ -102,13 +79,11 @@ def test_why_failing_job_and_healthy_service_in_socket_mode(
 
 @pytest.mark.kwok
 def test_why_offers_rollback_and_logs_buttons_that_carry_commands(
-    kube: KubeClient, namespace: str, emu: SlackEmulator, tmp_path: Path
+    kube: KubeClient, namespace: str, slack_bot: SlackEmulator
 ) -> None:
     app = deploy_checkout(kube, namespace)
     BREAKERS["bad_image"](kube, app)
-    with running_bot(emu, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
-        slack_why(emu, f"why checkout -n {namespace}")
-    blocks = answers_after(emu, 0)[-1]["blocks"]
+    blocks = json.loads(slack_why(slack_bot, f"why checkout -n {namespace}"))
     buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
     values = [b["value"] for b in buttons]
     assert f"rollback checkout -n {namespace} --to-revision 1" in values

@@ -178,3 +178,38 @@ def test_older_records_name_list_items_from_the_object_as_it_is_now() -> None:
     history = [Change(REF, AT, ChangeKind.SPEC, "env", (FieldChange(path, "a", "b"),))]  # recorded without a label
     blamed = culprit(Category.CRASH_LOOP, Evidence(workload=REF, history=history, current=deployment))
     assert blamed is not None and blamed.what == "env var DB_URL of container app"
+
+
+@pytest.mark.parametrize(
+    ("category", "derived", "said"),
+    [
+        (
+            Category.CRASH_LOOP,
+            CulpritChange(
+                ObjectRef("ConfigMap", "shop", "checkout-config"), AT, "alice", None, "data.FLAGS", None, None
+            ),
+            "key FLAGS of ConfigMap checkout-config was changed",
+        ),
+        (
+            Category.NODE_NOT_READY,
+            CulpritChange(ObjectRef("Node", None, "n1"), AT, None, None, "status.conditions.Ready", "True", "False"),
+            "condition Ready of Node n1 changed from True to False",
+        ),
+        (
+            Category.HPA_LIMITED,
+            CulpritChange(
+                ObjectRef("HorizontalPodAutoscaler", "shop", "checkout"), AT, "alice", None, "spec.maxReplicas", None, 1
+            ),
+            "maxReplicas of HorizontalPodAutoscaler checkout",
+        ),
+    ],
+)
+def test_changes_read_from_other_objects_are_named_in_words(
+    category: Category, derived: CulpritChange, said: str
+) -> None:
+    """A change read from the object itself (a ConfigMap's managedFields, a node condition's
+    transition, an autoscaler's last write) is named like a recorded one: the field in words and its
+    object, never the API's path (`ConfigMap checkout-config data.FLAGS was changed`)."""
+    blamed = culprit(category, Evidence(workload=REF, derived=[derived]))
+    assert blamed is not None and blamed.path == derived.path, blamed
+    assert change_phrase(blamed, target=REF).startswith(said), change_phrase(blamed, target=REF)

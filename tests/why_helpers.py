@@ -1,13 +1,16 @@
-"""What the `why` wording tests share: `k8sbot ask --json` in a subprocess, a Slack `why`, and the real
-bot with its watchers recording one namespace's changes (so `why` has a change history to blame)."""
+"""What the `why` cluster tests share: `k8sbot ask --json` in a subprocess (this checkout's code), a
+`/k8s why` typed in the Slack emulator and the answer it posts, one answering bot for a whole test
+module, and the real bot with its watchers recording one namespace's changes (so `why` has a change
+history to blame)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,8 @@ from kube_helpers import bind_role, patch, pods
 from bot.kube.client import KubeClient
 from k8sbot.running import BotRunner
 from slack_emulator import SlackEmulator
-from tests.slack_harness import ALICE, SHOP, running_bot, wait_answer
+from slack_emulator.testing import clean_slack_env
+from tests.slack_harness import ALICE, OPS, SHOP, running_bot, seeded_emulator, wait_answer
 
 POLICY = """
 roles:
@@ -36,8 +40,13 @@ HOLD = "k8sbot.dev/test-hold"
 """A finalizer that keeps a deleted pod Terminating (as a slow shutdown does) until the test lets go."""
 
 
-def ask_json(kubeconfig: str, text: str, tmp_path: Path, *, db: Path | None = None) -> dict[str, Any]:
-    """`python -m k8sbot ask TEXT --json` (this worktree's code), its JSON answer."""
+def ask_json(
+    kubeconfig: str, text: str, tmp_path: Path, *, db: Path | None = None, flags: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`python -m k8sbot ask TEXT --json` in its own process, as a person runs it: THIS checkout's code
+    (PYTHONPATH, not the venv's installed copy), no setting from the caller's environment, and the
+    database `db` (a running bot's, to read its recorded history) or a fresh one (what `ask` without a
+    running bot knows). `flags` go after TEXT (`--yes`). Its JSON answer."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
@@ -45,7 +54,7 @@ def ask_json(kubeconfig: str, text: str, tmp_path: Path, *, db: Path | None = No
         "PYTHONPATH": str(REPO),  # this checkout's code, not the one the venv has installed
     }
     result = subprocess.run(
-        [sys.executable, "-m", "k8sbot", "ask", text, "--json"],
+        [sys.executable, "-m", "k8sbot", "ask", text, *flags, "--json"],
         env={**env, "K8SBOT_DB": str(db or tmp_path / "ask.db")},
         capture_output=True,
         text=True,
@@ -63,7 +72,27 @@ def slack_ask(emu: SlackEmulator, text: str, *, channel: str = SHOP) -> dict[str
     before = len(emu.response_posts())
     result = emu.driver.slash_command(text, user_id=ALICE, channel_id=channel)
     assert result.ok and not result.timed_out
-    return wait_answer(emu, before, what=f"the answer to /k8s {text}", timeout=60)
+    answer = wait_answer(emu, before, what=f"the answer to /k8s {text}", timeout=60)
+    assert all(p.status == 200 for p in emu.response_posts()[before:])
+    return answer
+
+
+def slack_why(emu: SlackEmulator, text: str, *, channel: str = OPS) -> str:
+    """Send /k8s TEXT as Alice (in #ops by default); the answer's blocks as JSON text."""
+    return json.dumps(slack_ask(emu, text, channel=channel)["blocks"])
+
+
+@contextmanager
+def answering_bot(kube: KubeClient, tmp_path: Path) -> Iterator[SlackEmulator]:
+    """A Slack emulator and the bot (HTTP mode) answering there with `kube`'s identity and no
+    permissions file: one for a whole test module (each test asks about its own namespace)."""
+    with clean_slack_env():
+        emu = seeded_emulator()
+        try:
+            with running_bot(emu, mode="http", db=str(tmp_path / "bot.db"), kube=kube):
+                yield emu
+        finally:
+            emu.stop()
 
 
 def shown_text(message: dict[str, Any]) -> str:
@@ -124,3 +153,49 @@ def release_pods(kube: KubeClient, namespace: str) -> None:
                 {"metadata": {"finalizers": None}},
                 kind_of_patch="merge",
             )
+
+
+def slack_escaped(text: str) -> str:
+    """`text` as Slack shows it after the bot's escaping (&, < and > as entities)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _loose(text: str) -> str:
+    """Numbers that move between two reads a moment apart (restart counts, event counts, ages, times)
+    compared as numbers, not values."""
+    return re.sub(r"\d+", "#", text)
+
+
+def _about(evidence: str) -> str:
+    """What a line of evidence is about: `event BackOff` of `event BackOff ×2, last …: …`."""
+    return re.split(r"[:,×]", evidence, maxsplit=1)[0].strip()
+
+
+def assert_told(message: dict[str, Any], data: dict[str, Any]) -> str:
+    """The Slack answer tells what `ask --json` answered for the same target: the top cause's title
+    and category first, each line of its evidence, and its culprit change (the field in words, and
+    who). Returns the text shown, for the caller's own checks."""
+    shown = shown_text(message)
+    lines = _loose(shown).splitlines()
+    top = data["causes"][0]
+
+    def told(text: str, where: list[str]) -> bool:
+        return any(_loose(slack_escaped(text)) in line for line in where)
+
+    # The title's last clause: its subject may move between the two reads (the Deployment's or its
+    # ReplicaSet's condition says "can't create pods", whichever a controller wrote last).
+    title = top["title"].rsplit(": ", 1)[-1]
+    first = [line for line in lines if line.lstrip().startswith("#. ")][:1]  # "1. " once loose
+    assert told(f"{title}  [{top['category']},", first), f"the top cause is not first:\n{shown}"
+    # Each line of evidence by what it is about (`pod checkout-6d6c-2tbpp container app`, `event
+    # BackOff`, `LimitRange container-limits`): the rest moves (event counts and times, the names of
+    # pods a ReplicaSet failed to create).
+    missing = [line for line in top["evidence"] if not told(f"• {_about(line)}", lines)]
+    assert missing == [], f"evidence not in the Slack answer: {missing}\n--- shown:\n{shown}"
+    change = top["change"]
+    if change is not None:
+        changed = [line for line in lines if "Changed: " in line]
+        assert told(change["what"], changed), f"the culprit {change['what']!r} is not named:\n{shown}"
+        if change.get("actor"):
+            assert told(f"by {change['actor']})", changed), f"who changed it is not said:\n{shown}"
+    return shown

@@ -118,7 +118,10 @@ class AlertEngine:
         clock: Clock = utcnow,
         backoff: tuple[float, float] = (1.0, 10.0),
         inbox: AlertInbox | None = None,
+        sender: OutboxSender | None = None,
     ) -> None:
+        """`sender` is the outbox's sender when several engines (one per cluster) share one outbox:
+        its owner runs it. Without one the engine makes its own, runs it and flushes it."""
         self.clock = clock
         self.inbox = inbox
         self._last_intake = 0.0
@@ -131,7 +134,10 @@ class AlertEngine:
         self.outbox = outbox
         self.messages = messages
         self.analyzers = analyzers
-        self.sender = OutboxSender(self.outbox, poster, default_channel=settings.default_channel, backoff=backoff)
+        self.owns_sender = sender is None
+        self.sender = sender or OutboxSender(
+            self.outbox, poster, default_channel=settings.default_channel, backoff=backoff
+        )
         self.index = ClusterIndex()
         self.tracker = Tracker(settings.timing)
         self._dirty: set[ObjectRef] = set()
@@ -152,10 +158,12 @@ class AlertEngine:
         )
         self._seed()
         self._adopt()
-        self._threads = [
-            threading.Thread(target=self._run, args=(stop, synced), name="alert-engine", daemon=True),
-            threading.Thread(target=self.sender.run, args=(stop,), name="alert-sender", daemon=True),
-        ]
+        name = f"alert-engine-{self.settings.cluster_name}"
+        self._threads = [threading.Thread(target=self._run, args=(stop, synced), name=name, daemon=True)]
+        if self.owns_sender:
+            self._threads.append(
+                threading.Thread(target=self.sender.run, args=(stop,), name="alert-sender", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 
@@ -170,8 +178,9 @@ class AlertEngine:
             self._unsubscribe = None
 
     def flush(self, timeout: float) -> int:
-        """After `join`: send what the outbox can send within `timeout` seconds (shutdown)."""
-        return self.sender.flush(timeout)
+        """After `join`: send what the outbox can send within `timeout` seconds (shutdown); nothing
+        when the sender is shared (its owner flushes it)."""
+        return self.sender.flush(timeout) if self.owns_sender else 0
 
     def _seed(self) -> None:
         """List the owner kinds once: the change tracker may resume its watches from a checkpoint
@@ -481,6 +490,7 @@ class AlertEngine:
             default_channel=self.settings.default_channel,
             workload_annotations=(obj.get("metadata") or {}).get("annotations"),
             namespace_annotations=((namespace or {}).get("metadata") or {}).get("annotations"),
+            cluster=self.settings.cluster_name,
         )
 
     def _details(self, fire: Fire, evaluation: detection.Evaluation) -> dict[str, Any]:

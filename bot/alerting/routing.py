@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bot.model import DEFAULT_CLUSTER
 from bot.permissions.policy import Policy, namespace_matches
 
 TEAM_ANNOTATION = "k8sbot.dev/team"
@@ -31,8 +32,10 @@ def route(
     default_channel: str | None,
     workload_annotations: Mapping[str, str] | None = None,
     namespace_annotations: Mapping[str, str] | None = None,
+    cluster: str = DEFAULT_CLUSTER,
 ) -> Route:
-    """The channel (and team) for an alert about an object in `namespace` (None: cluster-scoped)."""
+    """The channel (and team) for an alert about an object in `namespace` (None: cluster-scoped) of
+    `cluster`: a team's namespaces may differ per cluster (permissions.yaml)."""
     notes: list[str] = []
     for where, notes_of in (("workload", workload_annotations), ("namespace", namespace_annotations)):
         wanted = (notes_of or {}).get(TEAM_ANNOTATION)
@@ -46,7 +49,7 @@ def route(
             + ("has no channel" if team is not None else "is not in permissions.yaml")
         )
     if namespace and policy is not None:
-        best = _best_team(namespace, policy)
+        best = _best_team(namespace, policy, cluster)
         if best is not None:
             name, glob = best
             channel = policy.teams[name].channel
@@ -57,13 +60,13 @@ def route(
     return Route(None, None, "no team's namespaces match and no default channel is set" + suffix)
 
 
-def _best_team(namespace: str, policy: Policy) -> tuple[str, str] | None:
-    """The team with a channel whose matching glob is the most specific."""
+def _best_team(namespace: str, policy: Policy, cluster: str) -> tuple[str, str] | None:
+    """The team with a channel whose matching glob (in `cluster`) is the most specific."""
     ranked: list[tuple[int, int, int, str, str]] = []
     for order, (name, team) in enumerate(policy.teams.items()):
         if not team.channel:
             continue
-        for glob in team.namespaces:
+        for glob in team.namespaces_in(cluster):
             if namespace_matches(namespace, (glob,)):
                 wildcards = glob.count("*") + glob.count("?")
                 ranked.append((wildcards, -len(glob), order, name, glob))

@@ -52,6 +52,7 @@ DEFAULT_KINDS: tuple[WatchedKind, ...] = (
             "HorizontalPodAutoscaler",
             "ResourceQuota",
             "LimitRange",
+            "PodDisruptionBudget",
             "Job",
             "CronJob",
             "Node",

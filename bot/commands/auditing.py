@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot.commands.context import VerbContext
 from bot.commands.specs import FlagSpec
@@ -36,7 +37,7 @@ def with_flags(command: Command, **flags: str) -> Command:
     """The command with flags set (names with '-' passed as `to_revision`), canonical order kept."""
     merged = dict(command.flags)
     merged.update({name.replace("_", "-"): value for name, value in flags.items()})
-    return Command(command.verb, command.target, command.namespace, tuple(sorted(merged.items())), command.raw)
+    return replace(command, flags=tuple(sorted(merged.items())))
 
 
 def run_audited(ctx: VerbContext, command: Command, *, decide: Decide | None) -> Answer:

@@ -35,6 +35,8 @@ class Placement:
     channel_namespaces: dict[str, str] = field(default_factory=dict)
     """Slack channel id → the namespace commands in that channel use when `-n` is not given."""
     default_namespace: str | None = None
+    clusters: tuple[str, ...] = ()
+    """Every cluster this bot serves (for `help`); empty: only `cluster_name`."""
 
 
 VerbFunc = Callable[["VerbContext", Command], Answer]

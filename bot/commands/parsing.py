@@ -15,7 +15,7 @@ from bot.commands.context import VerbTable
 from bot.commands.specs import FlagSpec
 from bot.errors import UsageError
 from bot.kube.kinds import kind_named
-from bot.model import Command
+from bot.model import CLUSTER_NAME, Command
 from bot.text import clip
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -50,6 +50,7 @@ def parse(text: str, *, registry: VerbTable) -> Command:
         raise UsageError(f"`{_quote(words[0], 40)}` is not a command I know.{_suggest(name, known)}")
     target: str | None = None
     namespace: str | None = None
+    cluster: str | None = None
     flags: dict[str, str | bool] = {}
     rest = words[1:]
     # Canonical text spells the leading flag out (`can-i checkout --verb rollback`); then no word fills it.
@@ -64,6 +65,15 @@ def parse(text: str, *, registry: VerbTable) -> Command:
                 if not value or value.startswith("-"):
                     raise UsageError("`-n` needs a namespace name.", usage=spec.usage)
                 namespace = _check_name(value, what="namespace", usage=spec.usage)
+                i += 1 if inline else 2
+                continue
+            if key == "cluster" and spec.flag_named(key) is None:  # every verb: which cluster it is for
+                value = inline or (rest[i + 1] if i + 1 < len(rest) else "")
+                if not value or value.startswith("-"):
+                    raise UsageError("`--cluster` needs a cluster name.", usage=spec.usage)
+                if not CLUSTER_NAME.fullmatch(value):
+                    raise UsageError(f"`{_quote(value)}` is not a valid cluster name.", usage=spec.usage)
+                cluster = value
                 i += 1 if inline else 2
                 continue
             flag = spec.flag_named(key)
@@ -99,7 +109,14 @@ def parse(text: str, *, registry: VerbTable) -> Command:
         target, namespace = _split_target(target, namespace, usage=spec.usage)
     elif spec.target == "required":
         raise UsageError(f"`{spec.name}` needs a target.", usage=spec.usage)
-    return Command(verb=spec.name, target=target, namespace=namespace, flags=tuple(sorted(flags.items())), raw=raw)
+    return Command(
+        verb=spec.name,
+        target=target,
+        namespace=namespace,
+        flags=tuple(sorted(flags.items())),
+        raw=raw,
+        cluster=cluster,
+    )
 
 
 def _check_name(value: str, *, what: str, usage: str | None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.kube.fields import name_of_rendered, show_value
 from bot.kube.revisions import RevisionChange, ScaleChange, spec_writer
@@ -170,7 +170,7 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
         weak = weak or blamed
     if category == Category.NO_ENDPOINTS and evidence.selector is not None:
         return evidence.selector
-    candidates = [c for c in evidence.derived if _relevant(category, c.path)]
+    candidates = [_worded(c, evidence) for c in evidence.derived if _relevant(category, c.path)]
     if evidence.revision is not None:
         field = pick_field(category, evidence.revision.fields)
         if field is not None and (weak is None or plausibility(category, field.path) >= STRONG):
@@ -204,6 +204,15 @@ def culprit(category: Category, evidence: Evidence) -> CulpritChange | None:
             evidence.workload, scale.at, scale.actor, None, "spec.replicas", scale.before, scale.after, "replicas"
         )
     return external_culprit(category, evidence.history)
+
+
+def _worded(change: CulpritChange, evidence: Evidence) -> CulpritChange:
+    """A change read from an object itself, named like a recorded one (`key FLAGS of ConfigMap
+    settings`, `condition Ready of Node n1`) when its reader gave it no words."""
+    if change.what:
+        return change
+    field = FieldChange(change.path, change.before, change.after)
+    return replace(change, what=what_changed(change.ref, field, evidence.workload, evidence.current))
 
 
 def external_culprit(category: Category, history: Sequence[Change]) -> CulpritChange | None:

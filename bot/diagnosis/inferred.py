@@ -72,15 +72,28 @@ def blockers(node: KubeObject) -> list[CulpritChange]:
 
 
 def _taint_writer(node: KubeObject, key: str) -> tuple[str | None, datetime | None]:
-    """Who wrote the taint with `key` (its own managedFields item, not whoever last wrote any taint)."""
+    """Who wrote the taint with `key`: the managedFields entry that owns its item, not whoever last
+    wrote any taint. The API server keeps taints as one atomic list, so an entry usually owns
+    `f:taints` whole (no item keys): its newest writer wrote the taint too, unless that was a
+    controller rewriting the list (then who added this one is not known)."""
     best: tuple[str | None, datetime | None] = (None, None)
+    whole: tuple[str | None, datetime | None] = (None, None)
     for entry in (node.get("metadata") or {}).get("managedFields") or []:
-        taints = ((entry.get("fieldsV1") or {}).get("f:spec") or {}).get("f:taints") or {}
-        owns = any(_item_key(item) == key for item in taints)
+        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        if "f:taints" not in spec:
+            continue
+        taints = spec.get("f:taints") or {}
+        manager = str(entry.get("manager") or "") or None
         at = parse_time(entry.get("time"))
-        if owns and at is not None and (best[1] is None or at > best[1]):
-            best = (str(entry.get("manager") or "") or None, at)
-    return best
+        if at is None:
+            continue
+        if any(_item_key(item) == key for item in taints) and (best[1] is None or at > best[1]):
+            best = (manager, at)
+        elif not taints and (whole[1] is None or at > whole[1]):
+            whole = (manager, at)
+    if best[1] is not None:
+        return best
+    return (None, None) if whole[0] in CONTROLLERS else whole
 
 
 def _item_key(item: str) -> str | None:
@@ -105,27 +118,54 @@ def _condition_writer(node: KubeObject, kind: str) -> str | None:
 
 def scheduling_blockers(pods: Iterable[KubeObject], snapshot: Snapshot) -> list[CulpritChange]:
     """Cordons and taints of the nodes a Pending pod's scheduling message says kept it off."""
-    messages = [
-        str(c.get("message") or "")
+    held = {
+        id(pod): str(c.get("message") or "")
         for pod in pods
         for c in (pod.get("status") or {}).get("conditions") or []
         if c.get("type") == "PodScheduled" and c.get("status") == "False"
-    ]
-    if not messages:
+    }
+    if not held:
         return []
-    text = " ".join(messages)
+    pending = [p for p in pods if id(p) in held]
+    text = " ".join(held.values())
+    named = _taints(text)
     selectors = [dict((p.get("spec") or {}).get("nodeSelector") or {}) for p in pods]
     found: list[CulpritChange] = []
     for node in snapshot.of("Node"):
         labels = (node.get("metadata") or {}).get("labels") or {}
         if selectors and not any(all(labels.get(k) == v for k, v in s.items()) for s in selectors):
             continue  # a node the pods could never use did not keep them off
+        taints = {str(t.get("key")): t for t in (node.get("spec") or {}).get("taints") or []}
         for change in blockers(node):
             cordon = change.path == "spec.unschedulable" and "unschedulable" in text
-            taint = change.path.startswith("spec.taints.") and change.path.removeprefix("spec.taints.") in _taints(text)
+            key = change.path.removeprefix("spec.taints.")
+            if not change.path.startswith("spec.taints."):
+                taint = False
+            elif named:
+                taint = key in named
+            else:  # newer schedulers say "untolerated taint(s)" without naming them
+                taint = "untolerated taint" in text and not all(_tolerates(p, taints.get(key) or {}) for p in pending)
             if cordon or taint:
                 found.append(change)
     return found
+
+
+def _tolerates(pod: KubeObject, taint: dict[str, Any]) -> bool:
+    """Whether one of the pod's tolerations matches the taint (Kubernetes' rule); a PreferNoSchedule
+    taint keeps no pod off."""
+    if taint.get("effect") not in ("NoSchedule", "NoExecute"):
+        return True
+    for toleration in (pod.get("spec") or {}).get("tolerations") or []:
+        if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
+            continue
+        if toleration.get("operator") == "Exists":
+            if not toleration.get("key") or toleration.get("key") == taint.get("key"):
+                return True
+        elif toleration.get("key") == taint.get("key") and (toleration.get("value") or "") == (
+            taint.get("value") or ""
+        ):
+            return True
+    return False
 
 
 def _taints(text: str) -> set[str]:

@@ -8,6 +8,11 @@ period)` (`bot.store.digests`) is claimed in a transaction before posting, which
 09:00) skip it, and is released if posting fails. Run at start, the same call sends a digest missed
 while the bot was down, with its period named in the title.
 
+A bot serving several clusters sends each team one digest covering all of them, grouped by cluster
+(in the configured order): a team's namespaces may differ per cluster, and a cluster where the team
+has no namespaces adds nothing to its digest. The default channel gets, in each cluster, what no
+team's channel claims. With one cluster the digest is not grouped.
+
 No Slack here: the digest is typed parts of plain text (a title, sections of lines, the command that
 shows more and the namespaces it covers), and `post(digest)` is whatever the caller hands in: in the
 bot, `bot.slack.digest.SlackDigests`, which escapes every part before it lays the digest out.
@@ -18,17 +23,17 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.clock import Clock, utcnow
-from bot.model import Change, ChangeKind
+from bot.model import DEFAULT_CLUSTER, Change, ChangeKind
 from bot.store.changes import ChangeStore
 from bot.store.digests import DigestLedger
-from bot.store.events import EventStore
+from bot.store.events import EventStore, WarningEvent
 from bot.text import clip
 
 log = logging.getLogger(__name__)
@@ -37,17 +42,53 @@ DEFAULT_CRON = "0 9 * * mon-fri"
 LINES_PER_SECTION = 5
 MORE_COMMAND = "changes -n <namespace> --since 24h"
 """What the footer suggests typing for more (plain text: `<namespace>` is a placeholder the renderer escapes)."""
+MORE_IN_CLUSTER = "changes -n <namespace> --cluster <cluster> --since 24h"
+"""The same, when the digest covers several clusters."""
+
+Globs = tuple[str, ...]
+PerCluster = tuple[tuple[str, Globs], ...]
+"""(cluster name, namespace globs) pairs."""
 
 
 @dataclass(frozen=True, slots=True)
 class DigestTeam:
-    """A team's channel and the namespaces (globs) it cares about (from permissions.yaml, or configured)."""
+    """A team's channel and the namespaces (globs) it cares about (from permissions.yaml, or configured).
+
+    `namespaces` apply in every cluster unless `per_cluster` is given: then each named cluster has its
+    own globs, and a cluster it does not name (or names with none) adds nothing to the digest. `unless`
+    holds, per cluster, the globs other teams claim: the default channel's digest leaves those out."""
 
     channel: str
-    namespaces: tuple[str, ...] = ("*",)
+    namespaces: Globs = ("*",)
+    per_cluster: PerCluster | None = None
+    unless: PerCluster = ()
 
-    def covers(self, namespace: str | None) -> bool:
-        return namespace is None or any(fnmatch.fnmatchcase(namespace, p) for p in self.namespaces)
+    def globs_in(self, cluster: str | None) -> Globs:
+        """The namespace globs this team covers in `cluster` (None: the digest's only cluster)."""
+        if self.per_cluster is None:
+            return self.namespaces
+        return next((globs for name, globs in self.per_cluster if name == cluster), ())
+
+    def claimed_in(self, cluster: str | None) -> Globs:
+        """The globs other teams claim in `cluster`, left out of this digest."""
+        return next((globs for name, globs in self.unless if name == cluster), ())
+
+    def serves(self, cluster: str | None) -> bool:
+        """Whether anything of `cluster` can be in this team's digest."""
+        return bool(self.globs_in(cluster))
+
+    def covers(self, namespace: str | None, cluster: str | None = None) -> bool:
+        """Whether the team's digest shows what happened in `namespace` (None: cluster-scoped, such as a
+        Node) of `cluster`."""
+        if not self.serves(cluster):
+            return False
+        if namespace is None:
+            return True
+        return _matches(namespace, self.globs_in(cluster)) and not _matches(namespace, self.claimed_in(cluster))
+
+
+def _matches(namespace: str, globs: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(namespace, p) for p in globs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +97,8 @@ class AlertLine:
 
     namespace: str | None
     text: str
+    cluster: str = DEFAULT_CLUSTER
+    """The cluster the alert is about."""
 
 
 AlertProvider = Callable[[datetime, datetime], Iterable[AlertLine]]
@@ -71,25 +114,50 @@ class Section:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterPart:
+    """One cluster's part of a digest that covers several: its sections and the team's globs there."""
+
+    cluster: str
+    sections: tuple[Section, ...]
+    namespaces: Globs = ()
+    """The team's namespaces (globs) in this cluster; empty: all namespaces."""
+
+    @property
+    def heading(self) -> str:
+        return f"Cluster {self.cluster}" + ("" if self.sections else ": nothing to report")
+
+    @property
+    def scope(self) -> str:
+        return f"{self.cluster}: {_scope(self.namespaces)}"
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
-    """One team's digest of one period, as plain-text parts: a renderer escapes and lays them out."""
+    """One team's digest of one period, as plain-text parts: a renderer escapes and lays them out.
+
+    A digest of one cluster has `sections`; one covering several clusters has `clusters` instead (each
+    with its own sections), in the configured order."""
 
     channel: str
     period: str
     title: str
     sections: tuple[Section, ...]
-    namespaces: tuple[str, ...] = ()
+    namespaces: Globs = ()
     """The team's namespaces (globs); empty: all namespaces."""
     more: str = MORE_COMMAND
     """The `/k8s` command that shows more."""
+    clusters: tuple[ClusterPart, ...] = ()
+    """Per cluster, when the digest covers several."""
 
     @property
     def empty(self) -> bool:
-        return not self.sections
+        return not self.sections and not any(part.sections for part in self.clusters)
 
     @property
     def scope(self) -> str:
-        return ", ".join(self.namespaces) if self.namespaces else "all namespaces"
+        if self.clusters:
+            return "; ".join(part.scope for part in self.clusters)
+        return _scope(self.namespaces)
 
     @property
     def footer(self) -> str:
@@ -98,12 +166,19 @@ class Digest:
     def text(self) -> str:
         """The digest as plain text (logs and tests; Slack gets `bot.slack.digest.render_digest`)."""
         parts = [self.title]
-        for section in self.sections:
-            parts.append("")
-            parts.append(section.title)
-            parts += [f"• {line}" for line in section.lines]
+        for heading, sections in [(None, self.sections), *((p.heading, p.sections) for p in self.clusters)]:
+            if heading is not None:
+                parts += ["", f"== {heading} =="]
+            for section in sections:
+                parts.append("")
+                parts.append(section.title)
+                parts += [f"• {line}" for line in section.lines]
         parts += ["", self.footer]
         return "\n".join(parts)
+
+
+def _scope(namespaces: Globs) -> str:
+    return ", ".join(namespaces) if namespaces else "all namespaces"
 
 
 DigestPoster = Callable[[Digest], object]
@@ -159,11 +234,65 @@ def build_digest(
     events: EventStore,
     alerts: AlertProvider | None = None,
     late: bool = False,
+    clusters: Sequence[str] = (),
 ) -> Digest:
-    """The digest of `period` for `team`: one section per kind of change, lines grouped by namespace."""
+    """The digest of `period` for `team`: one section per kind of change, lines grouped by namespace.
+
+    `clusters`: the clusters the bot serves, in order (the stores may hold every cluster's rows: each
+    row names its own). Of several, the digest is grouped by cluster; empty: the stores' rows, ungrouped."""
     everything = changes.query(since=period.start, until=period.end, limit=5000)
-    found = [c for c in everything if not c.external and team.covers(c.ref.namespace)]
-    external = [c for c in everything if c.external and team.covers(_namespace_of(c))]
+    node_events = events.since(period.start, end=period.end, involved_kind="Node", limit=20 * max(1, len(clusters)))
+    raised = _alerts_in(alerts, period) if alerts is not None else None
+    when = f"Daily digest for {period.name}"
+    title = f"{when} (sent late: I was not running then)" if late else when
+    if len(clusters) > 1:
+        parts = tuple(
+            ClusterPart(
+                name,
+                _sections(team, name, everything, node_events, raised),
+                namespaces=_shown(team, name),
+            )
+            for name in clusters
+            if team.serves(name)
+        )
+        digest = Digest(team.channel, period.name, title, (), more=MORE_IN_CLUSTER, clusters=parts)
+    else:
+        only = clusters[0] if clusters else None
+        if only is not None:  # rows of a cluster no longer configured are not this digest's
+            everything = [c for c in everything if c.cluster == only]
+            node_events = [e for e in node_events if e.cluster == only]
+        sections = _sections(team, only, everything, node_events, raised)
+        digest = Digest(team.channel, period.name, title, sections, namespaces=_shown(team, only))
+    if digest.empty:
+        return replace(digest, title=title + ": no deploys, rollbacks, scale or config changes")
+    return digest
+
+
+UNCLAIMED = "namespaces no team claims"
+
+
+def _shown(team: DigestTeam, cluster: str | None) -> Globs:
+    """A team's globs in `cluster` as the footer names them (everything: none named)."""
+    if team.claimed_in(cluster):
+        return (UNCLAIMED,)
+    globs = team.globs_in(cluster)
+    return globs if globs != ("*",) else ()
+
+
+def _sections(
+    team: DigestTeam,
+    cluster: str | None,
+    everything: Sequence[Change],
+    node_events: Sequence[WarningEvent],
+    raised: Sequence[AlertLine] | str | None,
+) -> tuple[Section, ...]:
+    """The team's sections of what happened in `cluster` (None: every row given)."""
+
+    def here(c: Change) -> bool:
+        return cluster is None or c.cluster == cluster
+
+    found = [c for c in everything if here(c) and not c.external and team.covers(c.ref.namespace, c.cluster)]
+    external = [c for c in everything if here(c) and c.external and team.covers(_namespace_of(c), c.cluster)]
     sections: list[Section] = []
     for title, kinds in SECTIONS:
         lines = _grouped([c for c in found if c.kind in kinds and c.ref.namespace], _change_line)
@@ -172,19 +301,15 @@ def build_digest(
     if external:
         lines = _grouped(external, _external_line, namespace_of=lambda c: _namespace_of(c) or "cluster")
         sections.append(Section(f"Changes from outside the cluster ({len(external)})", lines))
-    node_lines = _node_lines(found, events, period)
+    events = [e for e in node_events if (cluster is None or e.cluster == cluster) and team.covers(None, e.cluster)]
+    node_lines = _node_lines(found, events)
     if node_lines:
         sections.append(Section("Nodes", node_lines))
-    if alerts is not None:
-        alert_lines = _alert_lines(team, alerts, period)
+    if raised is not None:
+        alert_lines = _alert_lines(team, cluster, raised)
         if alert_lines:
             sections.append(Section("Alerts", alert_lines))
-    when = f"Daily digest for {period.name}"
-    title = f"{when} (sent late: I was not running then)" if late else when
-    if not sections:
-        title += ": no deploys, rollbacks, scale or config changes"
-    namespaces = team.namespaces if team.namespaces != ("*",) else ()
-    return Digest(team.channel, period.name, title, tuple(sections), namespaces=namespaces)
+    return tuple(sections)
 
 
 def _count(found: Sequence[Change], kinds: frozenset[ChangeKind]) -> int:
@@ -229,23 +354,33 @@ def _external_line(change: Change) -> str:
     return f"[{change.source}] {about}{change.summary}{who}"
 
 
-def _node_lines(found: Sequence[Change], events: EventStore, period: Period) -> tuple[str, ...]:
+def _node_lines(found: Sequence[Change], events: Sequence[WarningEvent]) -> tuple[str, ...]:
     lines = [
         f"{c.ref.name}: {c.summary}"
         for c in found
         if c.ref.kind == "Node" and c.kind in (ChangeKind.NODE_CONDITION, ChangeKind.SPEC)
     ]
-    for event in events.since(period.start, end=period.end, involved_kind="Node", limit=20):
+    for event in events[:20]:
         lines.append(f"{event.involved.name}: {event.reason} ×{event.count}: {clip(event.message, 100)}")
     return tuple(lines[:LINES_PER_SECTION])
 
 
-def _alert_lines(team: DigestTeam, alerts: AlertProvider, period: Period) -> tuple[str, ...]:
+UNAVAILABLE = "(alerts unavailable)"
+
+
+def _alerts_in(alerts: AlertProvider, period: Period) -> list[AlertLine] | str:
+    """The alerts of the period, or UNAVAILABLE when they could not be read."""
     try:
-        found = [a for a in alerts(period.start, period.end) if team.covers(a.namespace)]
+        return list(alerts(period.start, period.end))
     except Exception:  # alerting is optional here: the digest still goes out
         log.exception("alerts for the digest failed")
-        return ("(alerts unavailable)",)
+        return UNAVAILABLE
+
+
+def _alert_lines(team: DigestTeam, cluster: str | None, raised: Sequence[AlertLine] | str) -> tuple[str, ...]:
+    if isinstance(raised, str):
+        return (raised,)
+    found = [a for a in raised if (cluster is None or a.cluster == cluster) and team.covers(a.namespace, a.cluster)]
     lines = [f"{a.namespace}: {a.text}" if a.namespace else a.text for a in found]
     if len(lines) > LINES_PER_SECTION:
         lines = [*lines[:LINES_PER_SECTION], f"… and {len(lines) - LINES_PER_SECTION} more"]
@@ -271,6 +406,7 @@ class DigestSender:
         alerts: AlertProvider | None = None,
         clock: Clock = utcnow,
         catch_up_within: timedelta = timedelta(days=1),
+        clusters: Sequence[str] = (),
     ) -> None:
         self.ledger = ledger
         self.changes = changes
@@ -282,6 +418,8 @@ class DigestSender:
         self.alerts = alerts
         self.clock = clock
         self.catch_up_within = catch_up_within
+        self.clusters = tuple(clusters)
+        """The clusters the bot serves, in order: of several, each digest is grouped by cluster."""
         trigger_for(cron, timezone)  # a bad cron or zone stops the start here, not at 09:00
 
     def send_due(self, *, late_after: timedelta = timedelta(minutes=30)) -> list[Digest]:
@@ -307,7 +445,13 @@ class DigestSender:
             return None
         try:
             digest = build_digest(
-                team, period=period, changes=self.changes, events=self.events, alerts=self.alerts, late=late
+                team,
+                period=period,
+                changes=self.changes,
+                events=self.events,
+                alerts=self.alerts,
+                late=late,
+                clusters=self.clusters,
             )
             self.post(digest)
         except Exception:

@@ -170,6 +170,8 @@ _TOP_FIELDS = {
     ("spec", "taints"): "taints",
     ("spec", "maxReplicas"): "maxReplicas",
     ("spec", "minReplicas"): "minReplicas",
+    ("spec", "minAvailable"): "minAvailable",  # a PodDisruptionBudget's
+    ("spec", "maxUnavailable"): "maxUnavailable",
 }
 
 

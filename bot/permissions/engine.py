@@ -13,7 +13,13 @@ its own records (the change history) is filtered with `may_read`, the same Subje
 An action (a verb that changes something) is refused when Slack cannot confirm that the person's
 account is active; reads go on per the file (`bot/permissions/identity.py`, `CachedDirectory`).
 
-`PermissionEngine` is built once by the composition root and handed to the command path.
+Several clusters: one `PermissionEngine` per cluster (`cluster=`), sharing one `PolicyFile` and one
+Slack directory cache. Each decides for its own cluster only: the file's grants in that cluster
+(`clusters:` globs, per-cluster namespaces), then that cluster's SubjectAccessReview (its `kube` is
+that cluster's client) as the identity the file maps for that cluster. A `Subject` is made by the
+engine of the cluster it is used in (`subject_for`).
+
+The composition root builds the engines and hands each to its cluster's command path.
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ from typing import Any
 from bot.errors import K8sBotError
 from bot.kube.client import KubeClient
 from bot.kube.kinds import KINDS, Kind
-from bot.model import Command, Decision, Subject
+from bot.model import DEFAULT_CLUSTER, Command, Decision, Subject
 from bot.permissions.identity import (
     ACTIVE,
     DEACTIVATED,
     CachedDirectory,
     Directory,
     Grant,
+    grants_elsewhere,
     grants_for,
     subject_from_policy,
 )
@@ -108,12 +115,19 @@ def needs_for(verb: str, kind: Kind | None) -> tuple[Need, ...]:
 # -- the file's lock (pure) ---------------------------------------------------------------------
 
 
-def file_decision(policy: Policy, subject: Subject, verb: str, namespace: str | None) -> Decision:
-    """permissions.yaml's answer for one verb in one namespace, with the rule that decided it."""
+def file_decision(
+    policy: Policy, subject: Subject, verb: str, namespace: str | None, *, cluster: str = DEFAULT_CLUSTER
+) -> Decision:
+    """permissions.yaml's answer for one verb in one namespace of `cluster`, with the rule that decided it."""
     if not subject.slack_user:
         return Decision(False, "permissions.yaml: no Slack user to look up")
-    grants = grants_for(policy, subject.slack_user, subject.usergroups)
+    grants = grants_for(policy, subject.slack_user, subject.usergroups, cluster=cluster)
     where = f"namespace {namespace}" if namespace else "all namespaces"
+    elsewhere = () if grants else grants_elsewhere(policy, subject.slack_user, subject.usergroups, cluster=cluster)
+    if elsewhere:
+        return Decision(
+            False, f"permissions.yaml: {subject.slack_user} has no grant in cluster {cluster} ({'; '.join(elsewhere)})"
+        )
     if not grants:
         return Decision(
             False,
@@ -235,14 +249,15 @@ def read_decision(
 
 
 def _cluster_scoped_hint(
-    policy: Policy, subject: Subject, command: Command, namespace: str | None, file: Decision
+    policy: Policy, subject: Subject, command: Command, namespace: str | None, file: Decision, *, cluster: str
 ) -> Decision:
     """A refusal of a cluster-scoped target (`node/x`) by someone granted the verb somewhere, with the
     reason the question was "in every namespace" rather than the namespace they gave."""
     kind, name = target_kind(command)
     if file.allowed or namespace is not None or kind is None or kind.namespaced or not subject.slack_user:
         return file
-    if not any(command.verb in g.verbs for g in grants_for(policy, subject.slack_user, subject.usergroups)):
+    grants = grants_for(policy, subject.slack_user, subject.usergroups, cluster=cluster)
+    if not any(command.verb in g.verbs for g in grants):
         return file
     scope = f"{kind.kind} {name} is cluster-scoped, so {command.verb} on it needs a grant on every namespace"
     return Decision(False, f'{file.reason} ({scope}: "*")')
@@ -260,7 +275,10 @@ class Explanation:
     file: Decision
     limit: Decision | None
     cluster: Decision | None
-    """None: not asked (the file said no, or the person maps to no Kubernetes identity)."""
+    """The cluster's RBAC answer (JSON `rbac`); None: not asked (the file said no, or the person maps
+    to no Kubernetes identity)."""
+    cluster_name: str = DEFAULT_CLUSTER
+    """The cluster decided for (JSON `cluster`)."""
 
     @property
     def decision(self) -> Decision:
@@ -278,10 +296,11 @@ class Explanation:
         return {
             "allowed": self.decision.allowed,
             "reason": self.decision.reason,
+            "cluster": self.cluster_name,
             "namespace": self.namespace,
             "file": part(self.file),
             "limit": part(self.limit),
-            "cluster": part(self.cluster),
+            "rbac": part(self.cluster),
             "subject": {
                 "slack_user": self.subject.slack_user,
                 "usergroups": sorted(self.subject.usergroups),
@@ -292,23 +311,30 @@ class Explanation:
 
 
 class PermissionEngine:
-    """The Gate: resolves Slack users to Subjects and authorizes commands against both locks."""
+    """The Gate of one cluster: resolves Slack users to Subjects there and authorizes commands there
+    against both locks."""
 
     def __init__(
         self,
         policy_file: PolicyFile,
         *,
         kube: KubeClient,
-        directory: Directory | None = None,
+        directory: Directory | CachedDirectory | None = None,
         ttl: float = 300.0,
         max_stale: float = 3600.0,
         monotonic: Callable[[], float] = time.monotonic,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> None:
         self.policy_file = policy_file
         self.kube = kube
-        """The bot's own client: it asks the SubjectAccessReviews."""
+        """The bot's own client of this cluster: it asks the SubjectAccessReviews."""
+        self.cluster = cluster
+        """The cluster's name: what the file's `clusters:` globs and per-cluster keys are matched with."""
+        # A CachedDirectory is shared as it is (engines of several clusters share one cache).
         self.directory = (
-            CachedDirectory(directory, ttl=ttl, max_stale=max_stale, monotonic=monotonic) if directory else None
+            directory
+            if isinstance(directory, CachedDirectory) or directory is None
+            else CachedDirectory(directory, ttl=ttl, max_stale=max_stale, monotonic=monotonic)
         )
         """Slack's answers, cached for `ttl`; the last known one is used through an outage for at most
         `max_stale` seconds. None (a terminal without Slack): the person's account is not checked."""
@@ -323,11 +349,15 @@ class PermissionEngine:
         groups = (
             self.directory.usergroups_of(slack_user, policy.mentioned_usergroups()) if self.directory else frozenset()
         )
-        return subject_from_policy(policy, slack_user, groups)
+        return subject_from_policy(policy, slack_user, groups, cluster=self.cluster)
 
     def subject_as(self, slack_user: str, usergroups: Iterable[str]) -> Subject:
         """A Subject with user groups given by the caller (the terminal's --as-group)."""
-        return subject_from_policy(self.policy, slack_user, frozenset(usergroups))
+        return subject_from_policy(self.policy, slack_user, frozenset(usergroups), cluster=self.cluster)
+
+    def for_cluster(self, cluster: str, *, kube: KubeClient) -> PermissionEngine:
+        """The engine of another cluster (its own client), sharing this one's file and directory cache."""
+        return PermissionEngine(self.policy_file, kube=kube, directory=self.directory, cluster=cluster)
 
     def explain(self, subject: Subject, command: Command, namespace: str | None, *, action: bool = True) -> Explanation:
         """Both locks for `command` as `subject` in `namespace` (None: no namespace, needs a grant on "*").
@@ -336,15 +366,15 @@ class PermissionEngine:
         something, so an account Slack cannot vouch for right now is refused (True unless the caller
         knows the verb only reads: failing closed)."""
         policy = self.policy
-        file = file_decision(policy, subject, command.verb, namespace)
-        file = _cluster_scoped_hint(policy, subject, command, namespace, file)
+        file = file_decision(policy, subject, command.verb, namespace, cluster=self.cluster)
+        file = _cluster_scoped_hint(policy, subject, command, namespace, file, cluster=self.cluster)
         if file.allowed and self.directory and subject.slack_user:
             file = self._active(subject.slack_user, action=action) or file
         limit = limit_decision(policy, command) if file.allowed else None
         cluster = None
         if file.allowed and (limit is None or limit.allowed):
             cluster = cluster_decision(self.kube, subject, command, namespace)
-        return Explanation(subject, namespace, file, limit, cluster)
+        return Explanation(subject, namespace, file, limit, cluster, self.cluster)
 
     def authorize(self, subject: Subject, command: Command, namespace: str | None, *, action: bool = True) -> Decision:
         """The decision of `explain`; its reason names the rule that decided."""

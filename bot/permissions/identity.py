@@ -9,14 +9,17 @@ but not act. A known deactivation is never forgotten because Slack is down.
 
 How several grants combine (documented in docs/permissions.md):
 
-- A person's grants are every team they are a member of, every binding that names them or one of
-  their user groups, and, only when nothing else matches, `defaults`.
+- A person's grants in a cluster are what every team they are a member of and every binding that
+  names them or one of their user groups grants in that cluster (`clusters:` globs, per-cluster
+  `namespaces`/`kubernetes`), and, only when no team or binding names them at all, `defaults`.
 - A command is allowed by the file when ONE grant both lists the verb and covers the namespace; verbs
   of one grant are never combined with namespaces of another.
-- The Kubernetes identity: the user from the first matching grant (teams in file order, then bindings)
-  that has a `kubernetes:` mapping, with `{user_id}` replaced by the Slack user id; the groups are the
-  union of the groups of every matching grant with a mapping. If no grant has a mapping the bot acts
-  with its own credentials (which deploy/rbac.yaml keeps read-only).
+- The Kubernetes identity in a cluster: the user from the first matching grant there (teams in file
+  order, then bindings) that maps an identity there, with `{user_id}` replaced by the Slack user id;
+  the groups are the union of the groups of every matching grant with a mapping. If no grant has a
+  mapping the bot acts with its own credentials (which deploy/rbac.yaml keeps read-only). A rule whose
+  `kubernetes` is a per-cluster mapping with no entry for a cluster (and no `default`) grants nothing
+  there: it never falls back to the bot's own identity.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.errors import K8sBotError
-from bot.model import Subject
-from bot.permissions.policy import KubernetesIdentity, Policy, namespace_matches
+from bot.model import DEFAULT_CLUSTER, Subject
+from bot.permissions.policy import Binding, ClusterScope, KubernetesIdentity, Policy, Team, namespace_matches
 from bot.text import duration_text
 
 log = logging.getLogger(__name__)
@@ -155,23 +158,49 @@ class Grant:
         return f"{self.rule} (role {self.role} in {', '.join(self.namespaces)})"
 
 
-def grants_for(policy: Policy, slack_user: str, usergroups: Collection[str]) -> tuple[Grant, ...]:
-    """Every grant that applies to this person, in file order (teams, then bindings, else defaults)."""
+def grants_for(
+    policy: Policy, slack_user: str, usergroups: Collection[str], *, cluster: str = DEFAULT_CLUSTER
+) -> tuple[Grant, ...]:
+    """Every grant that applies to this person in `cluster`, in file order (teams, then bindings, else
+    defaults). The defaults apply only to people no team or binding names in ANY cluster: a team limited
+    to staging does not turn its members into default viewers of prod."""
     grants: list[Grant] = []
-    for name, team in policy.teams.items():
-        members = team.members
-        if slack_user in members.users or set(members.usergroups) & set(usergroups):
-            verbs = _verbs(policy, team.role)
-            grants.append(Grant(f"team {name}", team.role, verbs, team.namespaces, team.kubernetes))
-    for index, binding in enumerate(policy.bindings, start=1):
-        if slack_user in binding.users or set(binding.usergroups) & set(usergroups):
-            rule = f"binding #{index}" + (f" ({binding.name})" if binding.name else "")
-            verbs = _verbs(policy, binding.role)
-            grants.append(Grant(rule, binding.role, verbs, binding.namespaces, binding.kubernetes))
-    if not grants and policy.defaults.role:
+    named = _named_rules(policy, slack_user, usergroups, cluster)
+    for name, rule, scope in named:
+        if scope is not None:
+            verbs = _verbs(policy, rule.role)
+            grants.append(Grant(name, rule.role, verbs, scope.namespaces, scope.kubernetes))
+    if not named and policy.defaults.role:
         role = policy.defaults.role
         grants.append(Grant("defaults", role, _verbs(policy, role), policy.defaults.namespaces))
     return tuple(grants)
+
+
+def grants_elsewhere(policy: Policy, slack_user: str, usergroups: Collection[str], *, cluster: str) -> tuple[str, ...]:
+    """The rules naming this person that grant nothing in `cluster`, each with why (`team shop: only in
+    clusters staging`): what a refusal says when the person has grants only in other clusters."""
+    return tuple(
+        f"{name}: {rule.outside(cluster)}"
+        for name, rule, scope in _named_rules(policy, slack_user, usergroups, cluster)
+        if scope is None
+    )
+
+
+def _named_rules(
+    policy: Policy, slack_user: str, usergroups: Collection[str], cluster: str
+) -> list[tuple[str, Team | Binding, ClusterScope | None]]:
+    """The teams and bindings naming this person (directly or by user group), each as (its name in a
+    reason, the rule, what it grants in `cluster`: None for nothing there)."""
+    groups = set(usergroups)
+    named: list[tuple[str, Team | Binding, ClusterScope | None]] = []
+    for name, team in policy.teams.items():
+        if slack_user in team.members.users or set(team.members.usergroups) & groups:
+            named.append((f"team {name}", team, team.scope_in(cluster)))
+    for index, binding in enumerate(policy.bindings, start=1):
+        if slack_user in binding.users or set(binding.usergroups) & groups:
+            rule = f"binding #{index}" + (f" ({binding.name})" if binding.name else "")
+            named.append((rule, binding, binding.scope_in(cluster)))
+    return named
 
 
 def _verbs(policy: Policy, role: str) -> frozenset[str]:
@@ -191,8 +220,11 @@ def kubernetes_identity(grants: Iterable[Grant], slack_user: str) -> tuple[str |
     return user, tuple(groups)
 
 
-def subject_from_policy(policy: Policy, slack_user: str, usergroups: Collection[str]) -> Subject:
-    """The Subject for a Slack user whose (policy-relevant) user groups are already known."""
+def subject_from_policy(
+    policy: Policy, slack_user: str, usergroups: Collection[str], *, cluster: str = DEFAULT_CLUSTER
+) -> Subject:
+    """The Subject for a Slack user whose (policy-relevant) user groups are already known, in `cluster`:
+    its Kubernetes identity is the one mapped for that cluster. A Subject belongs to one cluster."""
     relevant = frozenset(usergroups) & policy.mentioned_usergroups()
-    user, groups = kubernetes_identity(grants_for(policy, slack_user, relevant), slack_user)
+    user, groups = kubernetes_identity(grants_for(policy, slack_user, relevant, cluster=cluster), slack_user)
     return Subject(slack_user=slack_user, usergroups=relevant, k8s_user=user, k8s_groups=groups)

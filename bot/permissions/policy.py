@@ -7,6 +7,12 @@ a pydantic location tuple. `PolicyFile` reloads the file when it changes; an inv
 last good policy and logs why. The file is untrusted input: it is read and parsed by the bounded
 reader of bot.settings (a small regular UTF-8 file; no anchors, aliases or tags; bounded depth and
 size), outside the lock that guards the policy in force.
+
+Several clusters share one file. A team or a binding may be limited to some clusters (`clusters:`,
+globs over cluster names, default every cluster), and its `namespaces` and `kubernetes` may be a
+mapping from a cluster name (or `default`) to that cluster's value. `ClusterScope` is what one rule
+grants in one cluster; a rule with a mapping that has neither the cluster nor `default` grants
+nothing there (docs/permissions.md, "Several clusters").
 """
 
 from __future__ import annotations
@@ -21,21 +27,24 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, Union
 
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictInt,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
 
 from bot.errors import ConfigError
+from bot.model import DEFAULT_CLUSTER
 from bot.settings import YamlRefused, decode_yaml, duplicate_keys, parse_yaml, read_yaml_bytes
 
 log = logging.getLogger(__name__)
@@ -47,6 +56,10 @@ _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _SLACK_USERGROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
 _SLACK_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,20}$")
 _NAMESPACE_GLOB = re.compile(r"^(\*|[a-z0-9*?]([-a-z0-9*?]{0,61}[a-z0-9*?])?)$")
+# A cluster's name is a DNS label (RFC 1123); its globs follow the namespace globs' rules.
+_CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DEFAULT_KEY = "default"
+"""The key of a per-cluster mapping that holds the value for every cluster it does not name."""
 _KEY = re.compile(r"^[a-z0-9]([-_a-z0-9]{0,61}[a-z0-9])?$")
 # Kubernetes user/group names travel in Impersonate-* headers: printable, no spaces or separators.
 _K8S_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.:@]{0,127}$")
@@ -75,6 +88,28 @@ def _namespace_glob(value: str) -> str:
     if not _NAMESPACE_GLOB.match(value):
         raise ValueError(
             f"{value!r} is not a namespace glob: use lowercase letters, digits, '-', and the wildcards '*' and '?'"
+        )
+    return value
+
+
+def is_cluster_name(value: str) -> bool:
+    """A cluster's name is a DNS label (RFC 1123): lowercase letters, digits and '-', at most 63."""
+    return bool(_CLUSTER_NAME.match(value))
+
+
+def _cluster_glob(value: str) -> str:
+    if not _NAMESPACE_GLOB.match(value):
+        raise ValueError(
+            f"{value!r} is not a cluster name glob: use lowercase letters, digits, '-', and the wildcards '*' and '?'"
+        )
+    return value
+
+
+def _cluster_key(value: str) -> str:
+    if value != DEFAULT_KEY and not _CLUSTER_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a cluster name (a DNS label: lowercase letters, digits and '-', at most 63) "
+            f"nor {DEFAULT_KEY!r}"
         )
     return value
 
@@ -123,6 +158,8 @@ SlackUser = Annotated[str, AfterValidator(_slack_user)]
 SlackUsergroup = Annotated[str, AfterValidator(_slack_usergroup)]
 SlackChannel = Annotated[str, AfterValidator(_slack_channel)]
 NamespaceGlob = Annotated[str, AfterValidator(_namespace_glob)]
+ClusterGlob = Annotated[str, AfterValidator(_cluster_glob)]
+ClusterKey = Annotated[str, AfterValidator(_cluster_key)]
 K8sGroup = Annotated[str, AfterValidator(_k8s_group)]
 
 
@@ -154,25 +191,137 @@ class KubernetesIdentity(_Strict):
         return self.user.replace(PLACEHOLDER, _slack_user(slack_user))
 
 
-class Team(_Strict):
-    channel: SlackChannel | None = None
-    namespaces: tuple[NamespaceGlob, ...] = Field(min_length=1)
-    members: Members = Members()
+# -- values that may differ per cluster ---------------------------------------------------------
+
+# The union members' tags appear in pydantic's error locations; `_line_of` and `_field_path` skip
+# them (the brackets keep them apart from any key the file may validly hold).
+ALL_CLUSTERS, PER_CLUSTER = "<all clusters>", "<per cluster>"
+_TAGS = frozenset({ALL_CLUSTERS, PER_CLUSTER})
+
+NamespaceList = Annotated[tuple[NamespaceGlob, ...], Field(min_length=1)]
+NamespacesPerCluster = Annotated[dict[ClusterKey, NamespaceList], Field(min_length=1)]
+IdentitiesPerCluster = Annotated[dict[ClusterKey, KubernetesIdentity], Field(min_length=1)]
+
+
+def _namespaces_shape(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)):
+        return ALL_CLUSTERS
+    return PER_CLUSTER if isinstance(value, dict) else None
+
+
+def _identity_shape(value: Any) -> str | None:
+    # An identity is a mapping with `user`/`groups`; any other mapping is keyed by cluster. So a
+    # mapping that mixes the two (`{user: ..., prod: ...}`) is an identity with an unknown field.
+    if isinstance(value, KubernetesIdentity):
+        return ALL_CLUSTERS
+    if isinstance(value, dict):
+        return ALL_CLUSTERS if {"user", "groups"} & set(value) else PER_CLUSTER
+    return None
+
+
+Namespaces = Annotated[
+    Union[Annotated[NamespaceList, Tag(ALL_CLUSTERS)], Annotated[NamespacesPerCluster, Tag(PER_CLUSTER)]],  # noqa: UP007 - tagged members
+    Discriminator(
+        _namespaces_shape,
+        custom_error_type="namespaces_shape",
+        custom_error_message="expected a list of namespace globs, or a mapping {default: [...], <cluster>: [...]}",
+    ),
+]
+Identity = Annotated[
+    Union[Annotated[KubernetesIdentity, Tag(ALL_CLUSTERS)], Annotated[IdentitiesPerCluster, Tag(PER_CLUSTER)]],  # noqa: UP007 - tagged members
+    Discriminator(
+        _identity_shape,
+        custom_error_type="identity_shape",
+        custom_error_message="expected {user: ..., groups: [...]}, or a mapping {default: {...}, <cluster>: {...}}",
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterScope:
+    """What one rule (a team or a binding) grants in one cluster."""
+
+    namespaces: tuple[str, ...]
+    kubernetes: KubernetesIdentity | None
+    """None: the rule maps no identity (the bot reads as itself)."""
+
+
+_T = TypeVar("_T")
+
+
+def cluster_matches(cluster: str, globs: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(cluster, glob) for glob in globs)
+
+
+class _Rule(_Strict):
+    """What teams and bindings share: a role in some namespaces of some clusters, maybe an identity."""
+
+    clusters: Annotated[tuple[ClusterGlob, ...], Field(min_length=1)] = ("*",)
+    namespace_globs: Namespaces = Field(alias="namespaces")
+    kubernetes: Identity | None = None
     role: str
-    kubernetes: KubernetesIdentity | None = None
 
     _role = field_validator("role")(_check_role_reference)
 
+    def scope_in(self, cluster: str) -> ClusterScope | None:
+        """What this rule grants in `cluster`; None when nothing: the cluster is outside `clusters`, or
+        `namespaces` or `kubernetes` is a mapping with neither the cluster nor `default`."""
+        if not cluster_matches(cluster, self.clusters):
+            return None
+        namespaces = self._namespaces_for(cluster)
+        identity = self.kubernetes
+        if isinstance(identity, dict):
+            identity = _for_cluster(identity, cluster)
+            if identity is None:
+                return None
+        return ClusterScope(namespaces, identity) if namespaces is not None else None
 
-class Binding(_Strict):
+    def outside(self, cluster: str) -> str | None:
+        """Why this rule grants nothing in `cluster`, in words; None when it grants something."""
+        if not cluster_matches(cluster, self.clusters):
+            return f"only in clusters {', '.join(self.clusters)}"
+        if self._namespaces_for(cluster) is None:
+            return f"namespaces lists none for {cluster} and has no {DEFAULT_KEY}"
+        if isinstance(self.kubernetes, dict) and _for_cluster(self.kubernetes, cluster) is None:
+            return f"kubernetes maps no identity for {cluster} and has no {DEFAULT_KEY}"
+        return None
+
+    def _namespaces_for(self, cluster: str) -> tuple[str, ...] | None:
+        globs = self.namespace_globs
+        return _for_cluster(globs, cluster) if isinstance(globs, dict) else globs
+
+    def namespaces_in(self, cluster: str) -> tuple[str, ...]:
+        """The namespace globs this rule covers in `cluster` (none when it grants nothing there)."""
+        scope = self.scope_in(cluster)
+        return scope.namespaces if scope is not None else ()
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """The namespace globs in DEFAULT_CLUSTER: what single-cluster code reads. Code that knows its
+        cluster asks `namespaces_in(cluster)`."""
+        return self.namespaces_in(DEFAULT_CLUSTER)
+
+    def identities(self) -> tuple[KubernetesIdentity, ...]:
+        """Every identity this rule maps, in any cluster."""
+        if self.kubernetes is None:
+            return ()
+        return tuple(self.kubernetes.values()) if isinstance(self.kubernetes, dict) else (self.kubernetes,)
+
+
+def _for_cluster(mapping: dict[str, _T], cluster: str) -> _T | None:
+    """A per-cluster mapping's value for `cluster`, else its `default`, else None."""
+    return mapping.get(cluster, mapping.get(DEFAULT_KEY))
+
+
+class Team(_Rule):
+    channel: SlackChannel | None = None
+    members: Members = Members()
+
+
+class Binding(_Rule):
     name: str | None = None
     users: tuple[SlackUser, ...] = ()
     usergroups: tuple[SlackUsergroup, ...] = ()
-    role: str
-    namespaces: tuple[NamespaceGlob, ...] = Field(min_length=1)
-    kubernetes: KubernetesIdentity | None = None
-
-    _role = field_validator("role")(_check_role_reference)
 
 
 class Defaults(_Strict):
@@ -205,9 +354,11 @@ class Policy(_Strict):
                 return name
         return None
 
-    def teams_for_namespace(self, namespace: str) -> tuple[str, ...]:
-        """Teams whose globs cover `namespace` (alert routing uses this)."""
-        return tuple(name for name, team in self.teams.items() if namespace_matches(namespace, team.namespaces))
+    def teams_for_namespace(self, namespace: str, *, cluster: str = DEFAULT_CLUSTER) -> tuple[str, ...]:
+        """Teams whose globs cover `namespace` in `cluster` (alert routing uses this)."""
+        return tuple(
+            name for name, team in self.teams.items() if namespace_matches(namespace, team.namespaces_in(cluster))
+        )
 
 
 def namespace_matches(namespace: str, globs: Iterable[str]) -> bool:
@@ -234,6 +385,7 @@ def _line_of(root: yaml.Node, loc: tuple[int | str, ...]) -> int:
     """The 1-based line of the node at a pydantic error location (the deepest one that exists)."""
     node = root
     line = root.start_mark.line + 1
+    loc = tuple(part for part in loc if part not in _TAGS)
     for index, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
             if part == "[key]":
@@ -257,7 +409,7 @@ def _line_of(root: yaml.Node, loc: tuple[int | str, ...]) -> int:
 def _field_path(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
-        if part == "[key]":
+        if part == "[key]" or part in _TAGS:
             continue
         text += f"[{part}]" if isinstance(part, int) else f".{part}"
     return text.lstrip(".") or "(top level)"
@@ -269,6 +421,10 @@ def _describe(error: dict[str, Any]) -> str:
         return "unknown field (check the spelling; see the example permissions.yaml)"
     if kind == "missing":
         return "required field is missing"
+    if kind == "too_short" and isinstance(error.get("input"), dict):
+        return f"an empty mapping: give `{DEFAULT_KEY}:` or at least one cluster's entry"
+    if kind == "too_short" and error["loc"][-1:] == ("clusters",):
+        return "an empty list grants nothing anywhere: list cluster name globs ('*': every cluster)"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 
@@ -295,13 +451,21 @@ def parse_policy(text: str, *, verbs: Collection[str], source: str = DEFAULT_PAT
     try:
         return Policy.model_validate(data, context=context)
     except ValidationError as e:
-        errors = e.errors()
+        errors = _causes(e.errors())
         lines = []
         for error in errors[:MAX_REPORTED]:  # each line costs a walk of the node tree: only what is shown
             loc = tuple(error["loc"])
             field_path = _field_path(loc)
             lines.append(f"{source}:{_line_of(root, loc)}: {field_path}: {_describe(dict(error))}")
         raise ConfigError(_report(lines, total=len(errors))) from None
+
+
+def _causes(errors: list[Any]) -> list[Any]:
+    """The errors minus "too short" ones that only follow from an item refused inside the same list or
+    mapping (`clusters: [Prod!]` is one problem, not also "an empty list")."""
+    refused_inside = {tuple(error["loc"][:-1]) for error in errors if len(error["loc"]) > 1}
+    refused_inside |= {tuple(error["loc"][:-2]) for error in errors if error["loc"][-1:] == ("[key]",)}
+    return [error for error in errors if not (error["type"] == "too_short" and tuple(error["loc"]) in refused_inside)]
 
 
 MAX_REPORTED = 20

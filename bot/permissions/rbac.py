@@ -13,33 +13,46 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from bot.permissions.policy import KubernetesIdentity, Policy
+from bot.permissions.policy import Binding, KubernetesIdentity, Policy, Team
 
 ROLE_NAME = "k8sbot-impersonate"
 
 
-def mapped_identities(policy: Policy, usergroup_members: Mapping[str, Collection[str]]) -> tuple[list[str], list[str]]:
-    """(users, groups) the bot may need to impersonate for this policy and these group members."""
-    sources: list[tuple[KubernetesIdentity | None, Collection[str], Collection[str]]] = [
-        (t.kubernetes, t.members.users, t.members.usergroups) for t in policy.teams.values()
-    ]
-    sources += [(b.kubernetes, b.users, b.usergroups) for b in policy.bindings]
+def mapped_identities(
+    policy: Policy, usergroup_members: Mapping[str, Collection[str]], *, cluster: str | None = None
+) -> tuple[list[str], list[str]]:
+    """(users, groups) the bot may need to impersonate for this policy and these group members: in
+    `cluster` (the identities the file maps there), or with None in any cluster."""
+    rules: list[Team | Binding] = [*policy.teams.values(), *policy.bindings]
+    sources: list[tuple[tuple[KubernetesIdentity, ...], Collection[str], Collection[str]]] = []
+    for rule in rules:
+        named, groups_named = (
+            (rule.members.users, rule.members.usergroups) if isinstance(rule, Team) else (rule.users, rule.usergroups)
+        )
+        if cluster is None:
+            identities = rule.identities()
+        else:
+            scope = rule.scope_in(cluster)
+            identities = (scope.kubernetes,) if scope is not None and scope.kubernetes is not None else ()
+        sources.append((identities, named, groups_named))
     users: set[str] = set()
     groups: set[str] = set()
     people = {u for _, named, _ in sources for u in named}
     people |= {u for _, _, ugs in sources for g in ugs for u in usergroup_members.get(g, ())}
-    for identity, _, _ in sources:
-        if identity is None:
-            continue
-        groups |= set(identity.groups)
-        # A person's user comes from their first mapped grant; listing every template's name for every
-        # person is a small superset and needs no guessing of which grant is first.
-        users |= {identity.user_for(person) for person in people}
+    for identities, _, _ in sources:
+        for identity in identities:
+            groups |= set(identity.groups)
+            # A person's user comes from their first mapped grant; listing every template's name for
+            # every person is a small superset and needs no guessing of which grant is first.
+            users |= {identity.user_for(person) for person in people}
     return sorted(users), sorted(groups)
 
 
-def impersonation_role(policy: Policy, usergroup_members: Mapping[str, Collection[str]]) -> dict[str, Any]:
-    users, groups = mapped_identities(policy, usergroup_members)
+def impersonation_role(
+    policy: Policy, usergroup_members: Mapping[str, Collection[str]], *, cluster: str | None = None
+) -> dict[str, Any]:
+    """The ClusterRole to apply in `cluster` (None: one role that serves every cluster's identities)."""
+    users, groups = mapped_identities(policy, usergroup_members, cluster=cluster)
     rules: list[dict[str, Any]] = []
     if users:
         rules.append({"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"], "resourceNames": users})

@@ -76,11 +76,15 @@ def _value(value: Any) -> str:
     return code(show_value(value, VALUE_CHARS), VALUE_CHARS)  # an env source in words, never a dict repr
 
 
-def buttons(details: dict[str, Any]) -> list[Button]:
-    """Rollback (when a new revision preceded the failure), Logs, Why, Silence 1h."""
+def buttons(details: dict[str, Any], *, name_cluster: bool = False) -> list[Button]:
+    """Rollback (when a new revision preceded the failure), Logs, Why, Silence 1h. With
+    `name_cluster` (a bot of several clusters) each names the alert's cluster, so a click acts there
+    whatever the channel's default cluster is."""
     ref = details["workload"]
     ns, kind, name = ref["namespace"], str(ref["kind"]).lower(), ref["name"]
     where = f" -n {ns}" if ns else ""
+    if name_cluster:
+        where += f" --cluster {details['cluster']}"
     found: list[Button] = []
     if details.get("rollback_to") and ref["kind"] == "Deployment":
         found.append(Button("Rollback", f"rollback {name}{where} --to-revision {details['rollback_to']}", "danger"))
@@ -100,7 +104,9 @@ def headline(details: dict[str, Any]) -> str:
     return f"{mark} {prefix}{ref['kind']} {where}{ref['name']}: {details['what']}"
 
 
-def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str, list[dict[str, Any]]]:
+def render_alert(
+    details: dict[str, Any], *, values: ButtonValues, name_cluster: bool = False
+) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) for an alert in its current state."""
     state = details.get("state", "firing")
     title = headline(details)
@@ -151,7 +157,7 @@ def render_alert(details: dict[str, Any], *, values: ButtonValues) -> tuple[str,
     for note in details.get("notes", [])[-3:]:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit_mrkdwn(str(note), SECTION_TEXT) or "-")]))
     if state != "resolved":
-        elements = button_elements(buttons(details), values=values, room=25)
+        elements = button_elements(buttons(details, name_cluster=name_cluster), values=values, room=25)
         if elements:
             blocks.append(ActionsBlock(block_id=f"alert-{details.get('id', 0)}"[:255], elements=elements))
     alert_id = escape_mrkdwn(str(details.get("id", "?")))
@@ -250,15 +256,17 @@ def render_note(text: str) -> tuple[str, list[dict[str, Any]]]:
 
 class BlockKitAlerts:
     """The alert engine's `AlertMessages`: alerts, repeats and notes as Block Kit. `values` says how
-    buttons carry their commands (`bot.slack.buttons`)."""
+    buttons carry their commands (`bot.slack.buttons`); `name_cluster` (a bot of several clusters):
+    the buttons name the alert's cluster."""
 
-    def __init__(self, *, values: ButtonValues) -> None:
+    def __init__(self, *, values: ButtonValues, name_cluster: bool = False) -> None:
         self.values = values
+        self.name_cluster = name_cluster
 
     def alert(self, details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         if details.get("plain"):
             return render_plain(details)
-        return render_alert(details, values=self.values)
+        return render_alert(details, values=self.values, name_cluster=self.name_cluster)
 
     def repeat(
         self, details: dict[str, Any], *, new_subjects: list[str], evidence: list[str]

@@ -189,7 +189,10 @@ class AnswerRenderer:
     buttons: ButtonValues
 
     def answer(self, answer: Answer) -> Message:
-        return render_answer(answer, cluster_name=self.cluster_name, buttons=self.buttons)
+        cluster = answer.data.get("cluster")  # the cluster the command ran in (bot.commands.routing)
+        return render_answer(
+            answer, cluster_name=cluster if isinstance(cluster, str) else self.cluster_name, buttons=self.buttons
+        )
 
     def command_for(self, value: str) -> str | None:
         """The command a clicked button runs (None: its stored command expired or never existed)."""

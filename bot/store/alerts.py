@@ -8,6 +8,11 @@ Tables (component "alerts"):
 * `silences` — a workload (and optionally one category) muted until a time.
 
 Times are UNIX seconds (REAL). The digest reads `recent_by_namespace`.
+
+Every alert and silence names its cluster, and the cluster is part of an alert's identity (workload +
+cause) and of a silence's target: the same Deployment in two clusters makes two alerts, and silencing
+it in one leaves the other paging. An `AlertStore` scoped to a cluster reads and writes only its rows;
+one scoped to None reads every cluster's (each record carries its own) and writes nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from typing import Any
 import sqlite_utils
 
 from bot.clock import Clock, utcnow
-from bot.model import Category, ObjectRef
-from bot.store.database import Database
+from bot.model import DEFAULT_CLUSTER, Category, ObjectRef
+from bot.store.database import ClusterStep, Database, Migration, rebuild_with_cluster
 
 
 def _create_tables(db: sqlite_utils.Database) -> None:
@@ -61,7 +66,60 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX silences_target ON silences (namespace, kind, name, until)")
 
 
-MIGRATIONS = [_create_tables]
+def _add_cluster(db: sqlite_utils.Database, legacy_cluster: str) -> None:
+    """The cluster of every alert and silence (issue 14): rows before this step get `legacy_cluster`."""
+    rebuild_with_cluster(
+        db,
+        "alerts",
+        create="""CREATE TABLE {table} (
+            id INTEGER PRIMARY KEY,
+            cluster TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            category TEXT NOT NULL,
+            state TEXT NOT NULL,
+            title TEXT NOT NULL,
+            since REAL NOT NULL,
+            fired_at REAL NOT NULL,
+            resolved_at REAL,
+            channel TEXT,
+            team TEXT,
+            route_reason TEXT,
+            ts TEXT,
+            details TEXT NOT NULL
+        )""",
+        indexes=[
+            "CREATE INDEX alerts_open ON alerts (state, cluster, namespace, kind, name, category)",
+            "CREATE INDEX alerts_fired ON alerts (fired_at, namespace)",
+            "CREATE INDEX alerts_cluster_fired ON alerts (cluster, fired_at)",
+        ],
+        legacy_cluster=legacy_cluster,
+    )
+    rebuild_with_cluster(
+        db,
+        "silences",
+        create="""CREATE TABLE {table} (
+            id INTEGER PRIMARY KEY,
+            cluster TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            category TEXT,
+            until REAL NOT NULL,
+            created_by TEXT,
+            created_at REAL NOT NULL
+        )""",
+        indexes=["CREATE INDEX silences_target ON silences (namespace, kind, name, cluster, until)"],
+        legacy_cluster=legacy_cluster,
+    )
+
+
+MIGRATIONS: list[Migration] = [_create_tables, ClusterStep(_add_cluster)]
+ALERT_COLUMNS = (
+    "id, kind, namespace, name, category, state, title, since, fired_at, resolved_at, channel, team, route_reason, "
+    "ts, details, cluster"
+)
 
 
 def _ts(at: datetime) -> float:
@@ -86,10 +144,12 @@ class AlertRecord:
     team: str | None
     ts: str | None
     details: dict[str, Any]
+    cluster: str = DEFAULT_CLUSTER
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "cluster": self.cluster,
             "workload": self.workload.to_json(),
             "category": str(self.category),
             "state": self.state,
@@ -110,15 +170,31 @@ class Silence:
     category: Category | None
     until: datetime
     created_by: str | None
+    cluster: str = DEFAULT_CLUSTER
 
 
 class AlertStore:
-    """Reads and writes alerts and silences (one SQLite connection per thread, via Database)."""
+    """Reads and writes alerts and silences (one SQLite connection per thread, via Database).
 
-    def __init__(self, database: Database, *, clock: Clock = utcnow) -> None:
+    `cluster` scopes every read and stamps every write; None reads every cluster and refuses writes."""
+
+    def __init__(self, database: Database, *, clock: Clock = utcnow, cluster: str | None = DEFAULT_CLUSTER) -> None:
         self.database = database
         self.clock = clock
+        self.cluster = cluster
         database.ensure_schema("alerts", MIGRATIONS)
+
+    def _writing(self) -> str:
+        if self.cluster is None:
+            raise ValueError("an AlertStore that reads every cluster writes nothing: scope it to one cluster")
+        return self.cluster
+
+    def _select(self, table_columns: str, table: str, where: str, params: list[Any], tail: str = "") -> list[Any]:
+        if self.cluster is not None:
+            where = f"cluster = ? AND {where}"
+            params = [self.cluster, *params]
+        sql = f"SELECT {table_columns} FROM {table} WHERE {where}{tail}"  # noqa: S608 - our own names
+        return list(self.database.db.execute(sql, params).fetchall())
 
     # -- alerts -----------------------------------------------------------------------------------
 
@@ -135,11 +211,14 @@ class AlertStore:
         route_reason: str,
         details: dict[str, Any],
     ) -> int:
-        """Insert an alert inside the caller's transaction (the outbox row goes in the same one)."""
+        """Insert an alert of this store's cluster inside the caller's transaction (the outbox row goes in
+        the same one)."""
+        cluster = self._writing()
         cursor = db.execute(
-            "INSERT INTO alerts (kind, namespace, name, category, state, title, since, fired_at, channel, team, "
-            "route_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO alerts (cluster, kind, namespace, name, category, state, title, since, fired_at, channel, "
+            "team, route_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
+                cluster,
                 workload.kind,
                 workload.namespace or "",
                 workload.name,
@@ -158,48 +237,62 @@ class AlertStore:
 
     def set_state(self, db: sqlite_utils.Database, alert_id: int, *, state: str, at: datetime | None = None) -> None:
         resolved = _ts(at) if at is not None and state == "resolved" else None
-        db.execute("UPDATE alerts SET state = ?, resolved_at = ? WHERE id = ?", [state, resolved, alert_id])
+        db.execute(
+            "UPDATE alerts SET state = ?, resolved_at = ? WHERE id = ? AND cluster = ?",
+            [state, resolved, alert_id, self._writing()],
+        )
 
     def set_details(self, db: sqlite_utils.Database, alert_id: int, details: dict[str, Any]) -> None:
-        db.execute("UPDATE alerts SET details = ? WHERE id = ?", [json.dumps(details, default=str), alert_id])
+        db.execute(
+            "UPDATE alerts SET details = ? WHERE id = ? AND cluster = ?",
+            [json.dumps(details, default=str), alert_id, self._writing()],
+        )
 
     def set_ts(self, alert_id: int, *, channel: str, ts: str) -> None:
+        cluster = self._writing()
         with self.database.transaction() as db:
-            db.execute("UPDATE alerts SET ts = ?, channel = ? WHERE id = ?", [ts, channel, alert_id])
+            db.execute(
+                "UPDATE alerts SET ts = ?, channel = ? WHERE id = ? AND cluster = ?", [ts, channel, alert_id, cluster]
+            )
 
     def get(self, alert_id: int) -> AlertRecord | None:
-        row = self.database.db.execute("SELECT * FROM alerts WHERE id = ?", [alert_id]).fetchone()
-        return _record(row) if row else None
+        """One alert by id: None if it is another cluster's."""
+        rows = self._select(ALERT_COLUMNS, "alerts", "id = ?", [alert_id])
+        return _record(rows[0]) if rows else None
 
     def open_alerts(self) -> list[AlertRecord]:
         """Alerts still firing (a restart adopts them instead of posting them again)."""
-        rows = self.database.db.execute("SELECT * FROM alerts WHERE state = 'firing' ORDER BY id").fetchall()
-        return [_record(r) for r in rows]
+        return [_record(r) for r in self._select(ALERT_COLUMNS, "alerts", "state = 'firing'", [], " ORDER BY id")]
 
     def open_for(self, workload: ObjectRef, category: Category) -> AlertRecord | None:
         """The firing alert of this workload and cause, if any (the newest)."""
-        row = self.database.db.execute(
-            "SELECT * FROM alerts WHERE state = 'firing' AND namespace = ? AND kind = ? AND name = ? AND category = ? "
-            "ORDER BY id DESC LIMIT 1",
+        rows = self._select(
+            ALERT_COLUMNS,
+            "alerts",
+            "state = 'firing' AND namespace = ? AND kind = ? AND name = ? AND category = ?",
             [workload.namespace or "", workload.kind, workload.name, str(category)],
-        ).fetchone()
-        return _record(row) if row else None
+            " ORDER BY id DESC LIMIT 1",
+        )
+        return _record(rows[0]) if rows else None
 
     def open_all_for(self, workload: ObjectRef) -> list[AlertRecord]:
         """Every firing alert of this workload, newest first."""
-        rows = self.database.db.execute(
-            "SELECT * FROM alerts WHERE state = 'firing' AND namespace = ? AND kind = ? AND name = ? ORDER BY id DESC",
+        rows = self._select(
+            ALERT_COLUMNS,
+            "alerts",
+            "state = 'firing' AND namespace = ? AND kind = ? AND name = ?",
             [workload.namespace or "", workload.kind, workload.name],
-        ).fetchall()
+            " ORDER BY id DESC",
+        )
         return [_record(r) for r in rows]
 
     def since(self, since: datetime, *, namespace: str | None = None) -> list[AlertRecord]:
-        sql = "SELECT * FROM alerts WHERE fired_at >= ?"
+        where = "fired_at >= ?"
         params: list[Any] = [_ts(since)]
         if namespace is not None:
-            sql += " AND namespace = ?"
+            where += " AND namespace = ?"
             params.append(namespace)
-        rows = self.database.db.execute(sql + " ORDER BY fired_at DESC, id DESC", params).fetchall()
+        rows = self._select(ALERT_COLUMNS, "alerts", where, params, " ORDER BY fired_at DESC, id DESC")
         return [_record(r) for r in rows]
 
     def recent_by_namespace(self, *, now: datetime | None = None, hours: int = 24) -> dict[str, list[AlertRecord]]:
@@ -218,11 +311,13 @@ class AlertStore:
     def silence(
         self, workload: ObjectRef, *, until: datetime, category: Category | None = None, by: str | None = None
     ) -> int:
+        cluster = self._writing()
         with self.database.transaction() as db:
             cursor = db.execute(
-                "INSERT INTO silences (kind, namespace, name, category, until, created_by, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO silences (cluster, kind, namespace, name, category, until, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
+                    cluster,
                     workload.kind,
                     workload.namespace or "",
                     workload.name,
@@ -236,15 +331,19 @@ class AlertStore:
 
     def silenced(self, workload: ObjectRef, category: Category, *, now: datetime | None = None) -> Silence | None:
         """The silence covering this workload and cause now, if any (the one lasting longest)."""
-        row = self.database.db.execute(
-            "SELECT id, category, until, created_by FROM silences WHERE namespace = ? AND kind = ? AND name = ? "
-            "AND until > ? AND (category IS NULL OR category = ?) ORDER BY until DESC LIMIT 1",
+        rows = self._select(
+            "id, category, until, created_by, cluster",
+            "silences",
+            "namespace = ? AND kind = ? AND name = ? AND until > ? AND (category IS NULL OR category = ?)",
             [workload.namespace or "", workload.kind, workload.name, _ts(now or self.clock()), str(category)],
-        ).fetchone()
-        if row is None:
+            " ORDER BY until DESC LIMIT 1",
+        )
+        if not rows:
             return None
-        silence_id, cat, until, by = row
-        return Silence(int(silence_id), workload, Category(cat) if cat else None, _dt(until) or self.clock(), by)
+        silence_id, cat, until, by, cluster = rows[0]
+        return Silence(
+            int(silence_id), workload, Category(cat) if cat else None, _dt(until) or self.clock(), by, cluster
+        )
 
 
 def _record(row: Any) -> AlertRecord:
@@ -264,6 +363,7 @@ def _record(row: Any) -> AlertRecord:
         _,
         ts,
         details,
+        cluster,
     ) = row
     return AlertRecord(
         id=int(alert_id),
@@ -278,4 +378,5 @@ def _record(row: Any) -> AlertRecord:
         team=team,
         ts=ts,
         details=json.loads(details),
+        cluster=cluster,
     )

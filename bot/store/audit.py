@@ -7,6 +7,11 @@ that row is the idempotency key, so a second click with the same id finds it, ch
 only counts a repeat on the same row. Optionally each action and each refusal is also announced:
 `announce(entry)` is given the row itself (typed parts, not a line of text), and rendering it for a
 chat channel is the announcer's job (`bot.slack.audit.AuditChannel` in the bot; no Slack imports here).
+
+Every row names the cluster the command was for. An `AuditLog` scoped to a cluster writes and reads
+that cluster's rows; one scoped to None reads every cluster's and writes nothing. An action id stays
+unique across clusters: it is a one-time token of one confirmation, so the same id claimed in another
+cluster is refused as already claimed (that row, with its cluster, is the answer), never run twice.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock, utcnow
 from bot.errors import StoreUnavailable
-from bot.model import Command, Decision, Subject
+from bot.model import DEFAULT_CLUSTER, Command, Decision, Subject
+from bot.store.database import ClusterStep, Migration, rebuild_with_cluster
 
 if TYPE_CHECKING:  # annotations only
     import sqlite_utils
@@ -62,7 +68,41 @@ def _create(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX audit_at ON audit (at)")
 
 
-MIGRATIONS = [_create]
+def _add_cluster(db: sqlite_utils.Database, legacy_cluster: str) -> None:
+    """The cluster of every attempt (issue 14): rows before this step get `legacy_cluster`."""
+    rebuild_with_cluster(
+        db,
+        "audit",
+        create="""
+        CREATE TABLE {table} (
+            id INTEGER PRIMARY KEY,
+            cluster TEXT NOT NULL,
+            at TEXT NOT NULL,
+            slack_user TEXT,
+            usergroups TEXT NOT NULL,
+            k8s_user TEXT,
+            k8s_groups TEXT NOT NULL,
+            channel TEXT,
+            verb TEXT NOT NULL,
+            target TEXT,
+            namespace TEXT,
+            params TEXT NOT NULL,
+            command TEXT NOT NULL,
+            action_id TEXT UNIQUE,
+            decision TEXT NOT NULL CHECK (decision IN ('allowed', 'denied')),
+            reason TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('running', 'done', 'failed', 'denied')),
+            message TEXT,
+            finished_at TEXT,
+            repeats INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        indexes=["CREATE INDEX audit_at ON audit (at)", "CREATE INDEX audit_cluster_at ON audit (cluster, at)"],
+        legacy_cluster=legacy_cluster,
+    )
+
+
+MIGRATIONS: list[Migration] = [_create, ClusterStep(_add_cluster)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +126,7 @@ class AuditEntry:
     message: str | None
     finished_at: datetime | None
     repeats: int
+    cluster: str = DEFAULT_CLUSTER
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> AuditEntry:
@@ -109,11 +150,13 @@ class AuditEntry:
             message=row["message"],
             finished_at=datetime.fromisoformat(row["finished_at"]) if row["finished_at"] else None,
             repeats=int(row["repeats"]),
+            cluster=row["cluster"],
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "cluster": self.cluster,
             "at": self.at.isoformat(),
             "slack_user": self.slack_user,
             "usergroups": list(self.usergroups),
@@ -134,14 +177,19 @@ class AuditEntry:
             "repeats": self.repeats,
         }
 
-    def line(self) -> str:
-        """One plain line for `k8sbot audit` (the audit channel renders the entry itself, escaped)."""
+    def line(self, *, cluster: bool = False) -> str:
+        """One plain line for `k8sbot audit` (the audit channel renders the entry itself, escaped).
+        `cluster`: name the cluster (a bot serving several)."""
         who = self.slack_user or "terminal"
         if self.k8s_user:
             who += f" as {self.k8s_user}"
         repeats = f" (+{self.repeats} repeated click{'s' if self.repeats > 1 else ''})" if self.repeats else ""
         detail = self.message if self.outcome != DENIED else self.reason
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.outcome.upper():7} {who}: {self.command}{repeats} — {detail or ''}"
+        where = f"[{self.cluster}] " if cluster else ""
+        return (
+            f"{self.at:%Y-%m-%d %H:%M:%S} {where}{self.outcome.upper():7} {who}: {self.command}{repeats}"
+            f" — {detail or ''}"
+        )
 
 
 AuditAnnouncer = Callable[[AuditEntry], object]
@@ -157,7 +205,9 @@ class AlreadyClaimed(Exception):
 
 
 class AuditLog:
-    """Writes and reads the `audit` table of one Database (thread-safe through per-thread connections)."""
+    """Writes and reads the `audit` table of one Database (thread-safe through per-thread connections).
+
+    `cluster` scopes every read and stamps every write; None reads every cluster and refuses writes."""
 
     def __init__(
         self,
@@ -165,11 +215,23 @@ class AuditLog:
         *,
         announce: AuditAnnouncer | None = None,
         clock: Clock = utcnow,
+        cluster: str | None = DEFAULT_CLUSTER,
     ) -> None:
         self.database = database
         self.announce = announce
         self._clock = clock
+        self.cluster = cluster
         database.ensure_schema("audit", MIGRATIONS)
+
+    def _writing(self) -> str:
+        if self.cluster is None:
+            raise ValueError("an AuditLog that reads every cluster writes nothing: scope it to one cluster")
+        return self.cluster
+
+    def _scoped(self, where: str, params: list[Any]) -> tuple[str, list[Any]]:
+        if self.cluster is None:
+            return where, params
+        return f"cluster = ? AND {where}", [self.cluster, *params]
 
     def _now(self) -> str:
         # Stored as UTC ISO text so that text order is time order (`since` compares strings).
@@ -221,7 +283,8 @@ class AuditLog:
         except sqlite3.IntegrityError:
             with self.database.transaction() as db:
                 db.execute("UPDATE audit SET repeats = repeats + 1 WHERE action_id = ?", [action_id])
-            existing = self.for_action(action_id)
+            # the claim may be another cluster's (an action id is unique across clusters): that row answers
+            existing = self._one("SELECT * FROM audit WHERE action_id = ?", [action_id])
             if existing is None:  # pragma: no cover - the unique row cannot vanish
                 raise
             raise AlreadyClaimed(existing) from None
@@ -230,11 +293,12 @@ class AuditLog:
         """Record how a claimed action ended. The action has run by now, so a store that fails here
         must not turn its answer into an error: the outcome is logged (and announced) instead."""
         finished = self._now()
+        cluster = self._writing()
         try:
             with self.database.transaction(verify=True) as db:  # a lost file is noticed and said, not written to
                 db.execute(
-                    "UPDATE audit SET outcome = ?, message = ?, finished_at = ? WHERE id = ?",
-                    [outcome, message, finished, entry.id],
+                    "UPDATE audit SET outcome = ?, message = ?, finished_at = ? WHERE id = ? AND cluster = ?",
+                    [outcome, message, finished, entry.id, cluster],
                 )
             done = self.get(entry.id)
         except StoreUnavailable as e:
@@ -264,6 +328,7 @@ class AuditLog:
         message: str | None,
     ) -> dict[str, Any]:
         return {
+            "cluster": self._writing(),
             "at": self._now(),
             "slack_user": subject.slack_user,
             "usergroups": json.dumps(sorted(subject.usergroups)),
@@ -304,22 +369,27 @@ class AuditLog:
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, entry_id: int) -> AuditEntry | None:
-        return self._one("SELECT * FROM audit WHERE id = ?", [entry_id])
+        return self._one(*self._query("id = ?", [entry_id]))
 
     def for_action(self, action_id: str) -> AuditEntry | None:
-        return self._one("SELECT * FROM audit WHERE action_id = ?", [action_id])
+        return self._one(*self._query("action_id = ?", [action_id]))
 
     def since(self, since: datetime | None = None, *, limit: int = 500) -> list[AuditEntry]:
         """Entries at or after `since` (all when None), oldest first, at most `limit` (the newest)."""
-        query = "SELECT * FROM audit WHERE at >= ? ORDER BY id DESC LIMIT ?"
         start = since.astimezone(UTC).isoformat() if since else ""
-        cursor = self.database.db.execute(query, [start, limit])
+        query, params = self._query("at >= ?", [start], " ORDER BY id DESC LIMIT ?")
+        cursor = self.database.db.execute(query, [*params, limit])
         names = [c[0] for c in cursor.description]
         entries = [AuditEntry.from_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
         return list(reversed(entries))
 
     def count(self) -> int:
-        return int(self.database.db.execute("SELECT count(*) FROM audit").fetchone()[0])
+        where, params = self._scoped("1", [])
+        return int(self.database.db.execute(f"SELECT count(*) FROM audit WHERE {where}", params).fetchone()[0])  # noqa: S608
+
+    def _query(self, where: str, params: list[Any], tail: str = "") -> tuple[str, list[Any]]:
+        scoped, values = self._scoped(where, params)
+        return f"SELECT * FROM audit WHERE {scoped}{tail}", values  # noqa: S608 - our own SQL
 
     def _one(self, query: str, params: list[Any]) -> AuditEntry | None:
         cursor = self.database.db.execute(query, params)

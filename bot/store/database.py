@@ -6,6 +6,10 @@ Each feature (changes, audit, alerts, ...) owns its tables and declares them as 
 migration steps under a component name; `ensure_schema` applies the steps not yet applied, each in
 its own transaction, and records the version in `schema_versions`.
 
+Rows about something that happened in a cluster carry its name (`cluster TEXT NOT NULL`). Those tables
+got the column in a later step of their component (`ClusterStep`); the rows a database held before
+that step are given `Database(..., legacy_cluster=...)`, the cluster a single-cluster bot watched.
+
 The file is the audit record, so the store fails closed:
 
 - At start (`Database(path)`), a file that is not a SQLite database, is corrupt or truncated, is
@@ -39,16 +43,26 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import sqlite_utils
 
 from bot.errors import ConfigError, StoreUnavailable
+from bot.model import DEFAULT_CLUSTER
 
 log = logging.getLogger(__name__)
 
-Migration = Callable[[sqlite_utils.Database], None]
+
+@dataclass(frozen=True, slots=True)
+class ClusterStep:
+    """A migration step that needs the cluster of the rows written before it: `apply(db, legacy_cluster)`."""
+
+    apply: Callable[[sqlite_utils.Database, str], None]
+
+
+Migration = Callable[[sqlite_utils.Database], None] | ClusterStep
 MEMORY = ":memory:"
 CHECK_EVERY = 1.0
 """Seconds between checks of the file's identity before ordinary writes, per thread."""
@@ -88,8 +102,13 @@ class Database:
         *,
         check_every: float = CHECK_EVERY,
         monotonic: Callable[[], float] = time.monotonic,
+        legacy_cluster: str = DEFAULT_CLUSTER,
     ) -> None:
+        if not legacy_cluster:
+            raise ValueError("legacy_cluster: the cluster of the rows written before clusters were recorded is needed")
         self.path = str(path)
+        self.legacy_cluster = legacy_cluster
+        """The cluster that rows written before their table recorded clusters are given when it migrates."""
         self.check_every = check_every
         self._monotonic = monotonic
         self._local = threading.local()
@@ -269,7 +288,7 @@ class Database:
                     _probe(connection)
                     db = sqlite_utils.Database(connection)
                     for component, steps in self._migrations.items():
-                        _migrate(db, component, steps)
+                        _migrate(db, component, steps, legacy_cluster=self.legacy_cluster)
                 except BaseException:
                     connection.close()
                     raise
@@ -355,7 +374,7 @@ class Database:
             self._migrations[component] = steps
             self.verify()
             try:
-                _migrate(self.db, component, steps)
+                _migrate(self.db, component, steps, legacy_cluster=self.legacy_cluster)
             except sqlite3.Error as e:
                 if is_file_problem(e):
                     raise self.unavailable(e) from e
@@ -390,14 +409,18 @@ def _probe(connection: sqlite3.Connection) -> None:
         connection.execute("ROLLBACK")
 
 
-def _migrate(db: sqlite_utils.Database, component: str, steps: Sequence[Migration]) -> None:
+def _migrate(db: sqlite_utils.Database, component: str, steps: Sequence[Migration], *, legacy_cluster: str) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
     row = db.execute("SELECT version FROM schema_versions WHERE component = ?", [component]).fetchone()
     version = int(row[0]) if row else 0
     for index in range(version, len(steps)):
         db.execute("BEGIN IMMEDIATE")
         try:
-            steps[index](db)
+            step = steps[index]
+            if isinstance(step, ClusterStep):
+                step.apply(db, legacy_cluster)
+            else:
+                step(db)
             db.execute(
                 "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
                 "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
@@ -407,6 +430,36 @@ def _migrate(db: sqlite_utils.Database, component: str, steps: Sequence[Migratio
             _rollback(db)
             raise
         db.execute("COMMIT")
+
+
+def rebuild_with_cluster(
+    db: sqlite_utils.Database, table: str, *, create: str, indexes: Sequence[str], legacy_cluster: str
+) -> int:
+    """Give `table` a `cluster` column that takes part in its keys (a migration step's body).
+
+    SQLite cannot change a table's primary key or UNIQUE constraints in place, so the table is made
+    again the way its documentation describes (https://sqlite.org/lang_altertable.html#otheralter):
+    `create` (a CREATE TABLE for `{table}`, with `cluster TEXT NOT NULL` and without a default, so a
+    write that names no cluster fails) makes the new table beside the old one, every row is copied with
+    `legacy_cluster`, the old table (and its indexes) goes, the new one takes its name and `indexes`
+    (CREATE INDEX statements) are made. Runs inside the step's transaction. Returns the rows copied."""
+    new = f"{table}_clustered"
+    old_columns = [str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")]
+    db.execute(create.format(table=new))
+    columns = ", ".join(old_columns)
+    db.execute(
+        f"INSERT INTO {new} (cluster, {columns}) SELECT ?, {columns} FROM {table}",  # noqa: S608 - our own names
+        [legacy_cluster],
+    )
+    copied = int(db.execute(f"SELECT COUNT(*) FROM {new}").fetchone()[0])  # noqa: S608
+    before = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+    if copied != before:  # pragma: no cover - the new keys contain the old ones: nothing can collide
+        raise RuntimeError(f"migrating {table}: {before} rows, {copied} copied")
+    db.execute(f"DROP TABLE {table}")
+    db.execute(f"ALTER TABLE {new} RENAME TO {table}")
+    for index in indexes:
+        db.execute(index)
+    return copied
 
 
 def _rollback(db: sqlite_utils.Database) -> None:

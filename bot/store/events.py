@@ -2,6 +2,9 @@
 
 Events are facts with their own times, not changes of state, so they live apart from `changes`.
 The alerting work and the daily digest read them ("node events of the last 24 h").
+
+Each row names its cluster, and an Event's uid is unique per cluster. An `EventStore` scoped to a
+cluster reads and writes its rows only; one scoped to None reads every cluster's and writes nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 import sqlite_utils
 
 from bot.clock import Clock, utcnow
-from bot.model import KubeObject, ObjectRef, parse_time
-from bot.store.database import Database
+from bot.model import DEFAULT_CLUSTER, KubeObject, ObjectRef, parse_time
+from bot.store.database import ClusterStep, Database, Migration, rebuild_with_cluster
 
 DEFAULT_RETENTION = timedelta(days=30)
 MAX_MESSAGE = 1000
@@ -40,7 +43,37 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX warning_events_involved ON warning_events (involved_namespace, involved_name, last_at)")
 
 
-MIGRATIONS = [_create_tables]
+def _add_cluster(db: sqlite_utils.Database, legacy_cluster: str) -> None:
+    """The cluster of every event (issue 14), in its key: rows before this step get `legacy_cluster`."""
+    rebuild_with_cluster(
+        db,
+        "warning_events",
+        create="""CREATE TABLE {table} (
+            cluster TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            involved_kind TEXT NOT NULL,
+            involved_namespace TEXT NOT NULL,
+            involved_name TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            message TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            first_at REAL NOT NULL,
+            last_at REAL NOT NULL,
+            source TEXT,
+            PRIMARY KEY (cluster, uid)
+        )""",
+        indexes=[
+            "CREATE INDEX warning_events_last_at ON warning_events (last_at)",
+            "CREATE INDEX warning_events_cluster_last_at ON warning_events (cluster, last_at)",
+            "CREATE INDEX warning_events_involved ON warning_events "
+            "(involved_namespace, involved_name, cluster, last_at)",
+        ],
+        legacy_cluster=legacy_cluster,
+    )
+
+
+MIGRATIONS: list[Migration] = [_create_tables, ClusterStep(_add_cluster)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +86,12 @@ class WarningEvent:
     first_at: datetime
     last_at: datetime
     source: str | None = None
+    cluster: str = DEFAULT_CLUSTER
+    """The cluster it happened in (a stored event carries its row's)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "cluster": self.cluster,
             "involved": self.involved.to_json(),
             "reason": self.reason,
             "message": self.message,
@@ -94,26 +130,38 @@ def warning_event_of(obj: KubeObject, *, now: datetime) -> WarningEvent | None:
 
 
 class EventStore:
+    """Warning Events of one cluster (`cluster`; None reads every cluster's and refuses writes)."""
+
     def __init__(
         self,
         database: Database,
         *,
         retention: timedelta = DEFAULT_RETENTION,
         clock: Clock = utcnow,
+        cluster: str | None = DEFAULT_CLUSTER,
     ) -> None:
         self.database = database
         self.retention = retention
         self.clock = clock
+        self.cluster = cluster
         database.ensure_schema("events", MIGRATIONS)
 
+    def _writing(self) -> str:
+        if self.cluster is None:
+            raise ValueError("an EventStore that reads every cluster writes nothing: scope it to one cluster")
+        return self.cluster
+
     def record(self, event: WarningEvent, *, db: sqlite_utils.Database | None = None) -> None:
-        """Insert or update (count, last time, message) one event. Idempotent for a replayed event."""
+        """Insert or update (count, last time, message) one event of this store's cluster. Idempotent for
+        a replayed event."""
+        cluster = self._writing()
         (db or self.database.db).execute(
-            "INSERT INTO warning_events (uid, namespace, involved_kind, involved_namespace, involved_name, reason, "
-            "message, count, first_at, last_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(uid) DO UPDATE SET count = MAX(count, excluded.count), "
+            "INSERT INTO warning_events (cluster, uid, namespace, involved_kind, involved_namespace, involved_name, "
+            "reason, message, count, first_at, last_at, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(cluster, uid) DO UPDATE SET count = MAX(count, excluded.count), "
             "last_at = MAX(last_at, excluded.last_at), message = excluded.message",
             [
+                cluster,
                 event.uid,
                 event.involved.namespace or "",
                 event.involved.kind,
@@ -137,11 +185,15 @@ class EventStore:
         if end is not None:
             where.append("last_at < ?")
             params.append(end.timestamp())
+        if self.cluster is not None:
+            where.append("cluster = ?")
+            params.append(self.cluster)
         if involved_kind is not None:
             where.append("involved_kind = ?")
             params.append(involved_kind)
         columns = (
-            "uid, involved_kind, involved_namespace, involved_name, reason, message, count, first_at, last_at, source"
+            "uid, involved_kind, involved_namespace, involved_name, reason, message, count, first_at, last_at, source, "
+            "cluster"
         )
         sql = f"SELECT {columns} FROM warning_events WHERE {' AND '.join(where)} ORDER BY last_at DESC LIMIT ?"  # noqa: S608
         rows = self.database.db.execute(sql, [*params, limit]).fetchall()
@@ -155,11 +207,15 @@ class EventStore:
                 first_at=datetime.fromtimestamp(first_at, UTC),
                 last_at=datetime.fromtimestamp(last_at, UTC),
                 source=source,
+                cluster=cluster,
             )
-            for uid, kind, ns, name, reason, message, count, first_at, last_at, source in rows
+            for uid, kind, ns, name, reason, message, count, first_at, last_at, source, cluster in rows
         ]
 
     def prune(self, *, now: datetime | None = None) -> int:
+        """Delete this cluster's events last seen before the retention period."""
+        cluster = self._writing()
         cutoff = ((now or self.clock()) - self.retention).timestamp()
         with self.database.transaction() as db:
-            return int(db.execute("DELETE FROM warning_events WHERE last_at < ?", [cutoff]).rowcount or 0)
+            cursor = db.execute("DELETE FROM warning_events WHERE cluster = ? AND last_at < ?", [cluster, cutoff])
+            return int(cursor.rowcount or 0)

@@ -11,6 +11,10 @@ Tables (component "alertmanager"):
   `resolved` notification finds it.
 
 Times are UNIX seconds (REAL); labels and annotations are JSON objects of strings.
+
+Both tables name the cluster the alert is about, in their keys: an `AlertInbox` scoped to a cluster
+stores, hands out and links that cluster's alerts only; one scoped to None reads every cluster's
+rows and writes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from bot.clock import Clock, utcnow
-from bot.store.database import Database
+from bot.model import DEFAULT_CLUSTER
+from bot.store.database import ClusterStep, Database, Migration, rebuild_with_cluster
 
 
 def _create_tables(db: sqlite_utils.Database) -> None:
@@ -54,7 +59,50 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_create_tables]
+def _add_cluster(db: sqlite_utils.Database, legacy_cluster: str) -> None:
+    """The cluster of every received alert and link (issue 14): rows before this step get `legacy_cluster`."""
+    rebuild_with_cluster(
+        db,
+        "am_inbox",
+        create="""CREATE TABLE {table} (
+            id INTEGER PRIMARY KEY,
+            cluster TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            status TEXT NOT NULL,
+            starts_at REAL NOT NULL,
+            ends_at REAL,
+            labels TEXT NOT NULL,
+            annotations TEXT NOT NULL,
+            generator_url TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            external_url TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            processed_at REAL,
+            UNIQUE (cluster, fingerprint, status, starts_at)
+        )""",
+        indexes=["CREATE INDEX am_inbox_pending ON am_inbox (cluster, processed_at, id)"],
+        legacy_cluster=legacy_cluster,
+    )
+    rebuild_with_cluster(
+        db,
+        "am_links",
+        create="""CREATE TABLE {table} (
+            cluster TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            alert_id INTEGER NOT NULL,
+            linked_at REAL NOT NULL,
+            PRIMARY KEY (cluster, fingerprint)
+        )""",
+        indexes=[],
+        legacy_cluster=legacy_cluster,
+    )
+
+
+MIGRATIONS: list[Migration] = [_create_tables, ClusterStep(_add_cluster)]
+INBOX_COLUMNS = (
+    "id, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, group_key, external_url, "
+    "received_at, cluster"
+)
 
 
 def _ts(at: datetime) -> float:
@@ -82,28 +130,52 @@ class InboxRow:
     id: int
     alert: ReceivedAlert
     received_at: datetime
+    cluster: str = DEFAULT_CLUSTER
 
 
 class AlertInbox:
-    """Writes what Alertmanager sent (any replica) and hands it to the alert engine (the leader)."""
+    """Writes what Alertmanager sent (any replica) and hands it to the alert engine (the leader).
 
-    def __init__(self, database: Database, *, clock: Clock = utcnow, retention: timedelta = timedelta(days=30)) -> None:
+    `cluster` scopes every read and stamps every write; None reads every cluster and refuses writes."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock = utcnow,
+        retention: timedelta = timedelta(days=30),
+        cluster: str | None = DEFAULT_CLUSTER,
+    ) -> None:
         self.database = database
         self.clock = clock
         self.retention = retention
+        self.cluster = cluster
         database.ensure_schema("alertmanager", MIGRATIONS)
+
+    def _writing(self) -> str:
+        if self.cluster is None:
+            raise ValueError("an AlertInbox that reads every cluster writes nothing: scope it to one cluster")
+        return self.cluster
+
+    def _scoped(self, where: str, params: list[object]) -> tuple[str, list[object]]:
+        if self.cluster is None:
+            return where, params
+        return (f"cluster = ? AND {where}" if where else "cluster = ?"), [self.cluster, *params]
 
     def add(self, alerts: Sequence[ReceivedAlert]) -> int:
         """Store one notification's alerts in one transaction. Returns how many were new (the rest
         Alertmanager had sent before: a repeat or a retry)."""
+        cluster = self._writing()
         now = _ts(self.clock())
         new = 0
         with self.database.transaction() as db:
             for alert in alerts:
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO am_inbox (fingerprint, status, starts_at, ends_at, labels, annotations, "
-                    "generator_url, group_key, external_url, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO am_inbox (cluster, fingerprint, status, starts_at, ends_at, labels, "
+                    "annotations, generator_url, group_key, external_url, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
+                        cluster,
                         alert.fingerprint,
                         alert.status,
                         _ts(alert.starts_at),
@@ -121,47 +193,56 @@ class AlertInbox:
 
     def pending(self, *, limit: int = 500) -> list[InboxRow]:
         """Rows not processed yet, oldest first."""
-        rows = self.database.db.execute(
-            "SELECT id, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, group_key, "
-            "external_url, received_at FROM am_inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?",
-            [limit],
-        ).fetchall()
+        where, params = self._scoped("processed_at IS NULL", [limit])
+        sql = f"SELECT {INBOX_COLUMNS} FROM am_inbox WHERE {where} ORDER BY id LIMIT ?"  # noqa: S608 - our own SQL
+        rows = self.database.db.execute(sql, params).fetchall()
         return [_row(r) for r in rows]
 
     def processed(self, db: sqlite_utils.Database, ids: Sequence[int]) -> None:
         """Mark rows done inside the caller's transaction (with the alert rows they became)."""
+        cluster = self._writing()
         now = _ts(self.clock())
         for row_id in ids:
-            db.execute("UPDATE am_inbox SET processed_at = ? WHERE id = ?", [now, row_id])
+            db.execute("UPDATE am_inbox SET processed_at = ? WHERE id = ? AND cluster = ?", [now, row_id, cluster])
 
     def link(self, db: sqlite_utils.Database, fingerprint: str, alert_id: int) -> None:
         db.execute(
-            "INSERT INTO am_links (fingerprint, alert_id, linked_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (fingerprint) DO UPDATE SET alert_id = excluded.alert_id, linked_at = excluded.linked_at",
-            [fingerprint, alert_id, _ts(self.clock())],
+            "INSERT INTO am_links (cluster, fingerprint, alert_id, linked_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (cluster, fingerprint) DO UPDATE SET alert_id = excluded.alert_id, "
+            "linked_at = excluded.linked_at",
+            [self._writing(), fingerprint, alert_id, _ts(self.clock())],
         )
 
     def linked(self, fingerprint: str) -> int | None:
-        row = self.database.db.execute("SELECT alert_id FROM am_links WHERE fingerprint = ?", [fingerprint]).fetchone()
+        """The alert this cluster's fingerprint was folded into (across clusters: the newest link)."""
+        where, params = self._scoped("fingerprint = ?", [fingerprint])
+        row = self.database.db.execute(
+            f"SELECT alert_id FROM am_links WHERE {where} ORDER BY linked_at DESC LIMIT 1",  # noqa: S608
+            params,
+        ).fetchone()
         return int(row[0]) if row else None
 
     def count(self, *, pending: bool | None = None) -> int:
-        sql = "SELECT COUNT(*) FROM am_inbox"
-        if pending is not None:
-            sql += " WHERE processed_at IS NULL" if pending else " WHERE processed_at IS NOT NULL"
-        return int(self.database.db.execute(sql).fetchone()[0])
+        condition = "" if pending is None else "processed_at IS NULL" if pending else "processed_at IS NOT NULL"
+        where, params = self._scoped(condition, [])
+        sql = "SELECT COUNT(*) FROM am_inbox" + (f" WHERE {where}" if where else "")  # noqa: S608 - our own SQL
+        return int(self.database.db.execute(sql, params).fetchone()[0])
 
     def prune(self, *, now: datetime | None = None) -> int:
-        """Forget processed rows and links older than the retention period."""
+        """Forget this cluster's processed rows and links older than the retention period."""
+        cluster = self._writing()
         cutoff = _ts((now or self.clock()) - self.retention)
         with self.database.transaction() as db:
-            gone = db.execute("DELETE FROM am_inbox WHERE processed_at IS NOT NULL AND processed_at < ?", [cutoff])
-            db.execute("DELETE FROM am_links WHERE linked_at < ?", [cutoff])
+            gone = db.execute(
+                "DELETE FROM am_inbox WHERE cluster = ? AND processed_at IS NOT NULL AND processed_at < ?",
+                [cluster, cutoff],
+            )
+            db.execute("DELETE FROM am_links WHERE cluster = ? AND linked_at < ?", [cluster, cutoff])
             return int(gone.rowcount or 0)
 
 
 def _row(row: Sequence[object]) -> InboxRow:
-    (row_id, fingerprint, status, starts, ends, labels, annotations, url, group_key, external, received) = row
+    (row_id, fingerprint, status, starts, ends, labels, annotations, url, group_key, external, received, cluster) = row
     return InboxRow(
         int(str(row_id)),
         ReceivedAlert(
@@ -176,4 +257,5 @@ def _row(row: Sequence[object]) -> InboxRow:
             external_url=str(external),
         ),
         datetime.fromtimestamp(float(str(received)), UTC),
+        str(cluster),
     )

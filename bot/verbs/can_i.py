@@ -40,7 +40,15 @@ def can_i_verb(ctx: VerbContext, command: Command) -> Answer:
     engine = ctx.services.permissions
     if engine is None:
         reason = "no permissions.yaml is loaded: commands run with the kubeconfig's own identity"
-        data = {"verb": inner.verb, "allowed": True, "reason": reason, "file": None, "limit": None, "cluster": None}
+        data = {
+            "verb": inner.verb,
+            "allowed": True,
+            "reason": reason,
+            "cluster": ctx.services.placement.cluster_name,
+            "file": None,
+            "limit": None,
+            "rbac": None,
+        }
         return Answer("can-i", data, f"Yes: {inner.verb} — {reason}", private=True)
     # The same question the command path would ask: where the verb acts, as an action or a read.
     action = ctx.services.verbs.specs[inner.verb].is_action
@@ -72,7 +80,9 @@ def checked_command(command: Command, *, known: frozenset[str]) -> Command:
         hint = f" Did you mean `{close[0]}`?" if close else f" Verbs: {', '.join(verbs)}."
         raise UsageError(f"`{str(name)[:40]}` is not a verb.{hint}", usage=USAGE)
     flags = (("replicas", command.flag("replicas")),) if command.flag("replicas") is not None else ()
-    return Command(verb=str(name), target=command.target, namespace=command.namespace, flags=flags)
+    return Command(
+        verb=str(name), target=command.target, namespace=command.namespace, flags=flags, cluster=command.cluster
+    )
 
 
 def _line(lock: str, decision: Decision | None, *, missing: str = "") -> str:

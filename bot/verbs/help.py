@@ -31,17 +31,19 @@ def _verb_lines(spec: VerbSpec, *, detailed: bool) -> list[str]:
     )
 )
 def help_verb(ctx: VerbContext, command: Command) -> Answer:
-    return help_answer(ctx.services.verbs, command)
+    placement = ctx.services.placement
+    return help_answer(ctx.services.verbs, command, clusters=placement.clusters or (placement.cluster_name,))
 
 
-def help_answer(verbs: VerbTable, command: Command) -> Answer:
-    """The answer to `help [verb]`: a pure function of the verb table (no cluster, store or Slack), so
-    `k8sbot ask help` can answer it without building the rest of the bot."""
+def help_answer(verbs: VerbTable, command: Command, *, clusters: tuple[str, ...] = ()) -> Answer:
+    """The answer to `help [verb]`: a pure function of the verb table and the clusters' names (no
+    cluster, store or Slack), so `k8sbot ask help` can answer it without building the rest of the bot."""
     if command.target:
         spec = verbs.specs.get(command.target)
         if spec is None:
             raise UsageError(f"There is no verb `{command.target}`. Try `/k8s help`.")
         lines = _verb_lines(spec, detailed=True)
+        lines.append("    --cluster <name>: the cluster (default: the channel's, or the only one)")
         return Answer(
             verb="help",
             data={"verbs": [_spec_json(spec)]},
@@ -49,10 +51,14 @@ def help_answer(verbs: VerbTable, command: Command) -> Answer:
             lines=tuple(lines),
             private=True,
         )
-    lines = ["Usage: /k8s <verb> [target] [-n namespace] [flags]", ""]
+    lines = ["Usage: /k8s <verb> [target] [-n namespace] [--cluster name] [flags]", ""]
     for name in sorted(verbs.specs):
         lines += _verb_lines(verbs.specs[name], detailed=False)
     lines += ["", "Targets: name, ns/name or kind/name (deploy/checkout). `/k8s help <verb>` shows every option."]
+    if len(clusters) > 1:
+        lines.append(
+            f"Clusters: {', '.join(clusters)}. Every verb takes `--cluster <name>` (default: the channel's cluster)."
+        )
     return Answer(
         verb="help",
         data={"verbs": [_spec_json(verbs.specs[n]) for n in sorted(verbs.specs)]},
