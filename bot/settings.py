@@ -144,6 +144,9 @@ class Settings(BaseModel):
     alertmanager_label_map: dict[str, str] = Field(default_factory=dict, max_length=50)
     """Alertmanager label name → the workload kind its value names (`Deployment`, `StatefulSet`,
     `DaemonSet`, `Job`, `Pod`, `Service`), beside the built-in `deployment`, `statefulset`, ... labels."""
+    alertmanager_cluster_label: str | None = "cluster"
+    """The Alertmanager label whose value names the cluster an alert is about (one of `clusters`); null:
+    no label, every alert is about the one cluster (a single-cluster bot only)."""
     watch_cache: bool = True
     """Hold what the watchers see in memory, so `why`, `status` and `describe` answer from it (the leader only)."""
     redact_keys: list[str] = Field(default_factory=list)
@@ -188,6 +191,13 @@ class Settings(BaseModel):
             mapped[label] = kinds[kind.lower()]
         return mapped
 
+    @field_validator("alertmanager_cluster_label")
+    @classmethod
+    def _cluster_label(cls, value: str | None) -> str | None:
+        if value is not None and not _LABEL_NAME.fullmatch(value):
+            raise ValueError(f"{value[:100]!r} is not a Prometheus label name ([A-Za-z_][A-Za-z0-9_]*)")
+        return value
+
     @field_validator("cluster_name")
     @classmethod
     def _cluster_name(cls, value: str) -> str:
@@ -220,6 +230,11 @@ class Settings(BaseModel):
                     f"channel_clusters: channel {channel} names cluster {cluster[:80]!r}, which is not configured "
                     f"(clusters: {', '.join(names)})"
                 )
+        if self.alertmanager_cluster_label is None and len(names) > 1:
+            raise ValueError(
+                "alertmanager_cluster_label: null works with one cluster only; with several, Alertmanager's alerts "
+                "need a label naming their cluster (default: cluster)"
+            )
         return self
 
     def cluster_configs(self) -> tuple[ClusterConfig, ...]:

@@ -1,17 +1,19 @@
 """`k8sbot record-change`: send one external change event to a running bot (for CI/CD pipelines).
 
     k8sbot record-change --source ci --target deploy/checkout -n shop --summary "deploy 1f2e3d" \\
-        [--actor A] [--link URL] [--id ID] [--at TIME] [--field path=BEFORE=>AFTER]...
+        [--actor A] [--link URL] [--id ID] [--at TIME] [--field path=BEFORE=>AFTER]... [--cluster NAME]
 
 It posts to `<url>/integrations/changes` (`--url`, else K8SBOT_URL) with the bearer token from
-K8SBOT_INTEGRATION_TOKEN, and reads nothing else of the bot's configuration. Exit status: 0 stored
-(also when the bot had it already: the same id is stored once), 1 refused (the answer says which field
-and why, or the token), 2 unreachable (after a few tries; retrying is safe, the id makes it idempotent).
+K8SBOT_INTEGRATION_TOKEN, and reads nothing else of the bot's configuration. `--cluster` names the
+cluster the change is about; a bot serving several refuses an event without one (it never guesses).
+Exit status: 0 stored (also when the bot had it already: the same id is stored once per cluster),
+1 refused (the answer says which field and why, or the token), 2 unreachable (after a few tries;
+retrying is safe, the id makes it idempotent).
 
 Without `--id` the id is derived from the event itself (a SHA-256 of source, target, namespace,
-summary, actor, link, fields and the time to the second): the retries of one invocation are one event,
-while running the same step again later records a new one. To make a re-run of a pipeline step the
-same event, pass an id of your own (`--id deploy-$GITHUB_SHA`).
+summary, actor, link, fields, the cluster when given, and the time to the second): the retries of one
+invocation are one event, while running the same step again later records a new one. To make a re-run
+of a pipeline step the same event, pass an id of your own (`--id deploy-$GITHUB_SHA`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def add_parser(sub: Any) -> None:
         metavar="PATH=BEFORE=>AFTER",
         help="a changed value, e.g. flags.new_payment=off=>on (repeatable; an empty side is null)",
     )
+    record.add_argument(
+        "--cluster",
+        default=None,
+        help="the cluster the change is about (required when the bot serves several; default: its only one)",
+    )
     record.add_argument("--url", default=None, help="the bot's HTTP address (default: K8SBOT_URL)")
     record.add_argument("--json", action="store_true", help="print the bot's JSON answer")
 
@@ -82,6 +89,8 @@ def build_event(args: argparse.Namespace, *, now: datetime) -> dict[str, Any]:
             event[key] = getattr(args, key)
     if args.fields:
         event["fields"] = [parse_field(f) for f in args.fields]
+    if args.cluster:
+        event["cluster"] = args.cluster
     event["at"] = args.at or now.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     event["id"] = args.event_id or derived_id(event)
     return event
@@ -117,7 +126,8 @@ def record_change(args: argparse.Namespace) -> int:
         if not args.json:
             change = answer.get("change") or {}
             already = " (already recorded: nothing new stored)" if answer.get("duplicate") else ""
-            print(f"Recorded change {change.get('id')} from {event['source']}, id {answer.get('id')}{already}")
+            where = f" in {change.get('cluster')}" if change.get("cluster") else ""
+            print(f"Recorded change {change.get('id')} from {event['source']}{where}, id {answer.get('id')}{already}")
         return EXIT_STORED
     reason = answer.get("error") or problem or f"HTTP {status}"
     if status == 404:

@@ -20,6 +20,7 @@ from pathlib import Path
 from slack_sdk import WebClient
 
 from bot.alerting.engine import ALERT_KINDS, AlertEngine, AlertSettings
+from bot.alerting.external import ClusterLabel
 from bot.alerting.grouping import Timing
 from bot.alerting.sending import OutboxSender
 from bot.changes.recording import DEFAULT_KINDS, ChangeRecorder, NamespaceFilter
@@ -319,12 +320,20 @@ def build_core(
 # -- the integrations' receivers (docs/integrations.md) ---------------------------------------------
 
 
+def cluster_label(core: Core) -> ClusterLabel:
+    """How an Alertmanager alert names its cluster: the configured label, the clusters home first."""
+    return ClusterLabel(core.settings.alertmanager_cluster_label, tuple(c.name for c in core.clusters))
+
+
 def build_receivers(core: Core) -> Receivers:
     """What `/integrations/...` hands its bodies to. Served only when `integration_token` is set.
-    Alertmanager's alerts are stored here (any replica) and taken in by the leader's alert engine."""
+    Alertmanager's alerts are stored in the inbox of the cluster they name (any replica) and taken
+    in by the leader's alert engine of that cluster; external changes with the cluster they name."""
     return Receivers(
-        alertmanager=AlertmanagerReceiver(core.inbox, clock=core.clock),
-        changes=ExternalChanges(changes=core.changes, redactor=core.redactor, clock=core.clock),
+        alertmanager=AlertmanagerReceiver(
+            [c.inbox for c in core.clusters], clusters=cluster_label(core), clock=core.clock
+        ),
+        changes=ExternalChanges(changes=[c.changes for c in core.clusters], redactor=core.redactor, clock=core.clock),
     )
 
 
@@ -378,6 +387,7 @@ def build_background(core: Core, poster: Poster) -> Background:
                 default_channel=settings.default_channel,
                 timing=Timing(settle=settings.alert_settle_seconds, resolve_after=settings.alert_resolve_seconds),
                 label_map=dict(settings.alertmanager_label_map),
+                clusters=cluster_label(core),
             ),
             inbox=cluster.inbox,
             policy=current_policy(cluster.permissions),

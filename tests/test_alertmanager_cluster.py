@@ -20,7 +20,9 @@ import pytest
 from alertmanager_payloads import alert, webhook
 from kube_helpers import bind_role, patch, pods, wait_for, wait_rolled_out
 from scenarios import break_image, deploy_checkout
+from test_integrations_clusters import kubeconfig
 
+from bot.alerting.external import ClusterLabel
 from bot.kube.client import KubeClient
 from k8sbot.running import BotRunner
 from slack_emulator import SlackEmulator
@@ -214,3 +216,67 @@ def test_alerts_about_a_healthy_workload_or_no_workload_and_a_thousand_at_once(
         send(runner.url, webhook(resolved, status="resolved"))
         wait_for(lambda: header(slack.message(SHOP, shop["ts"]) or {}).startswith("✅"), 30, "resolved")
         assert runner.core is not None and runner.core.inbox.count(pending=True) == 0
+
+
+@pytest.mark.kwok
+def test_with_two_clusters_an_alert_goes_where_its_cluster_label_says_and_none_is_ever_guessed(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    """prod-us is the real local cluster (home); prod-eu a configured cluster nobody answers for (a closed
+    port: its watchers never sync, so its engine never takes in its inbox). What is checked: the alert
+    labelled prod-us is matched to prod-us's workload; the one labelled prod-eu waits in prod-eu's inbox,
+    never posted from prod-us; those without the label or naming no configured cluster are posted plainly
+    to the default channel saying the cluster is unknown, matched to no workload."""
+    deploy_checkout(kube, namespace)
+    eu = kubeconfig(tmp_path / "eu.yaml", "prod-eu")
+    clusters = [{"name": "prod-us", "kubeconfig": cluster.kubeconfig}, {"name": "prod-eu", "kubeconfig": eu}]
+    with bot_with_integrations(slack, kube, namespace, cluster, tmp_path, clusters=clusters) as runner:
+        about = {"namespace": namespace, "deployment": "checkout", "severity": "warning"}
+        ours = alert({**about, "alertname": "HighLatency", "cluster": "prod-us"}, summary="p99 above 2s in us")
+        theirs = alert({**about, "alertname": "HighLatency", "cluster": "prod-eu"}, summary="p99 above 2s in eu")
+        unlabelled = alert({**about, "alertname": "ErrorRate"}, summary="5xx above 1%")
+        stranger = alert({**about, "alertname": "DiskFilling", "cluster": "staging"}, summary="disk 90% full")
+        status, body = send(runner.url, webhook(ours, theirs, unlabelled, stranger))
+        assert (status, body["new"]) == (200, 4)
+
+        (shop,) = wait_for(lambda: alerts_in(slack, SHOP) or None, 60, "prod-us's alert in the team channel")
+        text = text_of(shop)
+        assert "p99 above 2s in us" in text and "prod-us" in text and "Deployment" in header(shop)
+        assert "in eu" not in text and "5xx" not in text and "disk" not in text
+
+        def plain_ones() -> list[dict[str, Any]] | None:
+            found = alerts_in(slack, OPS)
+            return found if len(found) >= 2 else None
+
+        ops = wait_for(plain_ones, 60, "the alerts of no known cluster in the default channel")
+        assert len(ops) == 2
+        for message in ops:
+            words = text_of(message)
+            assert "unknown: the alert" in words and "label is missing or names no configured cluster" in words
+            assert "(prod-us, prod-eu)" in words and "matched to no workload" in words
+            assert button(message, "Rollback") is None and button(message, "Why") is None
+            assert "Recent changes" not in words and "No recorded change" not in words  # no cluster's history
+        texts = " ".join(text_of(m) for m in ops)
+        assert "5xx above 1%" in texts and "disk 90% full" in texts and "cluster=staging" in texts
+        assert "in eu" not in texts
+
+        assert runner.core is not None
+        wait_for(lambda: runner.core.cluster("prod-us").inbox.count(pending=True) == 0, 30, "prod-us's inbox taken in")
+        (waiting,) = runner.core.cluster("prod-eu").inbox.pending()
+        assert waiting.alert.annotations["summary"] == "p99 above 2s in eu" and waiting.cluster == "prod-eu"
+        stored = {(r.workload.kind, r.cluster) for r in runner.core.cluster("prod-us").alerts.open_alerts()}
+        assert stored == {("Deployment", "prod-us"), ("AlertmanagerAlertOfUnknownCluster", "prod-us")}
+
+        # Resolved ones find their message: the unknown cluster's too.
+        resolved = {**unlabelled, "status": "resolved", "endsAt": "2026-11-30T10:30:00Z"}
+        send(runner.url, webhook(resolved, status="resolved"))
+        error_rate = next(m for m in ops if "5xx" in text_of(m))
+        wait_for(lambda: header(slack.message(OPS, error_rate["ts"]) or {}).startswith("✅"), 30, "resolved")
+
+
+def test_a_single_cluster_bot_does_not_guess_an_alert_labelled_with_another_cluster(tmp_path: Path) -> None:
+    """The pure rule the engine applies to each inbox row (its cluster and the configured label)."""
+    rule = ClusterLabel("cluster", ("k8sbot-dev",))
+    assert rule.cluster_of({"namespace": "shop", "deployment": "checkout"}) == "k8sbot-dev"
+    assert rule.cluster_of({"namespace": "shop", "deployment": "checkout", "cluster": "k8sbot-dev"}) == "k8sbot-dev"
+    assert rule.cluster_of({"namespace": "shop", "deployment": "checkout", "cluster": "prod-eu"}) is None

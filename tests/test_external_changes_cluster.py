@@ -111,7 +111,7 @@ def test_an_alert_names_the_external_change_when_nothing_in_the_cluster_explains
     kube: KubeClient,
     namespace: str,
 ) -> None:
-    receiver = ExternalChanges(changes=ChangeStore(Database(bot.db_path)), redactor=Redactor())
+    receiver = ExternalChanges(changes=[ChangeStore(Database(bot.db_path))], redactor=Redactor())
     outcome = receiver.receive(
         {
             "id": "deploy-cfg-77",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from alertmanager_payloads import alert, webhook
 from kube_helpers import wait_for
+from scenarios import deploy_checkout
 from test_alertmanager_cluster import alerts_in, bot_with_integrations, send, thread_texts
 from test_hostile_slack import HOSTILE, assert_inert, tokens
 
@@ -75,3 +76,40 @@ def test_hostile_alerts_through_the_running_bot_reach_slack_inert(
             for reply in thread_texts(slack, OPS, message["ts"]):
                 assert "<!" not in reply and "<@" not in reply
         assert alerts_in(slack, SHOP) == []
+
+
+def test_a_hostile_or_look_alike_cluster_label_is_never_matched_to_a_workload(
+    kube: KubeClient, namespace: str, cluster: Any, slack: SlackEmulator, tmp_path: Path
+) -> None:
+    """One cluster named k8sbot-dev, and a real Deployment the alerts name: a `cluster` label that only
+    looks like the name (case, spaces, invisible or look-alike characters) or carries Slack syntax is no
+    configured cluster, so every alert is posted plainly as of an unknown cluster, inert, and none joins
+    or starts an alert of the workload."""
+    deploy_checkout(kube, namespace)
+    values = (
+        *SAMPLE,
+        "K8SBOT-DEV",
+        " k8sbot-dev",
+        "k8sbot-dev\u200b",
+        "k8sbot-d\u0435v",
+        "k8sbot-dev,prod-eu",
+        "k8sbot-dev\n",
+    )
+    with bot_with_integrations(slack, kube, namespace, cluster, tmp_path, cluster_name="k8sbot-dev") as runner:
+        hostile = [
+            alert(
+                {"alertname": f"Odd{i}", "namespace": namespace, "deployment": "checkout", "cluster": value},
+                summary=f"{value} <!here>",
+            )
+            for i, value in enumerate(values)
+        ]
+        status, body = send(runner.url, webhook(*hostile))
+        assert (status, body["new"]) == (200, len(values))
+        posted = wait_for(lambda: len(alerts_in(slack, OPS)) >= len(values) and alerts_in(slack, OPS), 60, "alerts")
+        assert len(posted) == len(values)
+        for message in posted:
+            assert tokens(message.get("blocks")) == [] and tokens(message.get("text")) == [], message
+            assert "names no configured cluster (k8sbot-dev)" in json.dumps(message, ensure_ascii=False)
+        assert alerts_in(slack, SHOP) == []
+        assert runner.core is not None
+        assert {r.workload.kind for r in runner.core.alerts.open_alerts()} == {"AlertmanagerAlertOfUnknownCluster"}

@@ -99,3 +99,41 @@ def test_bodies_built_to_hurt_the_parser_are_answered_and_store_nothing(bot: Bot
     assert stored(bot) == []
     # and the bot still serves the next one
     assert post(bot.url, event(id=f"after-{len(raw)}"))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [
+        "<!channel>",
+        "k8sbot-dev\n<!here>",
+        "../k8sbot-dev",
+        "K8SBOT-DEV",
+        " k8sbot-dev",
+        "k8sbot-dev\u200b",
+        "k8sbot-d\u0435v",  # a Cyrillic e
+        "k8sbot-dev'; DROP TABLE changes;--",
+        "*",
+        "",
+        "a" * 64,
+        "x" * 100_000,
+        12,
+        0,
+        True,
+        ["k8sbot-dev"],
+        {"name": "k8sbot-dev"},
+    ],
+    ids=lambda value: repr(value)[:30],
+)
+def test_a_hostile_cluster_value_is_refused_naming_the_field_and_stores_nothing(bot: BotRunner, cluster: Any) -> None:
+    status, answer = post(bot.url, event(id="hostile-cluster", cluster=cluster))
+    assert status == 400, answer
+    assert answer["error"].startswith("cluster:"), answer["error"]
+    if isinstance(cluster, str) and len(cluster) > 3:
+        assert cluster not in answer["error"]  # never echoed: not a cluster name
+    assert stored(bot) == []
+    assert post(bot.url, event(id="after-hostile-cluster"))[0] == 200  # the bot still serves the next one
+
+
+def test_a_null_cluster_is_the_only_cluster_as_if_left_out(bot: BotRunner) -> None:
+    status, answer = post(bot.url, event(cluster=None))
+    assert status == 200 and answer["change"]["cluster"] == bot.settings.cluster_name

@@ -143,6 +143,16 @@ def test_secret_looking_values_are_redacted_before_they_are_stored(bot: BotRunne
     assert change["fields"][0]["before"].startswith("[REDACTED") and change["fields"][1]["after"] is True
 
 
+def test_with_one_cluster_the_cluster_field_is_optional_and_must_name_it(bot: BotRunner) -> None:
+    only = bot.settings.cluster_name
+    assert post(bot.url, event(id="a"))[1]["change"]["cluster"] == only
+    assert post(bot.url, event(id="b", cluster=only))[1]["change"]["cluster"] == only
+    status, answer = post(bot.url, event(id="c", cluster="prod-eu"))
+    assert status == 400
+    assert answer["error"] == f"cluster: 'prod-eu' is not a cluster this bot serves (one of: {only})"
+    assert sorted(c["cluster"] for c in stored(bot)) == [only, only]
+
+
 def test_a_wrong_token_stores_nothing(bot: BotRunner) -> None:
     status, answer = post(bot.url, event(), token="not-the-token-0000000000")
     assert status == 401 and answer["ok"] is False
@@ -312,7 +322,7 @@ def test_record_change_without_url_or_token_is_refused_without_sending() -> None
 def test_the_derived_id_is_stable_for_one_event_and_differs_between_events() -> None:
     class Args:
         source, summary, target, namespace = "ci", "deploy", "deploy/checkout", "shop"
-        actor = link = event_id = at = None
+        actor = link = event_id = at = cluster = None
         fields: tuple[str, ...] = ()
 
     now = datetime(2026, 11, 30, 10, 0, 0, tzinfo=UTC)
@@ -321,4 +331,11 @@ def test_the_derived_id_is_stable_for_one_event_and_differs_between_events() -> 
     assert first["id"] != build_event(Args(), now=now + timedelta(seconds=1))["id"]  # type: ignore[arg-type]
     assert first["id"].startswith("ci-") and first["at"] == "2026-11-30T10:00:00Z"
     assert derived_id({**first, "summary": "other"}) != first["id"]
+    assert "cluster" not in first  # without --cluster: the id of the same event as before clusters
+
+    class InEu(Args):
+        cluster = "prod-eu"
+
+    eu = build_event(InEu(), now=now)  # type: ignore[arg-type]
+    assert eu["cluster"] == "prod-eu" and eu["id"] != first["id"]
     assert parse_field("a.b=x=>y=>z") == {"path": "a.b", "before": "x", "after": "y=>z"}

@@ -97,6 +97,8 @@ class AlertSettings:
     """Alertmanager labels naming a workload of a kind, beside the built-in ones (external.named_by)."""
     intake_every: float = 0.5
     """How often the Alertmanager inbox is read."""
+    clusters: external.ClusterLabel | None = None
+    """Which cluster an Alertmanager alert is about; None: every alert in this inbox is this cluster's."""
     timeline_window: timedelta = timedelta(hours=6)
     """How far back the timeline picture in each alert's thread goes."""
 
@@ -572,6 +574,7 @@ class AlertEngine:
             return False
         by_workload: dict[ObjectRef, list[InboxRow]] = {}
         plain: dict[tuple[str, str], list[InboxRow]] = {}
+        elsewhere: dict[tuple[str, str], list[InboxRow]] = {}
         resolved: list[InboxRow] = []
         resolved_to: dict[tuple[str, str, str], ObjectRef | None] = {}
         taken = 0
@@ -579,6 +582,13 @@ class AlertEngine:
             alert = row.alert
             if alert.status == "resolved":
                 resolved.append(row)
+                taken += 1
+                continue
+            if not self._ours(alert):  # its cluster is not named: posted plainly, never matched to a workload
+                group = (external.namespace_of(alert.labels) or "", external.alertname(alert))
+                if group not in elsewhere and len(elsewhere) >= INTAKE_PLAIN:
+                    break
+                elsewhere.setdefault(group, []).append(row)
                 taken += 1
                 continue
             named = external.named_by(alert.labels, self.settings.label_map)
@@ -600,9 +610,16 @@ class AlertEngine:
             self._external_workload(workload, group_rows)
         for (namespace, name), group_rows in plain.items():
             self._external_plain(namespace, name, group_rows)
+        for (namespace, name), group_rows in elsewhere.items():
+            self._external_plain(namespace, name, group_rows, unknown_cluster=True)
         self._external_resolved(resolved)
         self.sender.wake.set()
         return taken < len(rows) or len(rows) == INTAKE_ROWS
+
+    def _ours(self, alert: ReceivedAlert) -> bool:
+        """Whether the alert is about this engine's cluster (its cluster label says so, or there is one)."""
+        clusters = self.settings.clusters
+        return clusters is None or clusters.cluster_of(alert.labels) == self.settings.cluster_name
 
     def _workload_named(self, named: external.Named) -> ObjectRef | None:
         """The workload owning (or behind) what the labels name, from the index; None if unknown."""
@@ -704,16 +721,22 @@ class AlertEngine:
         }
         self._external_insert(workload, category=category, since=since, details=details, alerts=alerts, ids=ids)
 
-    def _external_plain(self, namespace: str, name: str, rows: list[InboxRow]) -> None:
+    def _external_plain(
+        self, namespace: str, name: str, rows: list[InboxRow], *, unknown_cluster: bool = False
+    ) -> None:
+        """Alerts naming no workload, one message per namespace and `alertname`. `unknown_cluster`: alerts
+        whose cluster label names no configured cluster (a message of their own, naming no cluster and
+        quoting no cluster's changes)."""
         alerts = [r.alert for r in rows]
         ids = [r.id for r in rows]
-        ref = ObjectRef(external.PLAIN_KIND, namespace or None, name[:253])
+        kind = external.UNKNOWN_CLUSTER_KIND if unknown_cluster else external.PLAIN_KIND
+        ref = ObjectRef(kind, namespace or None, name[:253])
         record = self.store.open_for(ref, Category.EXTERNAL)
         if record is not None:
             self._external_into(record, alerts, ids)
             return
         changes: list[str] = []
-        if namespace:
+        if namespace and not unknown_cluster:
             since = self.clock() - timedelta(hours=24)
             for change in self.recorder.changes.query(since=since, namespace=namespace, limit=PLAIN_CHANGES):
                 who = f" by {change.actor}" if change.actor else ""
@@ -734,6 +757,9 @@ class AlertEngine:
             "changes": changes,
             "external": known,
         }
+        if unknown_cluster:
+            clusters = self.settings.clusters
+            details.update(cluster=None, cluster_unknown=clusters.unknown() if clusters else "unknown")
         self._external_insert(ref, category=Category.EXTERNAL, since=since_at, details=details, alerts=alerts, ids=ids)
 
     def _external_insert(
@@ -746,7 +772,8 @@ class AlertEngine:
         alerts: list[ReceivedAlert],
         ids: list[int],
     ) -> None:
-        where = self._route(ref) if ref.kind != external.PLAIN_KIND else self._route_plain()
+        plain = ref.kind in (external.PLAIN_KIND, external.UNKNOWN_CLUSTER_KIND)
+        where = self._route_plain() if plain else self._route(ref)
         with self.store.database.transaction() as db:
             alert_id = self.store.insert(
                 db,

@@ -12,6 +12,13 @@ One message per workload and cause: an Alertmanager alert about a workload becom
 workload's cause (the category detection or `why` finds, `external` when the cluster shows none), so
 it shares the message and the thread of the bot's own alert about the same workload and cause.
 Alerts naming no workload are grouped by namespace and `alertname` and posted plainly.
+
+Which cluster (`ClusterLabel`): the value of one label (`alertmanager_cluster_label`, by default
+`cluster`, the label Prometheus `external_labels` and kube-prometheus conventionally carry) naming a
+configured cluster; without the label, the only cluster of a single-cluster bot. Anything else (no
+label with several clusters, or a value naming no configured cluster) is never guessed: the receiver
+stores the alert with the first (home) cluster's, and that cluster's engine posts it plainly, saying
+the cluster is unknown, without matching it to any workload.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ MAX_EXTERNAL = 200
 MORE = "more"
 """The key of the count of alerts beyond `MAX_EXTERNAL` (not a fingerprint: those are hexadecimal)."""
 
+UNKNOWN_CLUSTER_KIND = "AlertmanagerAlertOfUnknownCluster"
+"""The `kind` of a stored alert whose cluster the labels do not name (its name is the `alertname`)."""
+
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -55,6 +65,38 @@ class Named:
     kind: str
     namespace: str
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLabel:
+    """Which configured cluster an Alertmanager alert is about, from one of its labels.
+
+    `label` None: no label is read, every alert is about the one cluster (settings allow it with one
+    cluster only). The receiver stores an alert with `cluster_of` (or the home cluster's when None);
+    each cluster's engine takes in as its own only what `cluster_of` names it, the rest it posts plainly
+    with `unknown` (the same pure rule on both sides: no mark needs to be stored)."""
+
+    label: str | None
+    clusters: tuple[str, ...]
+    """The configured clusters, home first."""
+
+    @property
+    def home(self) -> str:
+        return self.clusters[0]
+
+    def cluster_of(self, labels: Mapping[str, str]) -> str | None:
+        """The configured cluster the labels name, the only cluster when they name none, else None."""
+        value = labels.get(self.label, "") if self.label is not None else ""
+        if value:
+            return value if value in self.clusters else None
+        return self.clusters[0] if len(self.clusters) == 1 else None
+
+    def unknown(self) -> str:
+        """What a message about an alert of no known cluster says (no value quoted: its labels show it)."""
+        names = ", ".join(self.clusters[:10]) + (", ..." if len(self.clusters) > 10 else "")
+        missing = "is missing or " if len(self.clusters) > 1 else ""
+        which = f"`{self.label}` label {missing}names" if self.label else "labels name"
+        return f"unknown: the alert's {which} no configured cluster ({names}), so it is matched to no workload"
 
 
 def namespace_of(labels: Mapping[str, str]) -> str | None:

@@ -6,6 +6,11 @@ alerts to the durable inbox (bot/store/inbox.py) in one transaction, then answer
 alert to a workload, diagnosing it and posting is the alert engine's work on the leader replica
 (bot/alerting/external.py), so any replica accepts, and a stop after the 200 loses nothing.
 
+Several clusters: each alert goes to the inbox of the cluster its cluster label names
+(`ClusterLabel`, bot/alerting/external.py); an alert naming no configured cluster goes to the home
+(first) cluster's inbox, whose engine posts it plainly as one of an unknown cluster. One transaction
+per cluster the notification touches: a retry after a failure in between stores nothing twice.
+
 Bounds: the HTTP edge limits the body to 1 MB; each label and annotation is bounded here. Work is one
 INSERT per alert. Repeats and retries of the same alert state are stored once (its fingerprint,
 status and `startsAt`). Keys Alertmanager may add in later versions are ignored; the ones it sends
@@ -16,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
+from bot.alerting.external import ClusterLabel
 from bot.clock import Clock, utcnow
 from bot.integrations.receiving import Outcome
 from bot.store.inbox import AlertInbox, ReceivedAlert
@@ -129,10 +136,20 @@ def received(hook: Webhook) -> list[ReceivedAlert]:
 
 
 class AlertmanagerReceiver:
-    """The `Receiver` of `/integrations/alertmanager`: validate, store durably, answer."""
+    """The `Receiver` of `/integrations/alertmanager`: validate, store durably in each alert's
+    cluster's inbox, answer.
 
-    def __init__(self, inbox: AlertInbox, *, clock: Clock = utcnow) -> None:
-        self.inbox = inbox
+    `inboxes`: one per configured cluster, the home (first) cluster's first, each scoped to its
+    cluster. `clusters`: how an alert names its cluster (default: no label, the one cluster)."""
+
+    def __init__(
+        self, inboxes: Sequence[AlertInbox], *, clusters: ClusterLabel | None = None, clock: Clock = utcnow
+    ) -> None:
+        if not inboxes or any(inbox.cluster is None for inbox in inboxes):
+            raise ValueError("the receiver needs one inbox scoped to each cluster")
+        self.inboxes = {str(inbox.cluster): inbox for inbox in inboxes}
+        self.home = inboxes[0]
+        self.clusters = clusters or ClusterLabel(None, tuple(self.inboxes))
         self.clock = clock
 
     def receive(self, payload: Any) -> Outcome:
@@ -141,12 +158,27 @@ class AlertmanagerReceiver:
         except ValidationError as e:
             return Outcome.refused(f"not an Alertmanager webhook payload (version 4): {problem(e)}")
         alerts = received(hook)
-        new = self.inbox.add(alerts)
+        by_inbox: dict[str, list[ReceivedAlert]] = {}
+        unknown = 0
+        for alert in alerts:
+            cluster = self.clusters.cluster_of(alert.labels)
+            if cluster not in self.inboxes:
+                unknown += 1
+                cluster = str(self.home.cluster)
+            by_inbox.setdefault(cluster, []).append(alert)
+        new = sum(self.inboxes[cluster].add(batch) for cluster, batch in by_inbox.items())
         if hook.truncatedAlerts:
             log.warning(
                 "alertmanager: receiver %r dropped %d alert(s) of a notification (max_alerts); raise or remove it",
                 hook.receiver[:100],
                 hook.truncatedAlerts,
+            )
+        if unknown:
+            log.warning(
+                "alertmanager: %d alert(s) name no configured cluster (label %r): posted plainly from %s",
+                unknown,
+                self.clusters.label,
+                self.home.cluster,
             )
         log.info("alertmanager: %d alert(s) received, %d new", len(alerts), new)
         return Outcome.accepted(received=len(alerts), new=new)

@@ -6,12 +6,17 @@ first problem is answered as a 400 that names the field (`target.kind: ...`) and
 Values that look secret are redacted (bot/redaction.py) before the change is stored, as cluster
 changes are. The event's `id` makes it idempotent: the same id again stores nothing and answers
 `"duplicate": true` with the change stored the first time.
+
+Several clusters: the event's optional `cluster` names the one it happened in (a configured cluster;
+with one cluster it may be left out). With several and none named the bot asks back (400 listing
+them) rather than guess. The change is stored with that cluster; ids are unique per cluster.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -29,7 +34,7 @@ from pydantic import (
 from bot.clock import Clock, utcnow
 from bot.integrations.receiving import Outcome
 from bot.kube.kinds import kind_named
-from bot.model import KUBERNETES, Change, ChangeKind, FieldChange, ObjectRef
+from bot.model import CLUSTER_NAME, KUBERNETES, Change, ChangeKind, FieldChange, ObjectRef
 from bot.redaction import Redactor
 from bot.store.changes import ChangeStore
 
@@ -133,6 +138,14 @@ class ChangeEvent(BaseModel):
     actor: Annotated[StrictStr | None, Field(min_length=1, max_length=128)] = None
     link: Annotated[StrictStr | None, Field(min_length=1, max_length=2048)] = None
     fields: Annotated[list[FieldEvent], Field(max_length=MAX_FIELDS)] = Field(default_factory=list)
+    cluster: Annotated[StrictStr | None, Field(min_length=1, max_length=63)] = None
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: str | None) -> str | None:
+        if value is not None and not CLUSTER_NAME.fullmatch(value):
+            raise ValueError("a cluster name is a DNS label: lowercase letters, digits and '-', at most 63")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -233,10 +246,14 @@ def parse_time(text: str) -> datetime:
 
 
 class ExternalChanges:
-    """The receiver of `POST /integrations/changes` (a `bot.integrations.receiving.Receiver`)."""
+    """The receiver of `POST /integrations/changes` (a `bot.integrations.receiving.Receiver`).
 
-    def __init__(self, *, changes: ChangeStore, redactor: Redactor, clock: Clock = utcnow) -> None:
-        self.changes = changes
+    `changes`: one store per configured cluster, each scoped to its cluster (the home cluster's first)."""
+
+    def __init__(self, *, changes: Sequence[ChangeStore], redactor: Redactor, clock: Clock = utcnow) -> None:
+        if not changes or any(store.cluster is None for store in changes):
+            raise ValueError("external changes need one change store scoped to each cluster")
+        self.stores = {str(store.cluster): store for store in changes}
         self.redactor = redactor
         self.clock = clock
 
@@ -246,24 +263,42 @@ class ExternalChanges:
         try:
             event = ChangeEvent.model_validate(payload)
         except ValidationError as e:
-            found = problems(e)
-            first = found[0]
-            more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
-            return Outcome(
-                400, {"ok": False, "error": f"{first['field']}: {first['problem']}{more}", "problems": found[:20]}
-            )
+            return _refused(problems(e))
+        store = self._store(event.cluster)
+        if isinstance(store, Outcome):
+            return store
         now = self.clock()
         at = parse_time(event.at) if event.at else now
         if at > now + MAX_FUTURE:
             return Outcome.refused(f"at: {event.at} is in the future (the bot's clock says {now.isoformat()})")
-        if at < now - self.changes.retention:
-            days = self.changes.retention.days
+        if at < now - store.retention:
+            days = store.retention.days
             return Outcome.refused(f"at: {event.at} is older than the change history keeps ({days} days)")
         change = self._change(event, at)
-        stored, duplicate = self.changes.record_external(change, event_id=event.id)
+        stored, duplicate = store.record_external(change, event_id=event.id)
         if not duplicate:
-            log.info("integrations: stored external change %s from %s about %s", event.id, event.source, change.ref)
+            log.info(
+                "integrations: stored external change %s from %s about %s in %s",
+                event.id,
+                event.source,
+                change.ref,
+                store.cluster,
+            )
         return Outcome.accepted(id=event.id, duplicate=duplicate, change=stored.to_json())
+
+    def _store(self, cluster: str | None) -> ChangeStore | Outcome:
+        """The store of the cluster the event names; the only one when it names none; else a 400."""
+        names = ", ".join(self.stores)
+        if cluster is None:
+            if len(self.stores) == 1:
+                return next(iter(self.stores.values()))
+            problem = f"which cluster? this bot serves {names}: name one in `cluster`"
+            return _refused([{"field": "cluster", "problem": problem}])
+        store = self.stores.get(cluster)
+        if store is None:
+            problem = f"{cluster!r} is not a cluster this bot serves (one of: {names})"
+            return _refused([{"field": "cluster", "problem": problem}])
+        return store
 
     def _change(self, event: ChangeEvent, at: datetime) -> Change:
         """The change as stored: every free text redacted like a cluster change's values."""
@@ -281,6 +316,13 @@ class ExternalChanges:
             source=event.source,
             link=hide.text(event.link) if event.link else None,
         )
+
+
+def _refused(found: list[dict[str, str]]) -> Outcome:
+    """A 400 naming the first problem's field, with every problem (at most 20) listed."""
+    first = found[0]
+    more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
+    return Outcome(400, {"ok": False, "error": f"{first['field']}: {first['problem']}{more}", "problems": found[:20]})
 
 
 def _hidden(hide: Redactor, path: str, value: Any) -> Any:

@@ -219,7 +219,8 @@ def render_plain(details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     prefix = "Resolved: " if state == "resolved" else ""
     title = f"{MARKS.get(state, '🟠')} {prefix}Alertmanager{where}: {details['what']}"
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fit_plain(title, HEADER_TEXT)))]
-    facts = [f"*Since:* {_when(details.get('since'))}", f"*Cluster:* {escape_mrkdwn(str(details['cluster']))}"]
+    cluster = details.get("cluster_unknown") or details["cluster"]  # unknown: why (bot/alerting/external.py)
+    facts = [f"*Since:* {_when(details.get('since'))}", f"*Cluster:* {escape_mrkdwn(str(cluster))}"]
     if state == "resolved":
         duration = escape_mrkdwn(str(details.get("duration", "?")))
         facts.insert(0, f"*Resolved* at {_when(details.get('resolved_at'))} after {duration}")
@@ -229,7 +230,7 @@ def render_plain(details: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     if changes:
         text = f"*Recent changes in {escape_mrkdwn(str(ref.get('namespace')))}:*\n" + "\n".join(changes)
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_escaped(text, SECTION_TEXT))))
-    elif ref.get("namespace"):
+    elif ref.get("namespace") and not details.get("cluster_unknown"):
         blocks.append(
             ContextBlock(elements=[MarkdownTextObject(text="No recorded change in this namespace in the last 24 h.")])
         )
