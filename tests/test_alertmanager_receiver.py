@@ -215,6 +215,8 @@ def test_the_cluster_label_setting(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("alertmanager_cluster_label: null\n")
     assert load_settings({"K8SBOT_CONFIG": str(config)}).alertmanager_cluster_label is None  # one cluster: allowed
-    config.write_text("clusters: [{name: prod-us}, {name: prod-eu, kubeconfig: /k}]\nalertmanager_cluster_label: null\n")
+    config.write_text(
+        "clusters: [{name: prod-us}, {name: prod-eu, kubeconfig: /k}]\nalertmanager_cluster_label: null\n"
+    )
     with pytest.raises(ConfigError, match="alertmanager_cluster_label: null works with one cluster only"):
         load_settings({"K8SBOT_CONFIG": str(config)})

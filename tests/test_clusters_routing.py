@@ -7,7 +7,6 @@ behaviour against real control planes is in tests/test_multi_cluster.py).
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,27 +18,9 @@ from bot.errors import ClusterUnavailable, ConfigError, UsageError
 from bot.model import Answer, Button
 from bot.settings import Settings, load_settings
 from k8sbot.wiring import Core, build_core
+from tests.wiring_helpers import unanswered_kubeconfig
 
 VERBS = VerbRegistry.discover()
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _kubeconfig(path: Path, name: str) -> str:
-    path.write_text(
-        f"""apiVersion: v1
-kind: Config
-clusters: [{{name: {name}, cluster: {{server: "http://127.0.0.1:{_closed_port()}"}}}}]
-users: [{{name: u, user: {{token: t}}}}]
-contexts: [{{name: {name}, context: {{cluster: {name}, user: u}}}}]
-current-context: {name}
-"""
-    )
-    return str(path)
 
 
 @pytest.fixture
@@ -47,8 +28,8 @@ def core(tmp_path: Path) -> Core:
     settings = Settings(
         db=str(tmp_path / "bot.db"),
         clusters=[
-            {"name": "prod-eu", "kubeconfig": _kubeconfig(tmp_path / "eu.yaml", "eu")},
-            {"name": "prod-us", "kubeconfig": _kubeconfig(tmp_path / "us.yaml", "us")},
+            {"name": "prod-eu", "kubeconfig": unanswered_kubeconfig(tmp_path / "eu.yaml", "eu")},
+            {"name": "prod-us", "kubeconfig": unanswered_kubeconfig(tmp_path / "us.yaml", "us")},
         ],
         channel_clusters={"C0EU": "prod-eu"},
     )

@@ -9,7 +9,6 @@ emulator. None needs a cluster: the kubeconfigs point at a closed port and nothi
 from __future__ import annotations
 
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from bot.store.events import EventStore, WarningEvent
 from k8sbot.wiring import build_background, build_core, digest_teams
 from slack_emulator import SlackEmulator, validate_blocks
 from tests.slack_harness import OPS, SHOP, bot_settings
-from tests.wiring_helpers import VERBS
+from tests.wiring_helpers import VERBS, unanswered_kubeconfig
 
 TZ = "Europe/Berlin"
 MONDAY_0900 = datetime(2026, 5, 4, 7, 0, tzinfo=UTC)  # 09:00 CEST
@@ -257,22 +256,6 @@ defaults: {{role: null}}
 """
 
 
-def closed_kubeconfig(path: Path, name: str) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    path.write_text(
-        f"""apiVersion: v1
-kind: Config
-clusters: [{{name: {name}, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
-users: [{{name: u, user: {{token: t}}}}]
-contexts: [{{name: {name}, context: {{cluster: {name}, user: u}}}}]
-current-context: {name}
-"""
-    )
-    return str(path)
-
-
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -289,8 +272,8 @@ def test_one_message_per_team_channel_with_each_clusters_section(slack: SlackEmu
         db=str(tmp_path / "bot.db"),
         permissions=str(policy),
         clusters=[
-            {"name": EU, "kubeconfig": closed_kubeconfig(tmp_path / "eu.yaml", "eu")},
-            {"name": US, "kubeconfig": closed_kubeconfig(tmp_path / "us.yaml", "us")},
+            {"name": EU, "kubeconfig": unanswered_kubeconfig(tmp_path / "eu.yaml", "eu")},
+            {"name": US, "kubeconfig": unanswered_kubeconfig(tmp_path / "us.yaml", "us")},
         ],
         digest_cron="0 9 * * mon-fri",
         timezone=TZ,

@@ -9,9 +9,7 @@ configured clusters; neither reaches a cluster or pings anyone.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from k8sbot.running import BotRunner
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, OPS, running_bot, seeded_emulator, wait_answer
+from tests.wiring_helpers import unanswered_kubeconfig
 
 pytestmark = pytest.mark.hostile
 
@@ -35,22 +34,6 @@ defaults: {role: null}
 """
 
 
-def _kubeconfig(path: Path) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    path.write_text(
-        f"""apiVersion: v1
-kind: Config
-clusters: [{{name: c, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
-users: [{{name: u, user: {{token: t}}}}]
-contexts: [{{name: c, context: {{cluster: c, user: u}}}}]
-current-context: c
-"""
-    )
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SlackEmulator, BotRunner]]:
     tmp = tmp_path_factory.mktemp("hostile-clusters")
@@ -62,8 +45,8 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SlackEmulato
             mode="http",
             db=str(tmp / "bot.db"),
             clusters=[
-                {"name": "prod-eu", "kubeconfig": _kubeconfig(tmp / "eu.yaml")},
-                {"name": "prod-us", "kubeconfig": _kubeconfig(tmp / "us.yaml")},
+                {"name": "prod-eu", "kubeconfig": unanswered_kubeconfig(tmp / "eu.yaml")},
+                {"name": "prod-us", "kubeconfig": unanswered_kubeconfig(tmp / "us.yaml")},
             ],
             permissions=str(tmp / "permissions.yaml"),
         ) as runner:

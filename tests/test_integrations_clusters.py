@@ -11,7 +11,6 @@ reads a cluster: the receivers write the store, and `changes` reads it).
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,35 +31,17 @@ from bot.store.inbox import AlertInbox
 from k8sbot.running import BotRunner
 from slack_emulator import SlackEmulator
 from tests.slack_harness import running_bot
-from tests.wiring_helpers import command_services
+from tests.wiring_helpers import command_services, unanswered_kubeconfig
 
 CLUSTERS = ("prod-us", "prod-eu")
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def kubeconfig(path: Path, name: str) -> str:
-    """A kubeconfig of a cluster nobody answers for (a closed port on 127.0.0.1)."""
-    path.write_text(
-        f"""apiVersion: v1
-kind: Config
-clusters: [{{name: {name}, cluster: {{server: "http://127.0.0.1:{_closed_port()}"}}}}]
-users: [{{name: u, user: {{token: t}}}}]
-contexts: [{{name: {name}, context: {{cluster: {name}, user: u}}}}]
-current-context: {name}
-"""
-    )
-    return str(path)
 
 
 @pytest.fixture
 def bot(slack: SlackEmulator, tmp_path: Path) -> Iterator[BotRunner]:
     """The bot with two clusters configured, prod-us first (home), and the integrations served."""
-    configs = [{"name": name, "kubeconfig": kubeconfig(tmp_path / f"{name}.yaml", name)} for name in CLUSTERS]
+    configs = [
+        {"name": name, "kubeconfig": unanswered_kubeconfig(tmp_path / f"{name}.yaml", name)} for name in CLUSTERS
+    ]
     with running_bot(
         slack,
         mode="http",

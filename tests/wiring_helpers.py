@@ -3,6 +3,9 @@ production verb and analyzer registries (each test may pass its own), no global 
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 from bot.clock import Clock, utcnow
 from bot.commands.context import CommandServices, Placement
 from bot.commands.registry import VerbRegistry
@@ -43,3 +46,21 @@ def command_services(
         placement=placement or Placement(),
         clock=clock,
     )
+
+
+def unanswered_kubeconfig(path: Path, name: str = "c") -> str:
+    """A kubeconfig of a cluster nobody answers for (a closed port on 127.0.0.1), written to `path`:
+    what a several-cluster bot is built with when a test needs its wiring, not a cluster."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters: [{{name: {name}, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: {name}, context: {{cluster: {name}, user: u}}}}]
+current-context: {name}
+"""
+    )
+    return str(path)
