@@ -20,13 +20,13 @@ import pytest
 from alertmanager_payloads import alert, webhook
 from kube_helpers import bind_role, patch, pods, wait_for, wait_rolled_out
 from scenarios import break_image, deploy_checkout
-from test_integrations_clusters import kubeconfig
 
 from bot.alerting.external import ClusterLabel
 from bot.kube.client import KubeClient
 from k8sbot.running import BotRunner
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, OPS, SHOP, running_bot
+from tests.wiring_helpers import unanswered_kubeconfig
 
 TOKEN = "am-test-token-0123456789abcdef"
 POLICY = """
@@ -228,7 +228,7 @@ def test_with_two_clusters_an_alert_goes_where_its_cluster_label_says_and_none_i
     never posted from prod-us; those without the label or naming no configured cluster are posted plainly
     to the default channel saying the cluster is unknown, matched to no workload."""
     deploy_checkout(kube, namespace)
-    eu = kubeconfig(tmp_path / "eu.yaml", "prod-eu")
+    eu = unanswered_kubeconfig(tmp_path / "eu.yaml", "prod-eu")
     clusters = [{"name": "prod-us", "kubeconfig": cluster.kubeconfig}, {"name": "prod-eu", "kubeconfig": eu}]
     with bot_with_integrations(slack, kube, namespace, cluster, tmp_path, clusters=clusters) as runner:
         about = {"namespace": namespace, "deployment": "checkout", "severity": "warning"}

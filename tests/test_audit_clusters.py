@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_digest_clusters import closed_kubeconfig
 
 from bot.errors import UsageError
 from bot.model import Command, Decision, Subject
@@ -23,6 +22,7 @@ from k8sbot.cli_permissions import add_parsers
 from k8sbot.wiring import Core, build_core
 from slack_emulator import SlackEmulator
 from tests.slack_harness import ALICE, bot_settings
+from tests.wiring_helpers import unanswered_kubeconfig
 
 EU, US = "prod-eu", "prod-us"
 BOB = Subject("U0BOB", frozenset(), "slack:U0BOB", ())
@@ -40,8 +40,8 @@ class Clock:
 
 def two_clusters(tmp_path: Path) -> list[dict[str, str]]:
     return [
-        {"name": EU, "kubeconfig": closed_kubeconfig(tmp_path / "eu.yaml", "eu")},
-        {"name": US, "kubeconfig": closed_kubeconfig(tmp_path / "us.yaml", "us")},
+        {"name": EU, "kubeconfig": unanswered_kubeconfig(tmp_path / "eu.yaml", "eu")},
+        {"name": US, "kubeconfig": unanswered_kubeconfig(tmp_path / "us.yaml", "us")},
     ]
 
 
@@ -143,7 +143,7 @@ def test_k8sbot_audit_cluster_keeps_one_clusters_rows(core: Core, capsys: pytest
 
 def test_with_one_cluster_k8sbot_audit_lines_are_as_before(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     core = build_core(
-        Settings(db=str(tmp_path / "bot.db"), kubeconfig=closed_kubeconfig(tmp_path / "k.yaml", "k")),
+        Settings(db=str(tmp_path / "bot.db"), kubeconfig=unanswered_kubeconfig(tmp_path / "k.yaml", "k")),
         permissions=False,
         clock=Clock(),
     )
