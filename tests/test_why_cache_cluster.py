@@ -64,7 +64,9 @@ def run_verb(services: CommandServices, text: str) -> tuple[dict[str, Any], int]
 
 
 def without_source(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k != "source"}
+    """The answer without where it came from: its source, and the cluster the command path adds (a
+    verb run by itself, as `run_verb` does, has no cluster of its own to name)."""
+    return {k: v for k, v in data.items() if k not in ("source", "cluster")}
 
 
 def cache_and_snapshot(services: CommandServices, text: str) -> tuple[dict[str, Any], dict[str, Any], int]:
@@ -106,6 +108,7 @@ def test_why_through_slack_from_the_cache_and_ask_json_from_the_api(
     breakage = BREAKERS["bad_image"](kube, app)
     asked = ask_json(cluster.kubeconfig, f"why checkout -n {namespace}", tmp_path)
     assert asked["source"] == {"from": "api", "note": None, "cache_behind": False}
+    assert asked["cluster"] == "k8sbot-dev"  # every JSON answer names its cluster
     with cached_bot(slack, kube, namespace, tmp_path) as runner:
         assert runner.core is not None
         bot_kube = runner.core.kube
