@@ -1,14 +1,13 @@
 """Whether a cluster's API server answers: the last check, and since when it has not.
 
-The running bot asks every cluster's API server in the background (`/readyz`'s check); the result is
-kept here, per cluster, so `/readyz` can list each cluster and a command for a cluster that is away is
-answered at once ("prod-eu is unreachable since 10:42 UTC") instead of waiting out a timeout.
+The running bot asks every cluster's API server in the background (`/readyz`'s check, which keeps its
+own figures for `/readyz`); each result is also told here, per cluster, so a command for a cluster that
+is away is answered at once ("prod-eu is unreachable since 10:42 UTC") instead of waiting out a timeout.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,35 +21,23 @@ class Checked:
 
     reachable: bool | None
     """None: not checked yet."""
-    checked_seconds_ago: float | None
     unreachable_since: datetime | None
     error: str | None
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "reachable": self.reachable,
-            "checked_seconds_ago": None if self.checked_seconds_ago is None else round(self.checked_seconds_ago, 1),
-            "unreachable_since": self.unreachable_since.isoformat() if self.unreachable_since else None,
-            "error": self.error,
-        }
 
 
 class Reachability:
     """The checks' results for one cluster (written by the checker thread, read by commands)."""
 
-    def __init__(self, name: str, *, clock: Clock = utcnow, stale_after: float = 30.0) -> None:
+    def __init__(self, name: str, *, clock: Clock = utcnow) -> None:
         self.name = name
-        self.stale_after = stale_after
         self._clock = clock
         self._lock = threading.Lock()
         self._reachable: bool | None = None
-        self._checked_at: float | None = None
         self._since: datetime | None = None
         self._error: str | None = None
 
     def record(self, reachable: bool, error: str | None = None) -> None:
         with self._lock:
-            self._checked_at = time.monotonic()
             if reachable:
                 self._since, self._error = None, None
             else:
@@ -60,17 +47,7 @@ class Reachability:
 
     def state(self) -> Checked:
         with self._lock:
-            ago = None if self._checked_at is None else time.monotonic() - self._checked_at
-            return Checked(self._reachable, ago, self._since, self._error)
-
-    def is_reachable(self) -> bool:
-        """The last check succeeded, and recently (`stale_after` seconds)."""
-        state = self.state()
-        return (
-            bool(state.reachable)
-            and state.checked_seconds_ago is not None
-            and (state.checked_seconds_ago < self.stale_after)
-        )
+            return Checked(self._reachable, self._since, self._error)
 
     def why_not(self) -> str | None:
         """ "unreachable since 10:42 UTC (connection refused)" while the last check failed, else None
