@@ -104,13 +104,22 @@ def start_background(background: Background, stop: threading.Event) -> Started:
         watchers.append(thread)
     sender = threading.Thread(target=background.sender.run, args=(stop,), name="alert-sender", daemon=True)
     sender.start()
-    scheduler = start_scheduler(background.digest, prune=lambda: _prune(background))
+    scheduler = start_scheduler(background.digest, prune=lambda: prune_history(background))
     return Started(watchers=watchers, scheduler=scheduler, sender=sender)
 
 
-def _prune(background: Background) -> None:
+def prune_history(background: Background) -> None:
+    """The scheduled chore: every cluster's changes, warning events and Alertmanager inbox past
+    retention (the button store prunes itself when it saves)."""
     for work in background.clusters:
-        work.tracker.prune()
+        work.tracker.prune()  # logs its own failures
+        try:
+            gone = work.alerting.prune()
+        except Exception:  # a chore: tried again at the next run
+            log.exception("pruning the Alertmanager inbox of cluster %s failed", work.name)
+            continue
+        if gone:
+            log.info("pruned %d Alertmanager alerts of cluster %s past retention", gone, work.name)
 
 
 def stop_background(background: Background, started: Started, *, deadline: float) -> None:

@@ -184,6 +184,11 @@ class AlertEngine:
         when the sender is shared (its owner flushes it)."""
         return self.sender.flush(timeout) if self.owns_sender else 0
 
+    def prune(self) -> int:
+        """Forget Alertmanager's alerts taken in (and their links) past retention: a chore of the
+        scheduler's (failures are the caller's to log)."""
+        return self.inbox.prune() if self.inbox is not None else 0
+
     def _seed(self) -> None:
         """List the owner kinds once: the change tracker may resume its watches from a checkpoint
         (no listing), and the engine must still know the workloads that exist."""
