@@ -13,11 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
-import threading
 import time
 import urllib.request
 import uuid
@@ -27,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from kube_helpers import REPO
+from logged_process import LoggedProcess
 
 IMAGE = os.environ.get("K8SBOT_IMAGE", "localhost/k8sbot:dev")
 PODMAN_FLAGS = os.environ.get("K8SBOT_PODMAN_FLAGS", "--cgroup-manager=cgroupfs --runtime runc").split()
@@ -97,9 +96,12 @@ def owned_by_image_user(path: Path, mode: int) -> None:
         path.chmod(0o777 if path.is_dir() else 0o644)
 
 
-class BotContainer:
+class BotContainer(LoggedProcess):
     """`k8sbot run --http` in the image; `env` as tests/test_shutdown.py's `bot_env` (host paths of the
     database, config and kubeconfig are replaced by mounts). Its stderr lines are collected."""
+
+    what = "the bot in the container"
+    start_timeout = 90.0  # podman starts the container first
 
     def __init__(self, image: str, env: dict[str, str], workdir: Path, *, name: str | None = None) -> None:
         self.name = name or f"k8sbot-test-{uuid.uuid4().hex[:8]}"
@@ -124,7 +126,7 @@ class BotContainer:
         env["K8SBOT_CONFIG"] = "/etc/k8sbot/config.yaml"
         for key in ("PATH", "HOME", "PYTHONPATH"):
             env.pop(key, None)
-        self.command = [
+        command = [
             "podman",
             *PODMAN_FLAGS,
             "run",
@@ -150,33 +152,7 @@ class BotContainer:
             "run",
             "--http",
         ]
-        self.lines: list[str] = []
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_podman_env()
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_url(self, timeout: float = 90) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                found = re.search(r"serving .* on (http://\S+)", line)
-                if found:
-                    return found.group(1)
-            assert self.process.poll() is None, f"the container exited {self.process.returncode}:\n{self.log}"
-            time.sleep(0.1)
-        raise AssertionError(f"the bot in the container did not serve within {timeout:g}s:\n{self.log}")
+        super().__init__(command, env=_podman_env())
 
     def wait_ready(self, url: str, timeout: float = 60) -> float:
         """Seconds from `podman run` until /readyz answered 200."""

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from logged_process import LoggedProcess
 from scenarios import break_image, deploy_checkout
 
 from bot.kube.client import KubeClient
@@ -44,41 +43,13 @@ defaults: {{role: null}}
 """
 
 
-class BotProcess:
+class BotProcess(LoggedProcess):
     """`python -m k8sbot run` (`--http` in HTTP mode) with `env`; its log lines are collected as they come."""
 
     def __init__(self, env: dict[str, str], cwd: Path, *, mode: str = "http") -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "k8sbot", "run", *(["--http"] if mode == "http" else [])],
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        super().__init__(
+            [sys.executable, "-m", "k8sbot", "run", *(["--http"] if mode == "http" else [])], env=env, cwd=cwd
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_url(self, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                found = re.search(r"serving .* on (http://\S+)", line)
-                if found:
-                    return found.group(1)
-            assert self.process.poll() is None, f"the bot exited {self.process.returncode}:\n{self.log}"
-            time.sleep(0.1)
-        raise AssertionError(f"the bot did not start serving within {timeout:g}s:\n{self.log}")
 
     def ready(self, url: str) -> bool:
         try:
