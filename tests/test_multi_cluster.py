@@ -267,6 +267,10 @@ def test_a_stopped_cluster_degrades_only_itself_and_recovers(
         back = _ask(slack, f"why checkout -n {namespace} --cluster staging")
         assert "unreachable" not in _text(back) and "cluster `staging`" in _text(back)
         assert not [a for a in answers_after(slack, 0) if "Traceback" in _text(a)]
+    # Started again, staging runs new work too (its controllers, scheduler and kwok took over again):
+    # the tests after this one use it.
+    deploy_checkout(second_kube, namespace, name="after-restart", replicas=1, wait=False)
+    wait_rolled_out(second_kube, namespace, "after-restart", timeout=180)
 
 
 def test_a_single_cluster_database_is_read_by_the_two_cluster_bot_under_its_old_name(
