@@ -22,7 +22,9 @@ def test_the_alert_thread_gets_the_timeline_with_the_culprit(bot: Bot, kube: Kub
     bot.start()
     broken = break_image(kube, app)
     (alert,) = wait_for(lambda: bot.alerts() or None, 60, "an alert in the team channel")
-    [upload] = wait_for(lambda: bot.emu.files() or None, 60, "the timeline picture in the alert's thread")
+    [upload] = wait_for(
+        lambda: [f for f in bot.emu.files() if f.channels] or None, 60, "the timeline picture shared in the thread"
+    )  # shared a moment after its bytes arrive (files.completeUploadExternal)
     assert upload.thread_ts == alert["ts"] and upload.channels == [CHANNEL]
     assert upload.filename.startswith(f"timeline-{namespace}-checkout-") and upload.filename.endswith(".png")
     assert Image.open(io.BytesIO(upload.content or b"")).size == (WIDTH, HEIGHT)
