@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from kube_helpers import Cluster, bind_role, get, wait_rolled_out
-from scenarios import break_image, deploy_checkout
+from scenarios import App, break_image, deploy_checkout
 
 from bot.kube.client import KubeClient
 from bot.model import Change
@@ -121,6 +121,14 @@ def _readyz(runner: BotRunner) -> tuple[int, dict[str, Any]]:
         return e.code, json.loads(e.read())
 
 
+def _checkout_in_both(prod: KubeClient, staging: KubeClient, namespace: str) -> App:
+    """The same healthy checkout in both clusters, editable by the team's identity; prod's app."""
+    for client in (prod, staging):
+        bind_role(client, namespace, "edit", group="team-mc-edit")
+    deploy_checkout(staging, namespace)
+    return deploy_checkout(prod, namespace)
+
+
 def test_why_routes_by_flag_and_channel_and_the_alerts_rollback_acts_on_its_cluster_only(
     kube: KubeClient,
     second_kube: KubeClient,
@@ -131,10 +139,7 @@ def test_why_routes_by_flag_and_channel_and_the_alerts_rollback_acts_on_its_clus
     slack: SlackEmulator,
     tmp_path: Path,
 ) -> None:
-    for client in (kube, second_kube):
-        bind_role(client, namespace, "edit", group="team-mc-edit")
-    prod_app = deploy_checkout(kube, namespace)
-    deploy_checkout(second_kube, second_namespace)
+    prod_app = _checkout_in_both(kube, second_kube, namespace)
     staging_generation = _generation(second_kube, namespace)
     with _two_cluster_bot(
         slack, tmp_path, namespace, cluster, second_cluster, alert_settle_seconds=1.0, alert_resolve_seconds=2.0
@@ -268,10 +273,7 @@ def test_a_stopped_cluster_degrades_only_itself_and_recovers(
 ) -> None:
     if not second_cluster.local:
         pytest.skip("stopping the second cluster needs the local one (scripts/local-cluster stop)")
-    for client in (kube, second_kube):
-        bind_role(client, namespace, "edit", group="team-mc-edit")
-    prod_app = deploy_checkout(kube, namespace)
-    deploy_checkout(second_kube, second_namespace)
+    prod_app = _checkout_in_both(kube, second_kube, namespace)
     with _two_cluster_bot(
         slack, tmp_path, namespace, cluster, second_cluster, alert_settle_seconds=1.0, alert_resolve_seconds=2.0
     ) as runner:
